@@ -1,0 +1,156 @@
+"""The artifact directory (*.ncx): written atomically, read only after its hashes check.
+
+manifest.json  format_version, version, target, source_sha256, options, files {name: sha256}
+graph.json     the IR (nodes, edges, meta) and the target it was built for
+params.npz     every array, saved without pickle, byte-deterministic
+placement.json cores, totals, lower_bound_cores, host_ops
+report.json    summary figures
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .errors import NeurocompileError
+from .ir.graph import Network
+from .ir.serialize import FORMAT_VERSION, from_document, to_document
+from .targets import Target
+
+FILES = ("graph.json", "params.npz", "placement.json", "report.json")
+
+
+@dataclass
+class Artifact:
+    path: Path
+    net: Network
+    target: Target
+    manifest: dict[str, Any]
+    placement: dict[str, Any]
+    report: dict[str, Any]
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def json_bytes(doc: Any) -> bytes:
+    try:
+        return (json.dumps(doc, sort_keys=True, indent=1, allow_nan=False) + "\n").encode()
+    except ValueError as e:
+        raise NeurocompileError(f"artifact would hold a non-finite number: {e}") from None
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An .npz that np.load reads, with fixed timestamps and order so equal arrays give equal bytes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for key in sorted(arrays):
+            arr = np.ascontiguousarray(arrays[key])
+            if arr.dtype == object:
+                raise NeurocompileError(f"array '{key}' has dtype object, which cannot be saved without pickle")
+            body = io.BytesIO()
+            np.lib.format.write_array(body, arr, allow_pickle=False)
+            info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, body.getvalue())
+    return buf.getvalue()
+
+
+def write_artifact(path: str | Path, net: Network, target: Target, placement: dict, report: dict, source_sha256: str, options: dict) -> Path:
+    """Writes into a temporary sibling directory, then renames it into place: a reader never
+    sees a half-written artifact, and a failure leaves the previous one untouched."""
+    path = Path(path)
+    doc, arrays = to_document(net)
+    doc["target"] = target.to_json()
+    contents = {
+        "graph.json": json_bytes(doc),
+        "params.npz": npz_bytes(arrays),
+        "placement.json": json_bytes(placement),
+        "report.json": json_bytes(report),
+    }
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "version": __version__,
+        "target": target.name,
+        "source_sha256": source_sha256,
+        "options": options,
+        "files": {name: sha256_bytes(data) for name, data in contents.items()},
+    }
+    contents["manifest.json"] = json_bytes(manifest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; an artifact is an ordinary directory
+    try:
+        for name, data in contents.items():
+            (tmp / name).write_bytes(data)
+        if path.exists():
+            if not path.is_dir() or not (path / "manifest.json").is_file():
+                raise NeurocompileError(f"{path} exists and is not an artifact; refusing to replace it")
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.rename(path, old / "a")
+            os.rename(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _read_json(path: Path, name: str) -> Any:
+    try:
+        return json.loads((path / name).read_text())
+    except (OSError, ValueError) as e:
+        raise NeurocompileError(f"artifact {path}: cannot read {name} ({e})") from None
+
+
+def load_artifact(path: str | Path) -> Artifact:
+    path = Path(path)
+    if not path.is_dir():
+        raise NeurocompileError(f"artifact {path} does not exist (build one with `neurocompile build MODEL.onnx`)")
+    if not (path / "manifest.json").is_file():
+        raise NeurocompileError(f"{path} is not an artifact: it has no manifest.json")
+    manifest = _read_json(path, "manifest.json")
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        raise NeurocompileError(f"artifact {path}: unsupported format_version {manifest.get('format_version') if isinstance(manifest, dict) else None}")
+    files = manifest.get("files", {})
+    for name in FILES:
+        if name not in files:
+            raise NeurocompileError(f"artifact {path}: manifest lists no sha256 for {name}")
+        if not (path / name).is_file():
+            raise NeurocompileError(f"artifact {path}: {name} is missing")
+        got = sha256_file(path / name)
+        if got != files[name]:
+            raise NeurocompileError(f"artifact {path}: {name} has sha256 {got[:12]}..., the manifest says {files[name][:12]}... (tampered or corrupt; rebuild it)")
+    doc = _read_json(path, "graph.json")
+    try:
+        with np.load(path / "params.npz", allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:
+        raise NeurocompileError(f"artifact {path}: params.npz does not load without pickle ({e})") from None
+    net = from_document(doc, arrays)
+    target = Target.from_json(doc["target"])
+    return Artifact(path, net, target, manifest, _read_json(path, "placement.json"), _read_json(path, "report.json"))

@@ -1,0 +1,209 @@
+"""Lava processes for the populations of a compiled network, with fixed_pt and floating_pt
+models. Synapse blocks use Lava's own Dense and Sparse processes (see runner.py).
+
+The fixed_pt models implement docs/semantics.md independently of the simulator: per step each
+process receives what its synapses sent (the previous step's spikes, weighted), updates, sends.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.process.variable import Var
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+from ...rng import rate_spikes
+
+
+class IFNeurons(AbstractProcess):
+    """Integrate-and-fire neurons, reset by subtraction: v += a_in + bias (saturating to
+    +-vmax); spike when v >= threshold; v -= threshold on a spike."""
+
+    def __init__(self, *, n: int, threshold, v_init, bias, vmax, record_steps: int = 0, name: str | None = None):
+        super().__init__(name=name)
+        self.a_in = InPort(shape=(n,))
+        self.s_out = OutPort(shape=(n,))
+        self.v = Var(shape=(n,), init=v_init)
+        self.bias = Var(shape=(n,), init=bias)  # bias_mant << bias_exp, precomputed
+        self.threshold = Var(shape=(1,), init=threshold)
+        self.vmax = Var(shape=(1,), init=vmax)
+        self.count = Var(shape=(n,), init=0)
+        # One row per recorded step: the per-step spike raster used to locate divergences.
+        self.raster = Var(shape=(max(record_steps, 1), n), init=0)
+        self.record_steps = Var(shape=(1,), init=record_steps)
+        self.t = Var(shape=(1,), init=0)
+
+
+class _IFModel(PyLoihiProcessModel):
+    def run_spk(self):
+        a = self.a_in.recv()
+        v = self.integrate(self.v + a + self.bias)
+        spikes = v >= self.threshold[0]
+        self.v[:] = v - spikes * self.threshold[0]
+        self.count[:] += spikes
+        t = int(self.t[0])
+        if t < self.record_steps[0]:
+            self.raster[t] = spikes
+        self.t[0] = t + 1
+        self.s_out.send(spikes.astype(self.s_out_dtype))
+
+
+@implements(proc=IFNeurons, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyIFNeuronsFixed(_IFModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=32)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
+    v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    threshold: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    vmax: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    count: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    raster: np.ndarray = LavaPyType(np.ndarray, np.int8, precision=1)
+    record_steps: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    t: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    s_out_dtype = np.int32
+
+    def integrate(self, v):
+        # The membrane is 24-bit signed and saturates instead of wrapping.
+        return np.clip(v.astype(np.int64), -self.vmax[0], self.vmax[0])
+
+
+@implements(proc=IFNeurons, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyIFNeuronsFloat(_IFModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    v: np.ndarray = LavaPyType(np.ndarray, float)
+    bias: np.ndarray = LavaPyType(np.ndarray, float)
+    threshold: np.ndarray = LavaPyType(np.ndarray, float)
+    vmax: np.ndarray = LavaPyType(np.ndarray, float)
+    count: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    raster: np.ndarray = LavaPyType(np.ndarray, np.int8)
+    record_steps: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    t: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    s_out_dtype = float
+
+    def integrate(self, v):
+        return v
+
+
+class Readout(AbstractProcess):
+    """Accumulates its input plus bias every step; never spikes."""
+
+    def __init__(self, *, n: int, bias, name: str | None = None):
+        super().__init__(name=name)
+        self.a_in = InPort(shape=(n,))
+        self.bias = Var(shape=(n,), init=bias)
+        self.acc = Var(shape=(n,), init=0)
+
+
+@implements(proc=Readout, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyReadoutFixed(PyLoihiProcessModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=32)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    acc: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+
+    def run_spk(self):
+        self.acc[:] += self.a_in.recv().astype(np.int64) + self.bias
+
+
+@implements(proc=Readout, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyReadoutFloat(PyLoihiProcessModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    bias: np.ndarray = LavaPyType(np.ndarray, float)
+    acc: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def run_spk(self):
+        self.acc[:] += self.a_in.recv() + self.bias
+
+
+class GradedInput(AbstractProcess):
+    """Sends the same graded payload every step (direct current encoding)."""
+
+    def __init__(self, *, n: int, payload, name: str | None = None):
+        super().__init__(name=name)
+        self.s_out = OutPort(shape=(n,))
+        self.payload = Var(shape=(n,), init=payload)
+
+
+@implements(proc=GradedInput, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyGradedInputFixed(PyLoihiProcessModel):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    payload: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+
+    def run_spk(self):
+        self.s_out.send(self.payload)
+
+
+@implements(proc=GradedInput, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyGradedInputFloat(PyLoihiProcessModel):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    payload: np.ndarray = LavaPyType(np.ndarray, float)
+
+    def run_spk(self):
+        self.s_out.send(self.payload)
+
+
+class RateInput(AbstractProcess):
+    """Bernoulli spikes with a per-element probability (out of 2^16), drawn from the
+    counter-based hash of (seed, stream, step, element)."""
+
+    def __init__(self, *, n: int, prob, seed: int, stream: int, name: str | None = None):
+        super().__init__(name=name)
+        self.s_out = OutPort(shape=(n,))
+        self.prob = Var(shape=(n,), init=prob)
+        self.seed = Var(shape=(1,), init=seed)
+        self.stream = Var(shape=(1,), init=stream)
+        self.count = Var(shape=(n,), init=0)
+        self.t = Var(shape=(1,), init=0)
+
+
+class _RateModel(PyLoihiProcessModel):
+    def run_spk(self):
+        t = int(self.t[0])
+        spikes = rate_spikes(int(self.seed[0]), int(self.stream[0]), t, self.prob.astype(np.int64))
+        self.count[:] += spikes
+        self.t[0] = t + 1
+        self.s_out.send(spikes.astype(self.s_out_dtype))
+
+
+@implements(proc=RateInput, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyRateInputFixed(_RateModel):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
+    prob: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=17)
+    seed: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    stream: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    count: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    t: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    s_out_dtype = np.int32
+
+
+@implements(proc=RateInput, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyRateInputFloat(_RateModel):
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    prob: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    seed: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    stream: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    count: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    t: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    s_out_dtype = float

@@ -1,0 +1,198 @@
+"""Emit a compiled network as Lava processes and run it, one sample after another.
+
+Populations become the processes of processes.py; every synapse block becomes one of Lava's own
+Dense or Sparse connection processes holding the block's integer matrix, so Lava's arithmetic,
+not ours, computes the synaptic currents. Lava's fixed-point connections keep 8 weight bits in
+the sign-magnitude form of Loihi (the lowest bit of a mixed-sign weight is dropped), so a
+mantissa m is sent as 2m with the block's shift lowered by one: (sum 2m*s) >> 1 = sum m*s.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from ...errors import NeurocompileError
+from ...ir.connectivity import block_matrix, source_fanout
+from ...ir.graph import Network
+from ...ir.nodes import IFPopulation, InputPopulation, SynapseBlock
+from ...rng import stream_id
+from ..result import RunResult
+from ..sim import encode_input
+
+DENSE_MAX_ENTRIES = 1 << 20  # larger (or sparser) blocks go to Lava's Sparse process
+DENSE_MIN_DENSITY = 0.25
+LAVA_WEIGHT_MAX = 255  # Lava clips 8-bit sign-magnitude weights to [-256, 255]
+
+
+def hardware_available() -> bool:
+    """True when Lava's Loihi extension (lava-loihi, Intel's proprietary package) is present."""
+    try:
+        from lava.utils.loihi import is_installed
+    except ImportError:
+        return False
+    return bool(is_installed())
+
+
+def _connection(net: Network, block: SynapseBlock, precision: str):
+    from lava.proc.dense.process import Dense
+    from lava.proc.sparse.process import Sparse
+
+    src, dst = net.source_of(block), net.target_of(block)
+    graded = 24 if src.graded else 0
+    if precision == "float":
+        real = block_matrix(block, src.size) * (src.value_per_unit() * dst.scale)
+        weights, exp = real, 0
+    else:
+        if 2 * block.acc_bound >= 2**31:
+            raise NeurocompileError(f"synapse block '{block.name}': accumulator bound {block.acc_bound} overflows Lava's 32-bit connection arithmetic")
+        weights = block_matrix(block, src.size, block.w_mant.astype(np.float64)) * 2
+        if weights.nnz and np.abs(weights.data).max() > LAVA_WEIGHT_MAX:
+            raise NeurocompileError(f"synapse block '{block.name}': summed weights exceed Lava's 8-bit range")
+        weights.data = np.rint(weights.data)
+        weights = weights.astype(np.int32)
+        exp = block.w_shift - 1
+    entries = weights.shape[0] * weights.shape[1]
+    if entries <= DENSE_MAX_ENTRIES and weights.nnz >= DENSE_MIN_DENSITY * entries:
+        return Dense(weights=weights.toarray(), weight_exp=exp, num_message_bits=graded, name=block.name)
+    return Sparse(weights=sp.csr_matrix(weights), weight_exp=exp, num_message_bits=graded, name=block.name)
+
+
+def _assign(var, value: np.ndarray, running: bool) -> None:
+    """Lava accepts Var.set only once a runtime exists; before that the value is the init."""
+    if running:
+        var.set(value)
+    else:
+        var.init = value
+
+
+class LavaNetwork:
+    """The processes of one network, reusable across samples (state is reset between them)."""
+
+    def __init__(self, net: Network, steps: int, seed: int, precision: str, record: bool, payload_bits: int, membrane_bits: int):
+        from .processes import GradedInput, IFNeurons, RateInput, Readout
+
+        if precision not in ("fixed", "float"):
+            raise NeurocompileError(f"precision '{precision}' is not 'fixed' or 'float'")
+        self.net, self.steps, self.seed, self.precision = net, steps, seed, precision
+        self.payload_bits = payload_bits
+        self.vmax = 2 ** (membrane_bits - 1) - 1
+        self.procs: dict[str, object] = {}
+        self.conns: dict[str, object] = {}
+        for pop in net.populations():
+            n = pop.size
+            if isinstance(pop, InputPopulation):
+                if pop.graded:
+                    self.procs[pop.name] = GradedInput(n=n, payload=np.zeros(n), name=pop.name)
+                else:
+                    self.procs[pop.name] = RateInput(n=n, prob=np.zeros(n), seed=seed, stream=stream_id(pop.name), name=pop.name)
+            elif isinstance(pop, IFPopulation):
+                self.procs[pop.name] = IFNeurons(
+                    n=n, threshold=self._membrane(pop, pop.threshold_int), v_init=np.full(n, self._membrane(pop, pop.v_init_int)),
+                    bias=self._bias(pop), vmax=self.vmax, record_steps=steps if record else 0, name=pop.name,
+                )
+            else:
+                self.procs[pop.name] = Readout(n=n, bias=self._bias(pop), name=pop.name)
+        for block in net.synapses():
+            conn = _connection(net, block, precision)
+            self.procs[net.source_of(block).name].s_out.connect(conn.s_in)
+            conn.a_out.connect(self.procs[net.target_of(block).name].a_in)
+            self.conns[block.name] = conn
+        self.fanout = {b.name: source_fanout(b, net.source_of(b).size) for b in net.synapses()}
+        self.started = False
+
+    def _membrane(self, pop, value_int: int):
+        # The float models run in the same membrane units, unrounded.
+        return float(value_int) if self.precision == "float" else int(value_int)
+
+    def _bias(self, pop) -> np.ndarray:
+        if self.precision == "float":
+            return pop.bias * pop.scale
+        return pop.bias_mant.astype(np.int64) << pop.bias_exp
+
+    def load(self, encoded: np.ndarray, x: np.ndarray) -> None:
+        """Puts one sample in and every state variable back to its initial value. The float
+        models take the input unrounded (x in payload units), the fixed ones its payload."""
+        inp = self.net.input
+        proc = self.procs[inp.name]
+        if inp.graded:
+            payload = x.ravel() * 2.0**inp.payload_frac_bits if self.precision == "float" else encoded
+            _assign(proc.payload, np.asarray(payload, np.float64), self.started)
+        else:
+            _assign(proc.prob, encoded.astype(np.float64), self.started)
+        if not self.started:
+            return
+        if not inp.graded:
+            proc.count.set(np.zeros(inp.size))
+            proc.t.set(np.zeros(1))
+        for pop in self.net.populations():
+            p = self.procs[pop.name]
+            if isinstance(pop, IFPopulation):
+                p.v.set(np.full(pop.size, float(pop.v_init_int)))
+                p.count.set(np.zeros(pop.size))
+                p.t.set(np.zeros(1))
+                if self.steps and p.raster.shape[0] == self.steps:
+                    p.raster.set(np.zeros(p.raster.shape))
+            elif not isinstance(pop, InputPopulation):
+                p.acc.set(np.zeros(pop.size))
+        for conn in self.conns.values():
+            conn.a_buff.set(np.zeros(conn.a_buff.shape))
+
+    def run(self, run_cfg) -> None:
+        from lava.magma.core.run_conditions import RunSteps
+
+        anchor = self.procs[self.net.readout.name]
+        with warnings.catch_warnings():
+            # Lava's model discovery tries to import every sibling module as a top-level name
+            # and warns when that fails; the models it needs are found regardless.
+            warnings.filterwarnings("ignore", message="Cannot import module", category=UserWarning)
+            anchor.run(condition=RunSteps(num_steps=self.steps), run_cfg=run_cfg)
+        self.started = True
+
+    def stop(self) -> None:
+        if self.started:
+            self.procs[self.net.readout.name].stop()
+
+
+def run_lava(net: Network, x: np.ndarray, steps: int, payload_bits: int, membrane_bits: int, seed: int = 0, precision: str = "fixed",
+             record: bool = False, hardware: bool = False, progress: Callable[[int], None] | None = None) -> RunResult:
+    from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
+
+    if hardware and not hardware_available():
+        raise NeurocompileError("running on Loihi 2 needs Lava's Loihi extension (lava-loihi) and an attached Loihi 2 system; neither was found. Use --target loihi2-sim")
+    tag = "fixed_pt" if precision == "fixed" else "floating_pt"
+    run_cfg = Loihi2HwCfg(select_tag=tag) if hardware else Loihi2SimCfg(select_tag=tag)
+    encoded, saturated = encode_input(net.input, x, payload_bits)
+    b = x.shape[0]
+    spiking = [p for p in net.populations() if isinstance(p, IFPopulation)]
+    counts = {p.name: np.zeros((b, p.size), np.int64) for p in spiking}
+    rasters = {p.name: np.zeros((steps, b, p.size), np.uint8) for p in spiking} if record else None
+    readout = net.readout
+    acc = np.zeros((b, readout.size), np.float64 if precision == "float" else np.int64)
+    synops = np.zeros(b, np.int64)
+    lava_net = LavaNetwork(net, steps, seed, precision, record, payload_bits, membrane_bits)
+    try:
+        for k in range(b):
+            lava_net.load(encoded[k], x[k])
+            lava_net.run(run_cfg)
+            active = {}
+            for p in spiking:
+                proc = lava_net.procs[p.name]
+                counts[p.name][k] = np.rint(proc.count.get()).astype(np.int64)
+                active[p.name] = counts[p.name][k]
+                if record:
+                    rasters[p.name][:, k] = np.rint(proc.raster.get()).astype(np.uint8)
+            inp = net.input
+            active[inp.name] = steps * (encoded[k] != 0) if inp.graded else np.rint(lava_net.procs[inp.name].count.get()).astype(np.int64)
+            raw = lava_net.procs[readout.name].acc.get()
+            acc[k] = raw if precision == "float" else np.rint(raw).astype(np.int64)
+            synops[k] = sum(int(active[net.source_of(blk).name] @ lava_net.fanout[blk.name]) for blk in net.synapses())
+            if progress is not None:
+                progress(k + 1)
+    finally:
+        lava_net.stop()
+    output = (acc / readout.scale).reshape((b,) + tuple(net.meta["output_shape"]))
+    return RunResult("lava" if precision == "fixed" else "lava-float", steps, output, acc, counts, synops, saturated, rasters)

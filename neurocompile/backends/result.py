@@ -1,0 +1,28 @@
+"""What a run produces, whichever backend ran it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class RunResult:
+    backend: str
+    steps: int
+    output: np.ndarray  # [B, *output shape] float: the readout summed over the steps
+    readout_int: np.ndarray  # [B, n_out] int64: the raw accumulator
+    counts: dict[str, np.ndarray]  # population -> [B, n] spike counts
+    synaptic_ops: np.ndarray  # [B] synaptic events (one per spike per nonzero synapse it reaches)
+    input_saturated: int = 0  # input elements clipped to the payload range
+    rasters: dict[str, np.ndarray] | None = field(default=None)  # population -> [T, B, n] uint8
+
+    @property
+    def spikes(self) -> dict[str, np.ndarray]:
+        """Total spikes per population and sample, [B]."""
+        return {name: c.sum(axis=1) for name, c in self.counts.items()}
+
+    @property
+    def total_spikes(self) -> np.ndarray:
+        return sum(self.spikes.values(), np.zeros(self.output.shape[0], np.int64))

@@ -1,0 +1,132 @@
+"""The build pipeline: ONNX -> IR -> passes -> placement -> artifact."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .artifact import sha256_file, write_artifact
+from .data import load_input
+from .errors import NeurocompileError
+from .frontend import onnx_to_ir
+from .ir.connectivity import n_synapses
+from .ir.graph import Network
+from .ir.nodes import ENCODINGS, IFPopulation
+from .partition import place
+from .passes.calibrate import calibrate_thresholds, needs_calibration
+from .passes.dce import eliminate_dead_code
+from .passes.lower import lower_linear_chains
+from .passes.quantize import activation_error, quantize
+from .targets import Target, load_target
+
+DEFAULT_INPUT_RANGE = 4.0
+
+
+@dataclass
+class BuildOptions:
+    target: str = "loihi2-sim"
+    seed: int = 0
+    encoding: str = "current"
+    input_range: float | None = None  # largest |input| expected; from --calibrate data if unset
+    calibrate: str | None = None  # .npy of sample inputs
+    percentile: float = 99.9
+    v_init: float = 0.5  # initial membrane, in thresholds
+
+    def check(self) -> None:
+        if self.encoding not in ENCODINGS:
+            raise NeurocompileError(f"encoding '{self.encoding}' is not one of {', '.join(ENCODINGS)}")
+        if not 0.0 <= self.v_init < 1.0:
+            raise NeurocompileError(f"initial membrane {self.v_init} must be in [0, 1) thresholds")
+        if self.seed < 0 or self.seed >= 2**32:
+            raise NeurocompileError(f"seed {self.seed} must be in [0, 2^32)")
+
+
+Step = Callable[[str], None]
+
+
+def compile_network(model: str | Path, target: Target, options: BuildOptions, step: Step = lambda name: None) -> tuple[Network, dict[str, Any], dict[str, Any]]:
+    """Returns (quantized network, placement, report)."""
+    options.check()
+    step("frontend")
+    net = onnx_to_ir(model, encoding=options.encoding)
+    step("lower linear chains")
+    lower_linear_chains(net)
+    net.validate()
+    eliminate_dead_code(net)
+    for pop in net.populations():
+        if isinstance(pop, IFPopulation):
+            pop.v_init_frac = options.v_init
+    calib = load_input(options.calibrate, net.meta["input_shape"], "calibration") if options.calibrate else None
+    thresholds = {}
+    if needs_calibration(net):
+        if calib is None:
+            raise NeurocompileError(
+                f"populations {', '.join(needs_calibration(net))} come from ReLU activations and need thresholds from data: pass --calibrate X.npy"
+            )
+        step("calibrate thresholds")
+        thresholds = calibrate_thresholds(net, calib, options.percentile)
+    input_range = options.input_range
+    if input_range is None:
+        input_range = float(np.abs(calib).max()) if calib is not None and np.abs(calib).max() > 0 else DEFAULT_INPUT_RANGE
+    step("quantize")
+    qreport = quantize(net, target, input_range)
+    if calib is not None:
+        for name, err in activation_error(net, calib[:256]).items():
+            qreport[name]["activation_rel_error"] = err
+    net.validate()
+    step("place")
+    placement = place(net, target)
+    report = summarize(net, target, placement, qreport, thresholds, input_range)
+    return net, placement, report
+
+
+def summarize(net: Network, target: Target, placement: dict, qreport: dict, thresholds: dict, input_range: float) -> dict[str, Any]:
+    pops = [p for p in net.populations() if p is not net.input]
+    synapses = {b.name: n_synapses(b, net.source_of(b).size) for b in net.synapses()}
+    per_pop = {}
+    for p in pops:
+        per_pop[p.name] = {
+            "kind": p.kind,
+            "shape": list(p.shape),
+            "neurons": p.size,
+            "threshold": getattr(p, "threshold", None),
+            "activation": getattr(p, "activation", None),
+            "levels": getattr(p, "levels", None),
+            "synapses_in": int(sum(synapses[b.name] for b in net.incoming(p.name))),
+            "blocks_in": [b.name for b in net.incoming(p.name)],
+        }
+    inp = net.input
+    return {
+        "populations": len(pops),
+        "neurons": int(sum(p.size for p in pops)),
+        "synapses": int(sum(synapses.values())),
+        "synapse_blocks": len(synapses),
+        "latency_steps": net.latency(),
+        "input": {"name": inp.name, "shape": list(inp.shape[1:]), "encoding": inp.encoding, "payload_frac_bits": inp.payload_frac_bits, "range": input_range},
+        "per_population": per_pop,
+        "quantization": qreport,
+        "calibrated_thresholds": thresholds,
+        "resources": {**placement["totals"], "lower_bound_cores": placement["lower_bound_cores"]},
+        "operations": {"synapses_on_cores": int(sum(synapses.values())), "synapses_on_host": 0, "fraction_on_cores": 1.0},
+        "estimated_energy_per_inference_j": None,
+        "energy_note": "needs activity: `neurocompile run` reports energy measured on inputs",
+    }
+
+
+def default_artifact_path(model: str | Path) -> Path:
+    model = Path(model)
+    return model.with_suffix(".ncx")
+
+
+def build(model: str | Path, out: str | Path | None, options: BuildOptions, step: Step = lambda name: None) -> tuple[Path, dict[str, Any]]:
+    target = load_target(options.target)
+    net, placement, report = compile_network(model, target, options, step)
+    opts = asdict(options)
+    if options.calibrate:
+        opts["calibrate"] = {"file": Path(options.calibrate).name, "sha256": sha256_file(options.calibrate)}
+    step("write artifact")
+    path = write_artifact(out or default_artifact_path(model), net, target, placement, report, sha256_file(model), opts)
+    return path, report

@@ -1,0 +1,162 @@
+"""ONNX -> IR: load and check the model, then execute it symbolically node by node."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..errors import NeurocompileError
+from ..ir.graph import Network
+from ..ir.nodes import InputPopulation, Readout, SynapseBlock
+from .patterns import fuse_qcfs
+from .registry import HANDLERS, describe, unsupported
+from .values import Affine, Value, is_const
+
+OPSET_RANGE = (13, 20)
+
+
+class Context:
+    """What handlers need: the network under construction, the opset, population naming."""
+
+    def __init__(self, net: Network, opset: int):
+        self.net = net
+        self.opset = opset
+
+    def population_name(self, node: onnx.NodeProto) -> str:
+        # "/layer1/act/Mul_1" -> "layer1.act": the module path, without the op that ends it.
+        raw = node.name or node.output[0]
+        parts = [p for p in raw.split("/") if p]
+        if len(parts) > 1 and re.fullmatch(r"[A-Z][A-Za-z]*(_\d+)?", parts[-1]):
+            parts = parts[:-1]
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", ".".join(parts)).strip("_.") or "pop"
+        return self.net.unique_name(base)
+
+    def to_population(self, value: Value, node: onnx.NodeProto, make: Callable[[str, tuple, np.ndarray], object]) -> Affine:
+        """Ends a linear expression in a population fed by one synapse block per term."""
+        if is_const(value) or not value.terms:
+            raise NeurocompileError(f"{describe(node)} applies an activation to a constant tensor; fold it before export")
+        name = self.population_name(node)
+        pop = make(name, value.shape, np.array(value.offset, np.float64).ravel())
+        pop.origin = describe(node)
+        self.net.add(pop)
+        for term in value.terms:
+            block = SynapseBlock(name=self.net.unique_name(f"{term.source}->{name}"), view_shape=(), chain=term, origin=describe(node))
+            self.net.connect(block, term.source, name)
+        return Affine.of_population(name, value.shape)
+
+
+def load_model(path: str | Path) -> onnx.ModelProto:
+    path = Path(path)
+    if not path.is_file():
+        raise NeurocompileError(f"model file {path} does not exist")
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:  # protobuf raises several types for truncated or foreign files
+        raise NeurocompileError(f"{path} is not an ONNX model or is truncated ({type(e).__name__}: {e})") from None
+    if not model.graph.node:
+        raise NeurocompileError(f"{path} is not an ONNX model or is truncated: it has no graph nodes")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise NeurocompileError(f"{path} is not a valid ONNX model: {first}") from None
+    return model
+
+
+def model_opset(model: onnx.ModelProto) -> int:
+    versions = {imp.domain or "ai.onnx": imp.version for imp in model.opset_import}
+    opset = versions.get("ai.onnx")
+    if opset is None:
+        raise NeurocompileError("model imports no default-domain (ai.onnx) opset")
+    lo, hi = OPSET_RANGE
+    if not lo <= opset <= hi:
+        raise NeurocompileError(f"model uses opset {opset}; neurocompile supports opsets {lo} to {hi} (re-export with opset_version={hi if opset > hi else lo}..{hi})")
+    return opset
+
+
+def _initializers(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    consts = {}
+    for init in model.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise NeurocompileError(f"initializer '{init.name}' holds NaN or inf values")
+        consts[init.name] = arr
+    return consts
+
+
+def _input_spec(model: onnx.ModelProto, consts: dict) -> tuple[str, tuple[int, ...]]:
+    inputs = [i for i in model.graph.input if i.name not in consts]
+    if len(inputs) != 1:
+        raise NeurocompileError(f"model must have exactly one data input, has {len(inputs)}: {[i.name for i in inputs]}")
+    inp = inputs[0]
+    ttype = inp.type.tensor_type
+    if ttype.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16):
+        raise NeurocompileError(f"input '{inp.name}' has element type {onnx.TensorProto.DataType.Name(ttype.elem_type)}; a float input is required")
+    dims = []
+    for k, d in enumerate(ttype.shape.dim):
+        if d.HasField("dim_value") and d.dim_value > 0:
+            dims.append(d.dim_value)
+        elif k == 0:
+            dims.append(1)  # symbolic batch: samples run one at a time per batch row
+        else:
+            label = d.dim_param or "?"
+            raise NeurocompileError(f"input '{inp.name}' has a dynamic dimension '{label}' at axis {k}; re-export with a static shape")
+    if len(dims) < 2 or dims[0] != 1:
+        raise NeurocompileError(f"input '{inp.name}' has shape {dims}; a leading batch dimension (1 or symbolic) is required")
+    return inp.name, tuple(dims)
+
+
+def onnx_to_ir(path: str | Path, encoding: str = "current") -> Network:
+    model = load_model(path)
+    opset = model_opset(model)
+    graph = model.graph
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            raise NeurocompileError(f"{describe(node)} is in domain '{node.domain}'; only standard ONNX ops are supported")
+    values: dict[str, Value] = dict(_initializers(model))
+    input_name, input_shape = _input_spec(model, values)
+    if len(graph.output) != 1:
+        raise NeurocompileError(f"model must have exactly one output, has {len(graph.output)}")
+
+    net = Network()
+    ctx = Context(net, opset)
+    inp = InputPopulation(name=net.unique_name(re.sub(r"[^A-Za-z0-9_.-]+", "_", input_name) or "input"), shape=input_shape, encoding=encoding, origin=f"graph input '{input_name}'")
+    net.add(inp)
+    values[input_name] = Affine.of_population(inp.name, input_shape)
+
+    for node in fuse_qcfs(graph, values):
+        handler = HANDLERS.get(node.op_type)
+        if handler is None:
+            raise unsupported(node, opset)
+        args = []
+        for name in node.input:
+            if name == "":
+                args.append(None)
+            elif name not in values:
+                raise NeurocompileError(f"{describe(node)} reads tensor '{name}' that nothing produces")
+            else:
+                args.append(values[name])
+        outs = handler(ctx, node, args)
+        for name, value in zip(node.output, outs):
+            if name:
+                values[name] = value
+
+    out_name = graph.output[0].name
+    result = values.get(out_name)
+    if result is None or is_const(result):
+        raise NeurocompileError(f"model output '{out_name}' does not depend on the input")
+    readout_node = onnx.helper.make_node("Identity", [out_name], [out_name], name=re.sub(r"[^A-Za-z0-9_.-]+", "_", out_name) or "output")
+    ctx.to_population(result, readout_node, lambda name, shape, bias: Readout(name=name, shape=shape, bias=bias))
+    net.meta.update(
+        input_name=input_name,
+        input_shape=list(input_shape[1:]),
+        output_name=out_name,
+        output_shape=list(result.shape[1:]),
+        opset=opset,
+    )
+    return net

@@ -1,0 +1,47 @@
+"""Synapse blocks as explicit matrices [n_target, n_source]: what Lava's Dense/Sparse processes
+execute and what placement counts. Built by composing the block's index maps with its kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .nodes import SynapseBlock
+
+
+def selection(index: np.ndarray, n_in: int) -> sp.csr_matrix:
+    """The 0/1 matrix of a gather: row k picks column index[k] (no entry where it is -1)."""
+    flat = index.ravel()
+    rows = np.flatnonzero(flat >= 0)
+    return sp.csr_matrix((np.ones(rows.size), (rows, flat[rows])), shape=(flat.size, n_in))
+
+
+def block_matrix(block: SynapseBlock, n_source: int, weights: np.ndarray | None = None) -> sp.csr_matrix:
+    """current = M @ source_values, with M [n_target, n_source] (weights: the kernel's by default)."""
+    m = block.kernel.to_sparse(tuple(block.view_shape), block.kernel.weight if weights is None else weights)
+    if block.in_index is not None:
+        m = m @ selection(block.in_index, n_source)
+    if block.out_index is not None:
+        m = selection(block.out_index, m.shape[0]) @ m
+    m = sp.csr_matrix(m)
+    m.sum_duplicates()
+    m.eliminate_zeros()
+    return m
+
+
+def source_fanout(block: SynapseBlock, n_source: int) -> np.ndarray:
+    """Nonzero synapses leaving each source neuron through this block."""
+    if block.out_index is None:
+        per_view = block.kernel.fanout(tuple(block.view_shape))
+        if block.in_index is None:
+            return per_view
+        flat = block.in_index.ravel()
+        keep = flat >= 0
+        return np.bincount(flat[keep], weights=per_view[keep], minlength=n_source).astype(np.int64)
+    pattern = block_matrix(block, n_source, (block.kernel.weight != 0).astype(np.float64))
+    return np.bincount(pattern.indices, minlength=n_source).astype(np.int64)
+
+
+def n_synapses(block: SynapseBlock, n_source: int) -> int:
+    return int(source_fanout(block, n_source).sum())
+

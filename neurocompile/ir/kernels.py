@@ -1,0 +1,271 @@
+"""Linear synapse kernels: the weighted part of a synapse block.
+
+A kernel maps a "view" tensor (the source population's neurons, gathered into some shape) to an
+output tensor. Each kernel has one weight array; `apply` takes that array as an argument so the
+same structure serves float weights (ANN mode), integer mantissas (the simulator's exact path:
+integers carried in floating point, exact while every partial sum stays below 2^24 or 2^53), and
+0/1 masks (connectivity counts).
+
+Shapes: `apply(x, w)` takes x as [B, *view_shape] and returns [B, *out_shape(view_shape)].
+`to_sparse(view_shape, w)` returns the [n_out, n_view] matrix the kernel applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..errors import NeurocompileError
+
+KERNELS: dict[str, type["Kernel"]] = {}
+
+
+def register(cls):
+    KERNELS[cls.kind] = cls
+    return cls
+
+
+@dataclass(eq=False)
+class Kernel:
+    kind: ClassVar[str] = ""
+    weight: np.ndarray
+
+    def out_shape(self, view_shape: tuple[int, ...]) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def apply(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def to_sparse(self, view_shape: tuple[int, ...], w: np.ndarray | None = None) -> sp.csr_matrix:
+        raise NotImplementedError
+
+    def max_abs_row_sum(self, view_shape: tuple[int, ...], w: np.ndarray) -> float:
+        """Largest sum of |weights| reaching one output: bounds the accumulator."""
+        m = self.to_sparse(view_shape, np.abs(w))
+        return float(m.sum(axis=1).max()) if m.shape[0] else 0.0
+
+    def connectivity(self, view_shape: tuple[int, ...]) -> sp.csr_matrix:
+        """The 0/1 pattern of nonzero synapses, [n_out, n_view]."""
+        m = self.to_sparse(view_shape, (self.weight != 0).astype(np.float64))
+        m.eliminate_zeros()
+        return m
+
+    def fanout(self, view_shape: tuple[int, ...]) -> np.ndarray:
+        """Number of nonzero synapses leaving each view element (flat, length n_view)."""
+        return np.bincount(self.connectivity(view_shape).indices, minlength=int(np.prod(view_shape))).astype(np.int64)
+
+    def fanin(self, view_shape: tuple[int, ...]) -> np.ndarray:
+        """Number of nonzero synapses reaching each output element (flat)."""
+        return np.diff(self.connectivity(view_shape).indptr).astype(np.int64)
+
+    # --- serialization: scalars go to graph.json, arrays to params.npz
+    def scalars(self) -> dict[str, Any]:
+        return {}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"weight": self.weight}
+
+    @classmethod
+    def from_parts(cls, scalars: dict[str, Any], arrays: dict[str, np.ndarray]) -> "Kernel":
+        return cls(**arrays, **scalars)
+
+
+@register
+@dataclass(eq=False)
+class Elementwise(Kernel):
+    """y = w * x elementwise: one-to-one synapses (identity, residual, per-channel gains)."""
+
+    kind: ClassVar[str] = "elementwise"
+
+    def out_shape(self, view_shape):
+        return tuple(view_shape)
+
+    def apply(self, x, w):
+        return x * w.reshape((1,) + w.shape)
+
+    def to_sparse(self, view_shape, w=None):
+        w = self.weight if w is None else w
+        n = int(np.prod(view_shape))
+        return sp.csr_matrix((np.broadcast_to(w, view_shape).ravel().astype(np.float64), (np.arange(n), np.arange(n))), shape=(n, n))
+
+    def max_abs_row_sum(self, view_shape, w):
+        return float(np.abs(w).max()) if w.size else 0.0
+
+    def fanout(self, view_shape):
+        return (np.broadcast_to(self.weight, view_shape) != 0).ravel().astype(np.int64)
+
+    def fanin(self, view_shape):
+        return self.fanout(view_shape)
+
+
+@register
+@dataclass(eq=False)
+class Dense(Kernel):
+    """y[..., o] = sum_i W[o, i] x[..., i]: a matrix on the last axis, shared by all leading
+    positions (Gemm, MatMul with a constant, token-wise Linear)."""
+
+    kind: ClassVar[str] = "dense"
+
+    def out_shape(self, view_shape):
+        if view_shape[-1] != self.weight.shape[1]:
+            raise NeurocompileError(f"dense kernel expects {self.weight.shape[1]} inputs on the last axis, view has shape {list(view_shape)}")
+        return tuple(view_shape[:-1]) + (self.weight.shape[0],)
+
+    def apply(self, x, w):
+        return x @ w.T
+
+    def to_sparse(self, view_shape, w=None):
+        w = self.weight if w is None else w
+        lead = int(np.prod(view_shape[:-1]))
+        block = sp.csr_matrix(w.astype(np.float64))
+        return sp.kron(sp.identity(lead, format="csr"), block, format="csr")
+
+    def max_abs_row_sum(self, view_shape, w):
+        return float(np.abs(w).sum(axis=1).max()) if w.size else 0.0
+
+    def fanout(self, view_shape):
+        per_input = (self.weight != 0).sum(axis=0)
+        return np.tile(per_input, int(np.prod(view_shape[:-1]))).astype(np.int64)
+
+    def fanin(self, view_shape):
+        per_output = (self.weight != 0).sum(axis=1)
+        return np.tile(per_output, int(np.prod(view_shape[:-1]))).astype(np.int64)
+
+
+@register
+@dataclass(eq=False)
+class Conv2d(Kernel):
+    """ONNX Conv on an [N, C, H, W] view: weight [O, C/group, kh, kw]; pads (top, left, bottom,
+    right) are zeros."""
+
+    kind: ClassVar[str] = "conv2d"
+    strides: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dilations: tuple[int, int] = (1, 1)
+    group: int = 1
+
+    def __post_init__(self):
+        self.strides = tuple(int(v) for v in self.strides)
+        self.pads = tuple(int(v) for v in self.pads)
+        self.dilations = tuple(int(v) for v in self.dilations)
+        self.group = int(self.group)
+
+    def out_shape(self, view_shape):
+        if len(view_shape) != 4 or view_shape[1] != self.weight.shape[1] * self.group:
+            raise NeurocompileError(
+                f"conv2d kernel with weight {list(self.weight.shape)} and group {self.group} cannot take a view of shape {list(view_shape)}"
+            )
+        n, _, h, w = view_shape
+        kh, kw = self.weight.shape[2:]
+        (sh, sw), (dh, dw) = self.strides, self.dilations
+        t, l, b, r = self.pads
+        ho = (h + t + b - dh * (kh - 1) - 1) // sh + 1
+        wo = (w + l + r - dw * (kw - 1) - 1) // sw + 1
+        return (n, self.weight.shape[0], ho, wo)
+
+    def _windows(self, x):
+        """[B, N, C, H, W] -> [B*N, C, Ho, Wo, kh, kw] strided view of the padded input."""
+        b, n, c, h, w = x.shape
+        kh, kw = self.weight.shape[2:]
+        (sh, sw), (dh, dw) = self.strides, self.dilations
+        t, l, bo, r = self.pads
+        xp = np.pad(x.reshape(b * n, c, h, w), ((0, 0), (0, 0), (t, bo), (l, r)))
+        win = sliding_window_view(xp, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
+        return win[:, :, ::sh, ::sw, ::dh, ::dw]
+
+    def apply(self, x, w):
+        b, view = x.shape[0], x.shape[1:]
+        _, no, ho, wo = self.out_shape(view)
+        win = self._windows(x)  # [BN, C, Ho, Wo, kh, kw]
+        bn, g = win.shape[0], self.group
+        k = w.shape[1] * w.shape[2] * w.shape[3]
+        # im2col, one matrix product per group (BLAS): [g, BN*Ho*Wo, K] @ [g, K, O/g]
+        cols = win.reshape(bn, g, w.shape[1], ho, wo, *w.shape[2:]).transpose(1, 0, 3, 4, 2, 5, 6).reshape(g, bn * ho * wo, k)
+        y = np.matmul(cols, w.reshape(g, no // g, k).transpose(0, 2, 1))  # [g, BN*Ho*Wo, O/g]
+        y = y.reshape(g, bn, ho, wo, no // g).transpose(1, 0, 4, 2, 3)
+        return y.reshape(b, view[0], no, ho, wo)
+
+    def to_sparse(self, view_shape, w=None):
+        w = self.weight if w is None else w
+        n, c, h, wd = view_shape
+        _, o, ho, wo = self.out_shape(view_shape)
+        kh, kw = w.shape[2:]
+        g, cg = self.group, w.shape[1]
+        og = o // g
+        (sh, sw), (dh, dw) = self.strides, self.dilations
+        t, l = self.pads[0], self.pads[1]
+        # Enumerate (n, o, i, j, c_local, a, b) with broadcasting, drop taps that land in padding.
+        nn_, oo, ii, jj, cc, aa, bb = np.meshgrid(
+            np.arange(n), np.arange(o), np.arange(ho), np.arange(wo), np.arange(cg), np.arange(kh), np.arange(kw), indexing="ij"
+        )
+        yy = ii * sh - t + aa * dh
+        xx = jj * sw - l + bb * dw
+        ch = (oo // og) * cg + cc
+        inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < wd)
+        rows = ((nn_ * o + oo) * ho + ii) * wo + jj
+        cols = ((nn_ * c + ch) * h + yy) * wd + xx
+        vals = w[oo, cc, aa, bb]
+        keep = inside & (vals != 0)
+        return sp.csr_matrix(
+            (vals[keep].astype(np.float64), (rows[keep], cols[keep])), shape=(n * o * ho * wo, n * c * h * wd)
+        )
+
+    def max_abs_row_sum(self, view_shape, w):
+        return float(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max()) if w.size else 0.0
+
+    def scalars(self):
+        return {"strides": list(self.strides), "pads": list(self.pads), "dilations": list(self.dilations), "group": self.group}
+
+
+@register
+@dataclass(eq=False)
+class Sparse(Kernel):
+    """y = M x for an explicit sparse matrix M [n_out, n_in] (CSR structure fixed, values in
+    `weight`): the general index-mapped form every linear map can take."""
+
+    kind: ClassVar[str] = "sparse"
+    indptr: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    shape: tuple[int, int] = (0, 0)
+
+    def __post_init__(self):
+        self.shape = (int(self.shape[0]), int(self.shape[1]))
+
+    @classmethod
+    def from_matrix(cls, m: sp.spmatrix) -> "Sparse":
+        m = sp.csr_matrix(m)
+        m.sum_duplicates()
+        m.eliminate_zeros()
+        m.sort_indices()
+        itype = np.int32 if max(m.shape) < 2**31 and m.nnz < 2**31 else np.int64
+        return cls(weight=m.data.astype(np.float64), indptr=m.indptr.astype(itype), indices=m.indices.astype(itype), shape=m.shape)
+
+    def out_shape(self, view_shape):
+        if int(np.prod(view_shape)) != self.shape[1]:
+            raise NeurocompileError(f"sparse kernel expects {self.shape[1]} inputs, view has shape {list(view_shape)}")
+        return (self.shape[0],)
+
+    def to_sparse(self, view_shape=None, w=None):
+        w = self.weight if w is None else w
+        return sp.csr_matrix((np.asarray(w, np.float64), self.indices, self.indptr), shape=self.shape)
+
+    def apply(self, x, w):
+        m = sp.csr_matrix((w, self.indices, self.indptr), shape=self.shape)
+        flat = x.reshape(x.shape[0], -1)
+        return np.asarray((m @ flat.T).T)
+
+    def scalars(self):
+        return {"shape": list(self.shape)}
+
+    def arrays(self):
+        return {"weight": self.weight, "indptr": self.indptr, "indices": self.indices}
+
+
+def kernel_from_parts(kind: str, scalars: dict[str, Any], arrays: dict[str, np.ndarray]) -> Kernel:
+    if kind not in KERNELS:
+        raise NeurocompileError(f"unknown kernel kind '{kind}' (known: {', '.join(sorted(KERNELS))})")
+    return KERNELS[kind].from_parts(scalars, arrays)

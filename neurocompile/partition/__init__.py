@@ -1,0 +1,5 @@
+"""Partitioning and placement onto neurocores and chips."""
+
+from .place import place
+
+__all__ = ["place"]

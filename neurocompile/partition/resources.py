@@ -1,0 +1,62 @@
+"""What a slice of a population costs on one neurocore.
+
+Synapse memory follows Loihi's accounting: each input axon's synapses into the core are stored
+in blocks of up to `synapses_per_axon_block`, each synapse taking weight + index bits and each
+block a header; an axon's blocks are packed into `synapse_word_bits`-bit words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..ir.connectivity import block_matrix
+from ..ir.graph import Network
+
+
+@dataclass
+class Cost:
+    neurons: int
+    synapse_bits: int
+    fan_in_axons: int
+
+    def fits(self, core: dict) -> bool:
+        return self.neurons <= core["neurons"] and self.synapse_bits <= core["synapse_memory_bits"] and self.fan_in_axons <= core["fan_in_axons"]
+
+
+def fanin_patterns(net: Network, pop_name: str) -> list[tuple[str, sp.csr_matrix]]:
+    """Per source population, the 0/1 pattern [n_target, n_source] of all its synapses into
+    `pop_name` (blocks from the same source share axons, so their patterns merge)."""
+    merged: dict[str, sp.csr_matrix] = {}
+    for block in net.incoming(pop_name):
+        src = net.source_of(block)
+        pattern = block_matrix(block, src.size, (block.w_mant != 0).astype(np.float64))
+        pattern.data[:] = 1.0
+        merged[src.name] = pattern if src.name not in merged else merged[src.name] + pattern
+    out = []
+    for name in sorted(merged):
+        m = sp.csr_matrix(merged[name])
+        m.data[:] = 1.0
+        out.append((name, m))
+    return out
+
+
+def axon_bits(synapses_per_axon: np.ndarray, core: dict, weight_bits: int) -> int:
+    n = synapses_per_axon
+    blocks = -(-n // core["synapses_per_axon_block"])
+    bits = n * (weight_bits + core["synapse_index_bits"]) + blocks * core["synapse_header_bits"]
+    words = -(-bits // core["synapse_word_bits"])
+    return int(words.sum()) * core["synapse_word_bits"]
+
+
+def slice_cost(patterns, start: int, stop: int, core: dict, weight_bits: int) -> Cost:
+    bits = axons = 0
+    for _, m in patterns:
+        sub = m[start:stop]
+        per_axon = np.bincount(sub.indices, minlength=m.shape[1])
+        per_axon = per_axon[per_axon > 0]
+        axons += per_axon.size
+        bits += axon_bits(per_axon, core, weight_bits)
+    return Cost(stop - start, bits, axons)

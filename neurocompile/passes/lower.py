@@ -1,0 +1,157 @@
+"""Lower each synapse block's linear chain to `in_index -> kernel -> out_index`.
+
+Rules, tried in order for each chain (normal form: [Gather][Scale](Kernel[Gather][Scale])*):
+- no kernel: an elementwise kernel (the scale, or ones) behind the gather;
+- one kernel: scales before and after it fold into its weights (BatchNorm, constant factors)
+  when they are per input or output channel; gathers stay as index maps; output channels that no
+  target reads are pruned;
+- anything else (two kernels in a row, a scale that varies along positions): the whole chain is
+  composed into one explicit sparse matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import NeurocompileError
+from ..frontend.values import Apply, Gather, Scale, Term
+from ..ir.graph import Network
+from ..ir.kernels import Conv2d, Dense, Elementwise, Kernel, Sparse
+from ..ir.nodes import size
+
+MAX_SPARSE_NNZ = 50_000_000
+
+
+def lower_linear_chains(net: Network) -> bool:
+    changed = False
+    for block in net.synapses():
+        if block.chain is None:
+            continue
+        view_shape, in_index, kernel, out_index = lower_chain(block.chain, block.name)
+        block.view_shape, block.in_index, block.kernel, block.out_index = view_shape, in_index, kernel, out_index
+        block.chain = None
+        changed = True
+    return changed
+
+
+def _split(ops):
+    """(pre_gather, pre_scale, kernels) where kernels = [(Apply, post_gather, post_scale)]."""
+    pre_g = pre_s = None
+    kernels = []
+    for op in ops:
+        if isinstance(op, Apply):
+            kernels.append([op, None, None])
+        elif isinstance(op, Gather):
+            if kernels:
+                kernels[-1][1] = op.index
+            else:
+                pre_g = op.index
+        else:
+            if kernels:
+                kernels[-1][2] = op.w
+            else:
+                pre_s = op.w
+    return pre_g, pre_s, kernels
+
+
+def _identity(index: np.ndarray | None) -> bool:
+    return index is None or np.array_equal(index.ravel(), np.arange(index.size))
+
+
+def lower_chain(term: Term, where: str = "") -> tuple[tuple[int, ...], np.ndarray | None, Kernel, np.ndarray | None]:
+    pre_g, pre_s, kernels = _split(term.ops)
+    if not kernels:
+        view = term.shape
+        weight = np.ones(view) if pre_s is None else np.asarray(pre_s, np.float64)
+        return view, None if _identity(pre_g) else pre_g, Elementwise(weight=weight.copy()), None
+    if len(kernels) == 1:
+        (apply, post_g, post_s), = kernels
+        folded = _fold_single(apply.kernel, apply.in_shape, pre_s, post_g, post_s)
+        if folded is not None:
+            kernel, post_g = folded
+            return apply.in_shape, None if _identity(pre_g) else pre_g, kernel, None if _identity(post_g) else post_g
+    matrix = chain_matrix(term)
+    if matrix.nnz > MAX_SPARSE_NNZ:
+        raise NeurocompileError(
+            f"synapse block '{where}': its linear chain ({' -> '.join(type(o).__name__ for o in term.ops)}) composes into "
+            f"{matrix.nnz} explicit synapses, above the limit of {MAX_SPARSE_NNZ}; put an activation between the two linear layers"
+        )
+    return tuple(term.source_shape), None, Sparse.from_matrix(matrix), None
+
+
+def chain_matrix(term: Term) -> sp.csr_matrix:
+    """The chain as one matrix [n_out, n_source]."""
+    m = sp.identity(size(term.source_shape), format="csr")
+    for op in term.ops:
+        if isinstance(op, Gather):
+            rows = np.flatnonzero(op.index.ravel() >= 0)
+            sel = sp.csr_matrix((np.ones(rows.size), (rows, op.index.ravel()[rows])), shape=(op.index.size, m.shape[0]))
+            m = sel @ m
+        elif isinstance(op, Scale):
+            m = sp.diags(op.w.ravel()) @ m
+        else:
+            m = op.kernel.to_sparse(op.in_shape) @ m
+    m = sp.csr_matrix(m)
+    m.eliminate_zeros()
+    return m
+
+
+def _channel_of(kernel: Kernel, in_shape) -> tuple[np.ndarray, int]:
+    """For each flat output element, its output channel; and the channel count."""
+    out = kernel.out_shape(in_shape)
+    if isinstance(kernel, Dense):
+        n_ch = out[-1]
+        return np.arange(size(out)) % n_ch, n_ch
+    n, o, h, w = out
+    return (np.arange(size(out)) // (h * w)) % o, o
+
+
+def _per_channel(values: np.ndarray, channel: np.ndarray, n_ch: int) -> np.ndarray | None:
+    """The one value each channel has, or None when a channel has several. Channels absent
+    from `channel` get NaN (nothing reads them)."""
+    out = np.full(n_ch, np.nan)
+    out[channel] = values
+    return out if np.array_equal(out[channel], values) else None
+
+
+def _fold_single(kernel: Kernel, in_shape, pre_s, post_g, post_s):
+    """Folds pre/post scales into the kernel's weights. Returns (kernel, post_gather) or None."""
+    if not isinstance(kernel, (Dense, Conv2d)):
+        return None
+    w = np.array(kernel.weight, np.float64)
+    if pre_s is not None:
+        pre = np.broadcast_to(pre_s, in_shape)
+        if isinstance(kernel, Dense):
+            rows = pre.reshape(-1, in_shape[-1])
+            if not np.all(rows == rows[:1]):
+                return None
+            w = w * rows[0][None, :]
+        else:
+            per_c = pre.transpose(1, 0, 2, 3).reshape(in_shape[1], -1)
+            if not np.all(per_c == per_c[:, :1]):
+                return None
+            cg, og = w.shape[1], w.shape[0] // kernel.group
+            in_ch = (np.arange(w.shape[0])[:, None] // og) * cg + np.arange(cg)[None, :]
+            w = w * per_c[in_ch, 0][:, :, None, None]
+    channel, n_ch = _channel_of(kernel, in_shape)
+    n_y = channel.size
+    gather = np.arange(n_y) if post_g is None else post_g.ravel()
+    read = gather >= 0
+    if post_s is not None:
+        gains = _per_channel(np.asarray(post_s, np.float64).ravel()[read], channel[gather[read]], n_ch)
+        if gains is None:
+            return None
+        w = w * np.nan_to_num(gains, nan=0.0).reshape((-1,) + (1,) * (w.ndim - 1))
+    if isinstance(kernel, Dense):
+        used = np.zeros(n_ch, bool)
+        used[channel[gather[read]]] = True
+        if not used.all():  # prune outputs no target reads (e.g. the q/k/v split of one Linear)
+            remap = np.cumsum(used) - 1
+            w = w[used]
+            positions = gather // n_ch
+            new_gather = np.where(read, positions * used.sum() + remap[channel[np.maximum(gather, 0)]], -1)
+            return Dense(weight=w), new_gather.reshape(post_g.shape if post_g is not None else (-1,))
+        return Dense(weight=w), post_g
+    return Conv2d(weight=w, strides=kernel.strides, pads=kernel.pads, dilations=kernel.dilations, group=kernel.group), post_g
+

@@ -1,0 +1,152 @@
+"""Quantize the IR to the target's fixed point (the integer fields of every node).
+
+Per IF population, the membrane scale maps the threshold to `threshold_units` exactly, so every
+population shares one threshold and all rounding goes into weights and biases. Per synapse block,
+the real weight in membrane units, R = W * (value of one source unit) * (target scale), becomes an
+8-bit mantissa with one shift for the whole block. Biases become a mantissa and a per-population
+exponent. The worst-case per-step input of every neuron is bounded here so that the integer
+arithmetic of both backends is exact (docs/semantics.md).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..backends.ann import evaluate
+from ..errors import NeurocompileError
+from ..ir.graph import Network
+from ..ir.nodes import IFPopulation, InputPopulation, Readout
+from ..targets import Target
+
+
+def _signed_max(bits: int) -> int:
+    return 2 ** (bits - 1) - 1
+
+
+def input_frac_bits(payload_bits: int, input_range: float) -> int:
+    """Fraction bits for graded input payloads: the largest that keeps input_range in range."""
+    if not math.isfinite(input_range) or input_range <= 0:
+        raise NeurocompileError(f"input range {input_range} must be positive and finite")
+    return int(math.floor(math.log2(_signed_max(payload_bits) / input_range)))
+
+
+def _input_frac_bits(net: Network, inp: InputPopulation, num: dict, input_range: float) -> int:
+    """As many fraction bits as the input range allows, but no more than keep the first layer's
+    weights (R = W * 2^-frac * scale) large enough for a full mantissa at the smallest shift:
+    finer payloads would only push those weights below the mantissa's resolution."""
+    frac = input_frac_bits(num["input_payload_bits"], input_range)
+    for block in net.outgoing(inp.name):
+        peak = float(np.abs(block.kernel.weight).max()) * net.target_of(block).scale
+        if peak > 0:
+            floor_weight = _signed_max(num["weight_mantissa_bits"]) * 2.0 ** num["weight_shift_min"]
+            frac = min(frac, int(math.floor(math.log2(peak / floor_weight))))
+    return frac
+
+
+def quantize_block(R: np.ndarray, num: dict) -> tuple[np.ndarray, int, int]:
+    """Real weights R (membrane units) -> (mantissa, shift, saturated count)."""
+    mmax = _signed_max(num["weight_mantissa_bits"])
+    peak = float(np.abs(R).max()) if R.size else 0.0
+    shift = math.ceil(math.log2(peak / mmax)) if peak > 0 else num["weight_shift_min"]
+    shift = min(max(shift, num["weight_shift_min"]), num["weight_shift_max"])
+    scaled = np.rint(R / 2.0**shift)
+    saturated = int(np.count_nonzero((scaled > mmax) | (scaled < -mmax - 1)))
+    return np.clip(scaled, -mmax - 1, mmax).astype(np.int32), shift, saturated
+
+
+def quantize_bias(b: np.ndarray, num: dict) -> tuple[np.ndarray, int, int]:
+    """Bias in membrane units -> (mantissa, exponent, saturated count)."""
+    mmax = _signed_max(num["bias_mantissa_bits"])
+    peak = float(np.abs(b).max()) if b.size else 0.0
+    exp = 0
+    while exp < num["bias_exp_max"] and peak / 2.0**exp > mmax:
+        exp += 1
+    scaled = np.rint(b / 2.0**exp)
+    saturated = int(np.count_nonzero((scaled > mmax) | (scaled < -mmax - 1)))
+    return np.clip(scaled, -mmax - 1, mmax).astype(np.int32), exp, saturated
+
+
+def _readout_scale(net: Network, pop: Readout, units: int) -> float:
+    """The readout has no threshold: scale so that its largest single weight or bias is one
+    threshold's worth of membrane units."""
+    peak = float(np.abs(pop.bias).max()) if pop.bias.size else 0.0
+    for block in net.incoming(pop.name):
+        w = block.kernel.weight
+        if w.size:
+            peak = max(peak, float(np.abs(w).max()) * net.source_of(block).value_per_unit())
+    return units / peak if peak > 0 else 1.0
+
+
+def _max_payload(pop, num: dict) -> int:
+    if isinstance(pop, InputPopulation) and pop.graded:
+        return _signed_max(num["input_payload_bits"])
+    return 1
+
+
+def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str, Any]:
+    """Fills every integer field. Returns the per-population quantization report."""
+    num = target.numerics
+    units = num["threshold_units"]
+    report: dict[str, Any] = {}
+    for pop in net.populations():
+        if isinstance(pop, InputPopulation):
+            continue
+        if isinstance(pop, IFPopulation):
+            if not math.isfinite(pop.threshold) or pop.threshold <= 0:
+                hint = "; a ReLU network needs thresholds from data: pass --calibrate X.npy" if pop.activation == "relu" else ""
+                raise NeurocompileError(f"population '{pop.name}' ({pop.origin}) has threshold {pop.threshold}, which must be positive{hint}")
+            pop.scale = units / pop.threshold
+            pop.threshold_int = units
+            pop.v_init_int = int(round(pop.v_init_frac * units))
+        else:
+            pop.scale = _readout_scale(net, pop, units)
+
+    inp = net.input
+    inp.payload_frac_bits = _input_frac_bits(net, inp, num, input_range) if inp.graded else 0
+
+    for pop in net.populations():
+        if isinstance(pop, InputPopulation):
+            continue
+        entry = {"weight_rel_error": 0.0, "weights_saturated": 0, "blocks": {}}
+        bound = 0
+        for block in net.incoming(pop.name):
+            src = net.source_of(block)
+            R = block.kernel.weight * src.value_per_unit() * pop.scale
+            block.w_mant, block.w_shift, saturated = quantize_block(R, num)
+            block.acc_bound = int(block.kernel.max_abs_row_sum(block.view_shape, block.w_mant.astype(np.float64))) * _max_payload(src, num)
+            shifted = block.acc_bound << block.w_shift if block.w_shift >= 0 else -(-block.acc_bound >> -block.w_shift)
+            bound += shifted
+            norm = float(np.linalg.norm(R))
+            err = float(np.linalg.norm(block.w_mant * 2.0**block.w_shift - R)) / norm if norm else 0.0
+            entry["blocks"][block.name] = {"shift": block.w_shift, "rel_error": err, "saturated": saturated}
+            entry["weight_rel_error"] = max(entry["weight_rel_error"], err)
+            entry["weights_saturated"] += saturated
+        b_int = pop.bias * pop.scale
+        pop.bias_mant, pop.bias_exp, bias_saturated = quantize_bias(b_int, num)
+        b_q = pop.bias_mant.astype(np.float64) * 2.0**pop.bias_exp
+        entry["bias_abs_error_theta"] = float(np.abs(b_q - b_int).max() / units) if b_int.size else 0.0
+        entry["bias_saturated"] = bias_saturated
+        bound += int(np.abs(b_q).max()) if b_q.size else 0
+        if bound > target.current_max:
+            raise NeurocompileError(
+                f"population '{pop.name}': worst-case input per step is {bound}, above the {num['current_bits']}-bit limit "
+                f"{target.current_max}; its weights are too large relative to its threshold {getattr(pop, 'threshold', '')}"
+            )
+        entry["input_bound"] = bound
+        report[pop.name] = entry
+    return report
+
+
+def activation_error(net: Network, x: np.ndarray) -> dict[str, float]:
+    """Relative RMS difference of each population's pre-activation, quantized vs float."""
+    ref = evaluate(net, x)["pre"]
+    got = evaluate(net, x, quantized=True)["pre"]
+    out = {}
+    for name, r in ref.items():
+        norm = float(np.sqrt(np.mean(r**2)))
+        out[name] = float(np.sqrt(np.mean((got[name] - r) ** 2))) / norm if norm else 0.0
+    return out
+
