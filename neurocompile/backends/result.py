@@ -16,6 +16,7 @@ class RunResult:
     counts: dict[str, np.ndarray]  # population -> [B, n] spike counts
     synaptic_ops: np.ndarray  # [B] synaptic events (one per spike per nonzero synapse it reaches)
     input_saturated: int = 0  # input elements clipped to the payload range
+    membranes: dict[str, np.ndarray] = field(default_factory=dict)  # population -> [B, n] final v
     rasters: dict[str, np.ndarray] | None = field(default=None)  # population -> [T, B, n] uint8
 
     @property

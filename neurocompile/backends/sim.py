@@ -128,4 +128,5 @@ class Simulator:
         readout = self.net.readout
         acc = state[readout.name]
         output = (acc / readout.scale).reshape((b,) + tuple(self.net.meta["output_shape"]))
-        return RunResult("sim", steps, output, acc, counts, synops, saturated, rasters)
+        membranes = {name: state[name] for name in counts}
+        return RunResult("sim", steps, output, acc, counts, synops, saturated, membranes, rasters)

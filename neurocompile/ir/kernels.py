@@ -173,7 +173,8 @@ class Conv2d(Kernel):
         kh, kw = self.weight.shape[2:]
         (sh, sw), (dh, dw) = self.strides, self.dilations
         t, l, bo, r = self.pads
-        xp = np.pad(x.reshape(b * n, c, h, w), ((0, 0), (0, 0), (t, bo), (l, r)))
+        xp = np.zeros((b * n, c, h + t + bo, w + l + r), x.dtype)  # np.pad is slow on small arrays
+        xp[:, :, t: t + h, l: l + w] = x.reshape(b * n, c, h, w)
         win = sliding_window_view(xp, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
         return win[:, :, ::sh, ::sw, ::dh, ::dw]
 
@@ -251,7 +252,8 @@ class Sparse(Kernel):
 
     def to_sparse(self, view_shape=None, w=None):
         w = self.weight if w is None else w
-        return sp.csr_matrix((np.asarray(w, np.float64), self.indices, self.indptr), shape=self.shape)
+        # Copies: callers may compact the matrix in place, which must not touch the kernel.
+        return sp.csr_matrix((np.array(w, np.float64), self.indices.copy(), self.indptr.copy()), shape=self.shape)
 
     def apply(self, x, w):
         m = sp.csr_matrix((w, self.indices, self.indptr), shape=self.shape)

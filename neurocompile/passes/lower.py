@@ -65,6 +65,14 @@ def lower_chain(term: Term, where: str = "") -> tuple[tuple[int, ...], np.ndarra
         view = term.shape
         weight = np.ones(view) if pre_s is None else np.asarray(pre_s, np.float64)
         return view, None if _identity(pre_g) else pre_g, Elementwise(weight=weight.copy()), None
+    if len(kernels) == 2:
+        merged = _compose_depthwise_conv(kernels[0], kernels[1])
+        if merged is not None:
+            kernels = [merged]
+    if len(kernels) > 1:
+        absorbed = _dense_absorbs_prefix(term, kernels[-1])
+        if absorbed is not None:
+            return absorbed
     if len(kernels) == 1:
         (apply, post_g, post_s), = kernels
         folded = _fold_single(apply.kernel, apply.in_shape, pre_s, post_g, post_s)
@@ -78,6 +86,75 @@ def lower_chain(term: Term, where: str = "") -> tuple[tuple[int, ...], np.ndarra
             f"{matrix.nnz} explicit synapses, above the limit of {MAX_SPARSE_NNZ}; put an activation between the two linear layers"
         )
     return tuple(term.source_shape), None, Sparse.from_matrix(matrix), None
+
+
+DENSE_ABSORB_MAX = 1 << 22  # entries of a dense matrix that absorbs the ops before it
+
+
+def _dense_absorbs_prefix(term: Term, last):
+    """A dense kernel that sees the whole tensor at once (no shared leading positions) is any
+    linear map of its input: it absorbs everything before it (e.g. GlobalAveragePool -> Flatten
+    -> Gemm becomes one dense matrix on the source)."""
+    apply, post_g, post_s = last
+    if not isinstance(apply.kernel, Dense) or size(apply.in_shape[:-1]) != 1:
+        return None
+    n_src = size(term.source_shape)
+    if apply.kernel.weight.shape[0] * n_src > DENSE_ABSORB_MAX:
+        return None
+    position = next(i for i, op in enumerate(term.ops) if op is apply)
+    prefix = chain_matrix(Term(term.source, term.source_shape, term.ops[:position]))  # [K, n_src]
+    weight = np.ascontiguousarray((prefix.T @ apply.kernel.weight.T).T)
+    view = (1, n_src)
+    folded = _fold_single(Dense(weight=weight), view, None, post_g, post_s)
+    if folded is None:
+        return None
+    kernel, post_g = folded
+    return view, None, kernel, None if _identity(post_g) else post_g
+
+
+def _compose_depthwise_conv(first, second):
+    """A depthwise convolution (pooling) followed by a convolution is one strided convolution,
+    when the pooling windows do not overlap: zero padding of the pooled tensor then lies over
+    zero padding of the input. Returns the merged [Apply, post_gather, post_scale] or None."""
+    (a1, g1, s1), (a2, g2, s2) = first, second
+    k1, k2 = a1.kernel, a2.kernel
+    if g1 is not None or not isinstance(k1, Conv2d) or not isinstance(k2, Conv2d):
+        return None
+    n, c, h, w = a1.in_shape
+    if k1.group != c or k1.weight.shape[0] != c or k1.dilations != (1, 1) or k2.dilations != (1, 1):
+        return None
+    kh1, kw1 = k1.weight.shape[2:]
+    (sh1, sw1), (t1, l1, b1, r1) = k1.strides, k1.pads
+    h1, w1 = a1.kernel.out_shape(a1.in_shape)[2:]
+    if kh1 > sh1 or kw1 > sw1 or sh1 * h1 - t1 < h or sw1 * w1 - l1 < w:
+        return None
+    gain = np.ones(c)
+    if s1 is not None:
+        per_c = np.asarray(s1).reshape(n, c, -1).transpose(1, 0, 2).reshape(c, -1)
+        if not np.all(per_c == per_c[:, :1]):
+            return None
+        gain = per_c[:, 0]
+    w2 = k2.weight
+    o, cg, kh2, kw2 = w2.shape
+    og = o // k2.group
+    merged = np.zeros((o, cg, sh1 * (kh2 - 1) + kh1, sw1 * (kw2 - 1) + kw1))
+    channel = (np.arange(o)[:, None] // og) * cg + np.arange(cg)[None, :]  # input channel of each (o, c_local)
+    pool = k1.weight[:, 0] * gain[:, None, None]  # [C, kh1, kw1]
+    for a in range(kh2):
+        for b in range(kw2):
+            merged[:, :, sh1 * a: sh1 * a + kh1, sw1 * b: sw1 * b + kw1] += w2[:, :, a, b][:, :, None, None] * pool[channel]
+    (sh2, sw2), (t2, l2, _, _) = k2.strides, k2.pads
+    out_h, out_w = a2.kernel.out_shape(a2.in_shape)[2:]
+    stride = (sh1 * sh2, sw1 * sw2)
+    top, left = t1 + sh1 * t2, l1 + sw1 * l2
+    bottom = (out_h - 1) * stride[0] + merged.shape[2] - h - top
+    right = (out_w - 1) * stride[1] + merged.shape[3] - w - left
+    if bottom < 0 or right < 0:
+        return None
+    conv = Conv2d(weight=merged, strides=stride, pads=(top, left, bottom, right), group=k2.group)
+    if conv.out_shape(a1.in_shape) != a2.kernel.out_shape(a2.in_shape):
+        return None
+    return [Apply(conv, a1.in_shape), g2, s2]
 
 
 def chain_matrix(term: Term) -> sp.csr_matrix:

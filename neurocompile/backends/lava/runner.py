@@ -169,6 +169,7 @@ def run_lava(net: Network, x: np.ndarray, steps: int, payload_bits: int, membran
     b = x.shape[0]
     spiking = [p for p in net.populations() if isinstance(p, IFPopulation)]
     counts = {p.name: np.zeros((b, p.size), np.int64) for p in spiking}
+    membranes = {p.name: np.zeros((b, p.size), np.float64 if precision == "float" else np.int64) for p in spiking}
     rasters = {p.name: np.zeros((steps, b, p.size), np.uint8) for p in spiking} if record else None
     readout = net.readout
     acc = np.zeros((b, readout.size), np.float64 if precision == "float" else np.int64)
@@ -183,6 +184,8 @@ def run_lava(net: Network, x: np.ndarray, steps: int, payload_bits: int, membran
                 proc = lava_net.procs[p.name]
                 counts[p.name][k] = np.rint(proc.count.get()).astype(np.int64)
                 active[p.name] = counts[p.name][k]
+                v = proc.v.get()
+                membranes[p.name][k] = v if precision == "float" else np.rint(v).astype(np.int64)
                 if record:
                     rasters[p.name][:, k] = np.rint(proc.raster.get()).astype(np.uint8)
             inp = net.input
@@ -195,4 +198,4 @@ def run_lava(net: Network, x: np.ndarray, steps: int, payload_bits: int, membran
     finally:
         lava_net.stop()
     output = (acc / readout.scale).reshape((b,) + tuple(net.meta["output_shape"]))
-    return RunResult("lava" if precision == "fixed" else "lava-float", steps, output, acc, counts, synops, saturated, rasters)
+    return RunResult("lava" if precision == "fixed" else "lava-float", steps, output, acc, counts, synops, saturated, membranes, rasters)

@@ -1,0 +1,209 @@
+"""The command line: build, run, compare, inspect (docs/cli.md; the contract in
+ARCHITECTURE.md). Bad input of any kind ends with one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import __version__
+from .errors import NeurocompileError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Compile converted spiking networks (ONNX) for Loihi-style neuromorphic hardware.")
+# Pipes and CI logs get wide tables instead of rich's 80-column default.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+STATE = {"debug": False}
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True)
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors.")) -> None:
+    STATE["debug"] = debug
+
+
+@app.command()
+def build(
+    model: Path = typer.Argument(..., help="ONNX model of a converted network."),
+    target: str = typer.Option("loihi2-sim", "--target", "-t", help="Target name (loihi2-sim, loihi2, loihi1-sim, ...) or a .toml path."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Artifact directory (default: MODEL.ncx next to the model)."),
+    seed: int = typer.Option(0, "--seed", help="Default seed of the artifact's random streams (rate-coded input)."),
+    encoding: str = typer.Option("current", "--encoding", help="Input encoding: current (the same analog input every step) or rate (Bernoulli spikes)."),
+    calibrate: Optional[Path] = typer.Option(None, "--calibrate", help="Sample inputs [batch, ...] (.npy): thresholds of ReLU populations and the input range."),
+    percentile: float = typer.Option(99.9, "--percentile", help="Calibrated threshold: this percentile of a population's positive activations."),
+    input_range: Optional[float] = typer.Option(None, "--input-range", help="Largest |input| expected (default: from --calibrate data, else 4)."),
+    v_init: float = typer.Option(0.5, "--v-init", help="Initial membrane potential, in thresholds."),
+) -> None:
+    """Compile MODEL.onnx into an artifact directory for the target."""
+    from .compiler import BuildOptions, build as build_artifact
+
+    options = BuildOptions(target=target, seed=seed, encoding=encoding, input_range=input_range,
+                           calibrate=str(calibrate) if calibrate else None, percentile=percentile, v_init=v_init)
+    with err.status("building") as status:
+        path, report = build_artifact(model, output, options, step=lambda name: status.update(f"building: {name}"))
+    r = report["resources"]
+    out.print(f"built {path}: {report['populations']} populations, {report['neurons']} neurons, {report['synapses']} synapses, "
+              f"{r['cores']} cores (lower bound {r['lower_bound_cores']}), latency {report['latency_steps']} steps")
+
+
+def _load_run_inputs(artifact: Path, input: Path, samples: Optional[int]):
+    from .artifact import load_artifact
+    from .data import load_input
+
+    art = load_artifact(artifact)
+    x = load_input(input, art.net.meta["input_shape"])
+    if samples is not None:
+        if samples < 1:
+            raise NeurocompileError(f"--samples must be at least 1, got {samples}")
+        x = x[:samples]
+    return art, x
+
+
+def _run_with_progress(art, x, steps, backend, seed, record=False, precision="fixed"):
+    from .runs import run_backend
+
+    with _progress() as bar:
+        total = x.shape[0] if backend == "lava" else steps
+        task = bar.add_task(f"{backend}: {'samples' if backend == 'lava' else 'steps'}", total=total)
+        return run_backend(art, x, steps, backend, seed, record=record, precision=precision, progress=lambda n: bar.update(task, completed=n))
+
+
+@app.command()
+def run(
+    artifact: Path = typer.Argument(..., help="Artifact directory (*.ncx)."),
+    input: Path = typer.Option(..., "--input", "-i", help="Inputs, float32 [batch, ...input shape] (.npy)."),
+    steps: int = typer.Option(..., "--steps", "-T", help="Time steps per sample."),
+    backend: str = typer.Option("sim", "--backend", "-b", help="sim (bit-accurate simulator) or lava."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random streams (default: the artifact's)."),
+    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Use only the first N samples."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Integer labels [batch] (.npy): report accuracy."),
+    precision: str = typer.Option("fixed", "--precision", help="fixed (bit-accurate) or float (Lava's floating_pt models)."),
+    result: Optional[Path] = typer.Option(None, "--out", help="Write the result (.npz): output, spikes/<population>, counts/<population>, totals."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+) -> None:
+    """Run an artifact on inputs with the simulator or Lava."""
+    from .runs import save_result, summary
+
+    art, x = _load_run_inputs(artifact, input, samples)
+    seed = art.manifest["options"].get("seed", 0) if seed is None else seed
+    y = np.load(labels, allow_pickle=False) if labels else None
+    res = _run_with_progress(art, x, steps, backend, seed, precision=precision)
+    if result:
+        save_result(result, res)
+    s = summary(res, seed, y)
+    if as_json:
+        print(json.dumps(s))
+        return
+    from .views import run_table
+
+    out.print(run_table(s))
+    if "accuracy" in s:
+        out.print(f"accuracy: {s['accuracy']:.4f} on {s['samples']} samples")
+    if res.input_saturated:
+        err.print(f"warning: {res.input_saturated} input values exceeded the payload range and were clipped (rebuild with a larger --input-range)")
+
+
+@app.command()
+def compare(
+    artifact: Path = typer.Argument(..., help="Artifact directory (*.ncx)."),
+    input: Path = typer.Option(..., "--input", "-i", help="Inputs, float32 [batch, ...input shape] (.npy)."),
+    steps: int = typer.Option(..., "--steps", "-T", help="Time steps per sample."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random streams (default: the artifact's)."),
+    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Use only the first N samples."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON on stdout."),
+) -> None:
+    """Run the simulator and Lava; exit 0 when every population's spikes are identical, 1 with the
+    first divergence (population, step, neuron) otherwise."""
+    from .runs import compare_results
+
+    art, x = _load_run_inputs(artifact, input, samples)
+    seed = art.manifest["options"].get("seed", 0) if seed is None else seed
+    sim = _run_with_progress(art, x, steps, "sim", seed, record=True)
+    lava = _run_with_progress(art, x, steps, "lava", seed, record=True)
+    cmp = compare_results(sim, lava)
+    if as_json:
+        print(json.dumps(cmp))
+    else:
+        from .views import compare_table
+
+        out.print(compare_table(cmp))
+        if cmp["identical"]:
+            out.print(f"identical: every population's spikes agree at every step ({x.shape[0]} samples x {steps} steps)")
+        else:
+            out.print(f"[red]first divergence:[/red] {cmp['divergence_text'] or 'readout accumulators differ'}")
+    raise typer.Exit(0 if cmp["identical"] else 1)
+
+
+@app.command()
+def inspect(
+    path: Path = typer.Argument(..., help="An artifact directory or an ONNX model."),
+    target: str = typer.Option("loihi2-sim", "--target", "-t", help="Target for an ONNX model."),
+) -> None:
+    """Print what was built: populations, synapse blocks, quantization error, placement."""
+    from .views import artifact_summary, blocks_table, placement_table, populations_table
+
+    if path.is_dir():
+        from .artifact import load_artifact
+
+        art = load_artifact(path)
+        out.print(artifact_summary(art))
+        out.print(populations_table(art.net, art.report.get("quantization")))
+        out.print(blocks_table(art.net))
+        out.print(placement_table(art.placement))
+        return
+    from .frontend import onnx_to_ir
+    from .passes.lower import lower_linear_chains
+
+    net = onnx_to_ir(path)
+    lower_linear_chains(net)
+    out.print(f"{path}: ONNX opset {net.meta['opset']}, input {net.meta['input_name']} {net.meta['input_shape']}, latency {net.latency()} steps (not quantized: `build` it for the target's figures)")
+    out.print(populations_table(net))
+    out.print(blocks_table(net))
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(f"neurocompile {__version__}")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except NeurocompileError as e:
+        if STATE["debug"]:
+            traceback.print_exc()
+        err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as e:  # a usage error from the parser, or a bug
+        exit_code = getattr(e, "exit_code", None)
+        if exit_code is not None:  # the parser's own errors (unknown option, missing argument)
+            if hasattr(e, "show"):
+                e.show()
+            else:
+                err.print(f"error: {e}", markup=False, highlight=False)
+            sys.exit(2 if exit_code not in (0, 1) else exit_code)
+        if STATE["debug"]:
+            traceback.print_exc()
+        err.print(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()

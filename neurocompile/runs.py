@@ -1,0 +1,103 @@
+"""Running artifacts on a backend, and comparing backends: what `run` and `compare` do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .artifact import Artifact
+from .backends.result import RunResult
+from .backends.sim import Simulator
+from .errors import NeurocompileError
+
+BACKENDS = ("sim", "lava")
+Progress = Callable[[int], None]
+
+
+def run_backend(art: Artifact, x: np.ndarray, steps: int, backend: str, seed: int, record: bool = False,
+                precision: str = "fixed", progress: Progress | None = None) -> RunResult:
+    if steps < 1:
+        raise NeurocompileError(f"--steps must be at least 1, got {steps}")
+    num = art.target.numerics
+    if backend == "sim":
+        if precision != "fixed":
+            raise NeurocompileError("the simulator is bit-accurate fixed point only; --precision float runs on --backend lava")
+        return Simulator(art.net, num["input_payload_bits"], num["membrane_bits"]).run(x, steps, seed=seed, record=record, progress=progress)
+    if backend == "lava":
+        from .backends.lava.runner import run_lava
+
+        return run_lava(art.net, x, steps, num["input_payload_bits"], num["membrane_bits"], seed=seed, precision=precision,
+                        record=record, hardware=art.target.mode == "hw", progress=progress)
+    raise NeurocompileError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
+
+
+def summary(result: RunResult, seed: int, labels: np.ndarray | None = None) -> dict[str, Any]:
+    out = {
+        "backend": result.backend,
+        "steps": result.steps,
+        "samples": int(result.output.shape[0]),
+        "seed": seed,
+        "predictions": result.output.reshape(result.output.shape[0], -1).argmax(axis=1).tolist(),
+        "output": result.output.reshape(result.output.shape[0], -1).tolist(),
+        "spikes": {name: v.tolist() for name, v in result.spikes.items()},
+        "total_spikes": result.total_spikes.tolist(),
+        "synaptic_ops": result.synaptic_ops.tolist(),
+        "input_saturated": result.input_saturated,
+    }
+    if labels is not None:
+        out["accuracy"] = float(np.mean(np.asarray(out["predictions"]) == labels[: len(out["predictions"])]))
+    return out
+
+
+def save_result(path: str | Path, result: RunResult) -> None:
+    arrays = {"output": result.output, "total_spikes": result.total_spikes, "synaptic_ops": result.synaptic_ops}
+    for name, counts in result.counts.items():
+        arrays[f"spikes/{name}"] = counts.sum(axis=1)
+        arrays[f"counts/{name}"] = counts.astype(np.int32)
+    np.savez(path, **arrays)
+
+
+@dataclass
+class Divergence:
+    population: str
+    step: int
+    neuron: int
+    sample: int
+    sim: int
+    lava: int
+
+    def __str__(self) -> str:
+        return f"population '{self.population}', step {self.step}, neuron {self.neuron}, sample {self.sample}: sim {self.sim}, lava {self.lava}"
+
+
+def first_divergence(a: RunResult, b: RunResult) -> Divergence | None:
+    """The earliest step at which any population's spikes differ (ties: topological order)."""
+    best = None
+    for name, ra in a.rasters.items():
+        rb = b.rasters[name]
+        diff = np.argwhere(ra != rb)  # [step, sample, neuron], sorted by step
+        if diff.size and (best is None or diff[0, 0] < best.step):
+            t, k, i = (int(v) for v in diff[0])
+            best = Divergence(name, t, i, k, int(ra[t, k, i]), int(rb[t, k, i]))
+    return best
+
+
+def compare_results(a: RunResult, b: RunResult) -> dict[str, Any]:
+    pops = {}
+    for name, ca in a.counts.items():
+        cb = b.counts[name]
+        pops[name] = {"neurons": int(ca.shape[1]), "sim": ca.sum(axis=1).tolist(), "lava": cb.sum(axis=1).tolist(), "identical": bool(np.array_equal(ca, cb))}
+    readout_same = bool(np.array_equal(a.readout_int, b.readout_int))
+    div = first_divergence(a, b) if a.rasters is not None and b.rasters is not None else None
+    identical = all(p["identical"] for p in pops.values()) and readout_same and div is None
+    return {
+        "identical": identical,
+        "populations": pops,
+        "readout_identical": readout_same,
+        "synaptic_ops": {"sim": a.synaptic_ops.tolist(), "lava": b.synaptic_ops.tolist()},
+        "first_divergence": None if div is None else div.__dict__,
+        "divergence_text": None if div is None else str(div),
+    }

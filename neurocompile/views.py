@@ -1,0 +1,108 @@
+"""Tables for people: what `inspect`, `run` and `compare` print."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from rich.table import Table
+
+from .artifact import Artifact
+from .ir.connectivity import n_synapses
+from .ir.graph import Network
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def populations_table(net: Network, quant: dict | None = None) -> Table:
+    t = Table(title="Populations", title_justify="left")
+    for col in ("population", "kind", "shape", "neurons", "threshold", "activation", "blocks in", "synapses in", "weight err", "act err"):
+        t.add_column(col, justify="right" if col in ("neurons", "threshold", "blocks in", "synapses in", "weight err", "act err") else "left")
+    for p in net.populations():
+        blocks = net.incoming(p.name)
+        q = (quant or {}).get(p.name, {})
+        act = getattr(p, "activation", None)
+        if act == "qcfs":
+            act = f"qcfs L={p.levels}"
+        t.add_row(
+            p.name, p.kind, "x".join(map(str, p.shape)), str(p.size), _fmt(getattr(p, "threshold", None)), _fmt(act if p.kind != "input" else p.encoding),
+            str(len(blocks)), str(sum(n_synapses(b, net.source_of(b).size) for b in blocks)) if blocks else "-",
+            _fmt(q.get("weight_rel_error")), _fmt(q.get("activation_rel_error")),
+        )
+    return t
+
+
+def blocks_table(net: Network) -> Table:
+    t = Table(title="Synapse blocks", title_justify="left")
+    for col in ("block", "kernel", "view", "index maps", "synapses", "shift", "acc bound"):
+        t.add_column(col, justify="right" if col in ("synapses", "shift", "acc bound") else "left")
+    for b in net.synapses():
+        maps = "+".join(side for side, idx in (("in", b.in_index), ("out", b.out_index)) if idx is not None) or "-"
+        t.add_row(b.name, b.kernel.kind if b.kernel else "chain", "x".join(map(str, b.view_shape)), maps,
+                  str(n_synapses(b, net.source_of(b).size)) if b.kernel else "-", _fmt(b.w_shift), _fmt(b.acc_bound))
+    return t
+
+
+def placement_table(placement: dict) -> Table:
+    t = Table(title="Placement", title_justify="left")
+    for col in ("population", "cores", "neurons", "synapse bits", "fan-in axons", "fan-out axons"):
+        t.add_column(col, justify="left" if col == "population" else "right")
+    per_pop: dict[str, dict[str, int]] = {}
+    for c in placement["cores"]:
+        name = c["slices"][0]["population"]
+        row = per_pop.setdefault(name, {"cores": 0, "neurons": 0, "synapse_bits": 0, "fan_in_axons": 0, "fan_out_axons": 0})
+        row["cores"] += 1
+        for key in ("neurons", "synapse_bits", "fan_in_axons", "fan_out_axons"):
+            row[key] += c[key]
+    for name, row in per_pop.items():
+        t.add_row(name, *(str(row[k]) for k in ("cores", "neurons", "synapse_bits", "fan_in_axons", "fan_out_axons")))
+    tot = placement["totals"]
+    t.add_row("total", str(tot["cores"]), str(tot["neurons"]), str(tot["synapse_bits"]), str(tot["fan_in_axons"]), str(tot["fan_out_axons"]), style="bold")
+    return t
+
+
+def artifact_summary(art: Artifact) -> Table:
+    r, p = art.report, art.placement
+    t = Table(title=f"Artifact {art.path}", title_justify="left", show_header=False)
+    t.add_column("what")
+    t.add_column("value")
+    rows = [
+        ("target", f"{art.target.name} ({art.target.chip}, {'Loihi2HwCfg' if art.target.mode == 'hw' else 'Loihi2SimCfg'})"),
+        ("input", f"{r['input']['name']} {r['input']['shape']}, {r['input']['encoding']} encoding, payload 2^-{r['input']['payload_frac_bits']}"),
+        ("populations / neurons", f"{r['populations']} / {r['neurons']}"),
+        ("synapse blocks / synapses", f"{r['synapse_blocks']} / {r['synapses']}"),
+        ("latency", f"{r['latency_steps']} steps (input to readout)"),
+        ("cores / chips", f"{p['totals']['cores']} / {p['totals']['chips']} (lower bound {p['lower_bound_cores']} cores)"),
+        ("host ops", ", ".join(f"{h['node']} ({h['kind']})" for h in p["host_ops"]) or "-"),
+        ("synapses on cores", f"{r['operations']['fraction_on_cores']:.0%}"),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    return t
+
+
+def run_table(summary: dict) -> Table:
+    t = Table(title=f"{summary['backend']}: {summary['samples']} samples x {summary['steps']} steps", title_justify="left")
+    t.add_column("population")
+    t.add_column("spikes / sample", justify="right")
+    for name, per_sample in summary["spikes"].items():
+        t.add_row(name, f"{np.mean(per_sample):.1f}")
+    t.add_row("total", f"{np.mean(summary['total_spikes']):.1f}", style="bold")
+    t.add_row("synaptic ops", f"{np.mean(summary['synaptic_ops']):.1f}", style="bold")
+    return t
+
+
+def compare_table(cmp: dict) -> Table:
+    t = Table(title="Spike counts, simulator vs Lava (summed over samples)", title_justify="left")
+    for col in ("population", "neurons", "sim", "lava", "identical"):
+        t.add_column(col, justify="left" if col == "population" else "right")
+    for name, p in cmp["populations"].items():
+        t.add_row(name, str(p["neurons"]), str(sum(p["sim"])), str(sum(p["lava"])), "yes" if p["identical"] else "[red]NO[/red]")
+    t.add_row("readout", "-", "-", "-", "yes" if cmp["readout_identical"] else "[red]NO[/red]")
+    return t

@@ -1,0 +1,37 @@
+"""Shared fixtures: the shipped example models, built once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neurocompile.compiler import BuildOptions, build
+
+ROOT = Path(__file__).resolve().parent.parent
+GRAPHS = ROOT / "graphs"
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """Test images [360, 1, 8, 8] in [0, 1] and labels [360]."""
+    return np.load(GRAPHS / "digits_test_x.npy"), np.load(GRAPHS / "digits_test_y.npy")
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory):
+    """Builds (model, options) once per session; returns the loaded artifact."""
+    from neurocompile.artifact import load_artifact
+
+    cache = {}
+    root = tmp_path_factory.mktemp("artifacts")
+
+    def get(model: str, **options):
+        key = (model, tuple(sorted(options.items())))
+        if key not in cache:
+            path, _ = build(GRAPHS / f"{model}.onnx", root / f"{model}-{len(cache)}.ncx", BuildOptions(**options))
+            cache[key] = load_artifact(path)
+        return cache[key]
+
+    return get

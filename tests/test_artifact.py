@@ -1,0 +1,90 @@
+"""The artifact contract: shape, determinism, hashes checked on load, atomic writes, no pickle."""
+
+import hashlib
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+from neurocompile.artifact import load_artifact
+from neurocompile.backends.ann import evaluate
+from neurocompile.compiler import BuildOptions, build, compile_network
+from neurocompile.errors import NeurocompileError
+from neurocompile.targets import load_target
+
+from conftest import GRAPHS, ROOT
+
+CHECK = ROOT.parent / "shared" / "tools" / "check-artifact"
+
+
+def digest(path):
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(path.iterdir())}
+
+
+def test_same_inputs_give_identical_bytes(tmp_path):
+    a, _ = build(GRAPHS / "digits_cnn.onnx", tmp_path / "a.ncx", BuildOptions(seed=3))
+    b, _ = build(GRAPHS / "digits_cnn.onnx", tmp_path / "b.ncx", BuildOptions(seed=3))
+    assert digest(a) == digest(b)
+    c, _ = build(GRAPHS / "digits_cnn.onnx", tmp_path / "c.ncx", BuildOptions(seed=4))
+    assert digest(a)["params.npz"] == digest(c)["params.npz"] and digest(a)["manifest.json"] != digest(c)["manifest.json"]
+
+
+@pytest.mark.skipif(not CHECK.is_file(), reason="the shared check-artifact tool is not beside this checkout")
+def test_conforms_to_the_contract(tmp_path):
+    path, _ = build(GRAPHS / "digits_mlp.onnx", tmp_path / "m.ncx", BuildOptions())
+    proc = subprocess.run([sys.executable, str(CHECK), str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_round_trip_keeps_the_network(tmp_path):
+    target = load_target("loihi2-sim")
+    net, _, _ = compile_network(GRAPHS / "digits_cnn.onnx", target, BuildOptions())
+    path, _ = build(GRAPHS / "digits_cnn.onnx", tmp_path / "c.ncx", BuildOptions())
+    loaded = load_artifact(path).net
+    x = np.load(GRAPHS / "digits_test_x.npy")[:8]
+    for quantized in (False, True):
+        a = evaluate(net, x, quantized)["post"]
+        b = evaluate(loaded, x, quantized)["post"]
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_params_load_without_pickle_and_have_fixed_timestamps(tmp_path):
+    path, _ = build(GRAPHS / "digits_mlp.onnx", tmp_path / "m.ncx", BuildOptions())
+    with np.load(path / "params.npz", allow_pickle=False) as z:
+        assert all(z[k].dtype != object for k in z.files)
+    with zipfile.ZipFile(path / "params.npz") as zf:
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
+@pytest.mark.parametrize("victim", ["graph.json", "params.npz", "placement.json", "report.json"])
+def test_tampered_artifact_is_refused(tmp_path, victim):
+    path, _ = build(GRAPHS / "digits_mlp.onnx", tmp_path / "m.ncx", BuildOptions())
+    data = bytearray((path / victim).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (path / victim).write_bytes(bytes(data))
+    with pytest.raises(NeurocompileError, match=f"{victim}.*sha256"):
+        load_artifact(path)
+
+
+def test_failed_build_leaves_nothing_behind(tmp_path):
+    out = tmp_path / "relu.ncx"
+    with pytest.raises(NeurocompileError, match="--calibrate"):
+        build(GRAPHS / "digits_mlp_relu.onnx", out, BuildOptions())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rebuild_replaces_an_artifact_but_not_other_directories(tmp_path):
+    out = tmp_path / "m.ncx"
+    build(GRAPHS / "digits_mlp.onnx", out, BuildOptions(seed=1))
+    build(GRAPHS / "digits_mlp.onnx", out, BuildOptions(seed=2))
+    assert load_artifact(out).manifest["options"]["seed"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ncx"]
+    precious = tmp_path / "data"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("x")
+    with pytest.raises(NeurocompileError, match="not an artifact"):
+        build(GRAPHS / "digits_mlp.onnx", precious, BuildOptions())
+    assert (precious / "keep.txt").read_text() == "x"

@@ -1,0 +1,136 @@
+"""The command-line contract: build, run, compare, inspect; bad input -> one line, exit 2."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from conftest import GRAPHS
+
+MLP = GRAPHS / "digits_mlp.onnx"
+X = GRAPHS / "digits_test_x.npy"
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "neurocompile.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def assert_bad_input(proc, *words):
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for w in words:
+        assert w.lower() in lines[0].lower(), (w, lines[0])
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def mlp_artifact(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "mlp.ncx"
+    proc = cli("build", MLP, "--target", "loihi2-sim", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_build_defaults_next_to_the_model(tmp_path):
+    model = tmp_path / "net.onnx"
+    model.write_bytes(MLP.read_bytes())
+    proc = cli("build", model)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "net.ncx" / "manifest.json").is_file()
+
+
+def test_run_json_summary_and_result_file(mlp_artifact, tmp_path):
+    out = tmp_path / "r.npz"
+    proc = cli("run", mlp_artifact, "--input", X, "--steps", 32, "--backend", "sim", "--labels", GRAPHS / "digits_test_y.npy", "--out", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    assert s["samples"] == 360 and s["steps"] == 32 and s["accuracy"] > 0.97
+    assert set(s["spikes"]) == {"net.net.3", "net.net.6"}
+    with np.load(out, allow_pickle=False) as r:
+        assert r["output"].shape == (360, 10)
+        assert r["spikes/net.net.3"].shape == (360,)
+        np.testing.assert_array_equal(r["total_spikes"], r["spikes/net.net.3"] + r["spikes/net.net.6"])
+        assert (r["synaptic_ops"] > 0).all()
+
+
+@pytest.mark.lava
+def test_compare_reports_identical_spikes(mlp_artifact):
+    proc = cli("compare", mlp_artifact, "--input", X, "--steps", 16, "--samples", 2, "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cmp = json.loads(proc.stdout)
+    assert cmp["identical"] and cmp["first_divergence"] is None
+
+
+def test_inspect_artifact_and_model(mlp_artifact):
+    proc = cli("inspect", mlp_artifact)
+    assert proc.returncode == 0, proc.stderr
+    for word in ("Populations", "Synapse blocks", "Placement", "net.net.3", "qcfs L=8", "lower bound"):
+        assert word in proc.stdout
+    proc = cli("inspect", MLP)
+    assert proc.returncode == 0 and "net.net.6" in proc.stdout
+
+
+# --- bad input: each case is one line on stderr, exit code 2, and no artifact left behind
+
+
+def _model(path, nodes, inputs, outputs, inits=(), opset=17):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8), path)
+    return path
+
+
+def _vi(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def bad_models(tmp):
+    w = onnx.numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    nan = onnx.numpy_helper.from_array(np.full((4, 4), np.nan, np.float32), "w")
+    return {
+        "not-onnx": ((tmp / "a.onnx").write_text("hello, I am a text file") and tmp / "a.onnx", ["not an onnx model"]),
+        "truncated": ((tmp / "b.onnx").write_bytes(MLP.read_bytes()[:3000]) and tmp / "b.onnx", ["truncated"]),
+        "missing": (tmp / "nope.onnx", ["does not exist"]),
+        "unsupported-op": (_model(tmp / "c.onnx", [helper.make_node("Softmax", ["x"], ["y"], name="attn_softmax")], [_vi("x", [1, 4])], [_vi("y", [1, 4])]), ["attn_softmax", "Softmax", "supported ops"]),
+        "dynamic-shape": (_model(tmp / "d.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], [_vi("x", [1, "tokens", 4])], [_vi("y", [1, "tokens", 4])], [w]), ["dynamic", "tokens"]),
+        "old-opset": (_model(tmp / "e.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], [_vi("x", [1, 4])], [_vi("y", [1, 4])], [w], opset=11), ["opset 11"]),
+        "nan-weights": (_model(tmp / "f.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], [_vi("x", [1, 4])], [_vi("y", [1, 4])], [nan]), ["nan"]),
+        "relu-uncalibrated": (GRAPHS / "digits_mlp_relu.onnx", ["--calibrate"]),
+    }
+
+
+@pytest.mark.parametrize("case", ["not-onnx", "truncated", "missing", "unsupported-op", "dynamic-shape", "old-opset", "nan-weights", "relu-uncalibrated"])
+def test_bad_model(tmp_path, case):
+    model, words = bad_models(tmp_path)[case]
+    out = tmp_path / "out" / "m.ncx"
+    assert_bad_input(cli("build", model, "-o", out), *words)
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+def test_bad_target_and_flags(tmp_path):
+    assert_bad_input(cli("build", MLP, "--target", "spinnaker", "-o", tmp_path / "m.ncx"), "unknown target")
+    assert_bad_input(cli("build", MLP, "--encoding", "morse", "-o", tmp_path / "m.ncx"), "encoding")
+    assert not (tmp_path / "m.ncx").exists()
+
+
+def test_bad_run_inputs(mlp_artifact, tmp_path):
+    wrong_shape = tmp_path / "w.npy"
+    np.save(wrong_shape, np.zeros((3, 64), np.float32))
+    assert_bad_input(cli("run", mlp_artifact, "--input", wrong_shape, "--steps", 4), "shape [3, 64]", "[batch, 1, 8, 8]")
+    strings = tmp_path / "s.npy"
+    np.save(strings, np.array([["a"] * 8] * 8))
+    assert_bad_input(cli("run", mlp_artifact, "--input", strings, "--steps", 4), "dtype")
+    assert_bad_input(cli("run", mlp_artifact, "--input", tmp_path / "none.npy", "--steps", 4), "does not exist")
+    assert_bad_input(cli("run", mlp_artifact, "--input", X, "--steps", 0), "steps")
+    assert_bad_input(cli("run", mlp_artifact, "--input", X, "--steps", 4, "--backend", "gpu"), "backend")
+    assert_bad_input(cli("run", tmp_path / "missing.ncx", "--input", X, "--steps", 4), "does not exist")
+
+
+def test_hardware_target_without_a_board_says_what_is_missing(tmp_path):
+    out = tmp_path / "hw.ncx"
+    assert cli("build", MLP, "--target", "loihi2", "-o", out).returncode == 0
+    assert_bad_input(cli("run", out, "--input", X, "--steps", 4, "--samples", 1, "--backend", "lava"), "lava-loihi", "loihi2-sim")

@@ -1,0 +1,50 @@
+"""Placement: every core within the target's limits, re-checked from the artifact alone."""
+
+import numpy as np
+import pytest
+
+from neurocompile.backends.ann import evaluate
+from neurocompile.compiler import BuildOptions, compile_network
+from neurocompile.errors import NeurocompileError
+from neurocompile.partition import place
+from neurocompile.partition.validate import placement_problems
+from neurocompile.targets import load_target
+
+from conftest import GRAPHS
+
+
+@pytest.mark.parametrize("target", ["loihi2-sim", "loihi1"])
+@pytest.mark.parametrize("model", ["digits_mlp", "digits_cnn"])
+def test_every_core_passes_the_validator(artifacts, model, target):
+    art = artifacts(model, target=target)
+    assert placement_problems(art.net, art.target, art.placement) == []
+    assert art.placement["lower_bound_cores"] <= art.placement["totals"]["cores"]
+
+
+def test_validator_catches_a_wrong_claim_and_a_gap(artifacts):
+    art = artifacts("digits_cnn")
+    cores = [dict(c, slices=[dict(s) for s in c["slices"]]) for c in art.placement["cores"]]
+    cores[0]["neurons"] += 1
+    cores[1]["slices"][0]["start"] += 3
+    problems = placement_problems(art.net, art.target, dict(art.placement, cores=cores))
+    assert any("neurons" in p and "recomputed" in p for p in problems)
+    assert any("not placed" in p for p in problems)
+
+
+def test_placement_leaves_the_network_unchanged():
+    target = load_target("loihi2-sim")
+    net, _, _ = compile_network(GRAPHS / "digits_cnn.onnx", target, BuildOptions())
+    x = np.load(GRAPHS / "digits_test_x.npy")[:4]
+    before = evaluate(net, x, quantized=True)["post"]
+    place(net, target)
+    after = evaluate(net, x, quantized=True)["post"]
+    for name in before:
+        np.testing.assert_array_equal(before[name], after[name])
+
+
+def test_model_too_large_for_the_target_says_what_and_how_much(tmp_path):
+    spec = (GRAPHS.parent / "targets" / "loihi1.toml").read_text().replace("chips = 2", "chips = 1").replace("cores = 128", "cores = 4")
+    small = tmp_path / "tiny_chip.toml"
+    small.write_text(spec)
+    with pytest.raises(NeurocompileError, match=r"needs \d+ cores; target .* offers 4"):
+        compile_network(GRAPHS / "digits_cnn.onnx", load_target(str(small)), BuildOptions())

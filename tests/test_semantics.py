@@ -1,0 +1,92 @@
+"""The integer semantics of docs/semantics.md, checked against traces derived by hand.
+
+Every network here is built directly in the IR (tests/tiny.py) with explicit integers, so the
+expected spikes follow from the equations alone, not from another implementation.
+"""
+
+import numpy as np
+import pytest
+
+from neurocompile.backends.sim import Simulator, shift
+
+from tiny import THETA, chain
+
+VMAX = 2**23 - 1
+
+
+def simulate(net, x, steps, **kw):
+    return Simulator(net, payload_bits=16, membrane_bits=24).run(np.asarray(x, np.float64).reshape(len(x), -1), steps, record=True, **kw)
+
+
+def test_integrate_fire_with_threshold_equality_and_subtraction():
+    # Input payload 3 every step, weight 1, theta 8, v0 4. The input emitted at step 0 arrives
+    # at step 1. v: 4, 7, 10->2 (spike), 5, 8->0 (spike: v >= theta), 3, 6, 9->1, 4, 7, 10->2, 5
+    net = chain([{"n": 1, "w": [[1]], "v0": 4}])
+    r = simulate(net, [[3.0]], 12)
+    assert r.rasters["l0"][:, 0, 0].tolist() == [0, 0, 1, 0, 1, 0, 0, 1, 0, 0, 1, 0]
+    assert r.membranes["l0"][0, 0] == 5
+
+
+def test_one_step_delay_per_synapse_hop():
+    # Strong weights: each layer fires from the first step its input arrives.
+    net = chain([{"n": 1, "w": [[8]]}, {"n": 1, "w": [[8]]}, {"n": 1, "w": [[8]]}])
+    r = simulate(net, [[1.0]], 6)
+    first = [int(np.argmax(r.rasters[f"l{k}"][:, 0, 0])) for k in range(3)]
+    assert first == [1, 2, 3]
+    assert net.latency() == 4
+    # The readout integrates the last layer from step 4 on: steps 4 and 5.
+    assert r.readout_int[0, 0] == 2
+
+
+def test_reset_by_subtraction_keeps_the_excess():
+    # Input 20 per step, theta 8: one spike per step at most; v grows by 12 each step.
+    net = chain([{"n": 1, "w": [[20]]}])
+    r = simulate(net, [[1.0]], 5)
+    assert r.rasters["l0"][:, 0, 0].tolist() == [0, 1, 1, 1, 1]
+    assert r.membranes["l0"][0, 0] == 4 * 12
+
+
+def test_membrane_saturates_instead_of_wrapping():
+    # -1000 * 127 << 6 = -8,128,000 per step: the second input step passes -VMAX.
+    net = chain([{"n": 1, "w": [[127]], "shift": 6}])
+    r = simulate(net, [[-1000.0]], 4)
+    assert r.membranes["l0"][0, 0] == -VMAX
+    assert r.counts["l0"].sum() == 0
+
+
+def test_negative_shift_floors_toward_minus_infinity():
+    assert shift(np.array([-3, 3, -4, 5]), -1).tolist() == [-2, 1, -2, 2]
+    # l0 fires every step from step 1; its spike reaches l1 through weight -3 >> 1 = -2.
+    net = chain([{"n": 1, "w": [[8]]}, {"n": 1, "w": [[-3]], "shift": -1}])
+    r = simulate(net, [[1.0]], 6)
+    assert r.membranes["l1"][0, 0] == -2 * 4  # deliveries at steps 2, 3, 4, 5
+
+
+def test_bias_mantissa_and_exponent():
+    # bias 1 << 2 = 4 per step and no input: a spike every second step.
+    net = chain([{"n": 1, "w": [[0]], "bias_mant": [1], "bias_exp": 2}])
+    r = simulate(net, [[0.0]], 6)
+    assert r.rasters["l0"][:, 0, 0].tolist() == [0, 1, 0, 1, 0, 1]
+
+
+@pytest.mark.parametrize("levels", [4, 8, 16])
+def test_if_neuron_reproduces_qcfs_after_levels_steps(levels):
+    # With v0 = theta/2 and a constant input, the spike count over L input steps is
+    # floor(L * a + 1/2) clipped to [0, L]: the QCFS activation with L levels, which is why a
+    # QCFS network converts without loss (MST paper, eq. 4-5).
+    theta = 64
+    payloads = np.arange(-10, 80)
+    net = chain([{"n": 1, "w": [[1]], "theta": theta, "v0": theta // 2}])
+    r = simulate(net, payloads[:, None].astype(float), levels + 1)  # +1: the input arrives at step 1
+    a = payloads / theta
+    qcfs = np.clip(np.floor(a * levels + 0.5), 0, levels)
+    assert r.counts["l0"][:, 0].tolist() == qcfs.astype(int).tolist()
+
+
+def test_batched_samples_are_independent():
+    net = chain([{"n": 3, "w": np.eye(3, dtype=int) * 2, "v0": 4}], n_in=3)
+    x = np.array([[1.0, 2.0, 3.0], [3.0, 0.0, -1.0]])
+    together = simulate(net, x, 10)
+    for k in range(2):
+        alone = simulate(net, x[k:k + 1], 10)
+        assert np.array_equal(alone.rasters["l0"][:, 0], together.rasters["l0"][:, k])

@@ -1,0 +1,50 @@
+"""Targets are data: loaded by name or path, validated with messages naming the key."""
+
+import pytest
+
+from neurocompile.errors import NeurocompileError
+from neurocompile.targets import TARGETS_DIR, load_target
+
+
+def test_names_select_chip_and_run_mode():
+    sim, hw = load_target("loihi2-sim"), load_target("loihi2")
+    assert (sim.chip, sim.mode) == ("loihi2", "sim") and (hw.chip, hw.mode) == ("loihi2", "hw")
+    assert load_target("loihi1-sim").core["neurons"] == 1024
+    assert sim.membrane_max == 2**23 - 1
+
+
+def test_unverified_values_are_marked_as_assumptions():
+    spec = load_target("loihi2").spec
+    for key in spec["assumptions"]:
+        section, name = key.split(".")
+        assert name in spec[section], key
+
+
+def test_path_is_accepted(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text((TARGETS_DIR / "loihi2.toml").read_text())
+    assert load_target(str(path)).chip == "loihi2"
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s.replace("neurons = 8192", ""), "missing core.neurons"),
+        (lambda s: s.replace("neurons = 8192", "neurons = -5"), "core.neurons = -5"),
+        (lambda s: s.replace("neurons = 8192", 'neurons = "many"'), "core.neurons must be int"),
+        (lambda s: s.replace("fan_in_axons = 4096", "fan_in_axons = 99999999999"), "fan_in_axons"),
+        (lambda s: s.replace("threshold_units = 32768", "threshold_units = 9000000"), "threshold_units"),
+        (lambda s: s.replace("[energy]", "[energy\n"), "not valid TOML"),
+        (lambda s: s.replace("[chip]", "[chips]"), "missing table [chip]"),
+    ],
+)
+def test_bad_target_files_are_named(tmp_path, edit, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(edit((TARGETS_DIR / "loihi2.toml").read_text()))
+    with pytest.raises(NeurocompileError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_target(str(path))
+
+
+def test_unknown_target_lists_the_known_ones():
+    with pytest.raises(NeurocompileError, match="loihi2-sim"):
+        load_target("truenorth")
