@@ -191,19 +191,15 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
-    except Exception as e:  # a usage error from the parser, or a bug
-        exit_code = getattr(e, "exit_code", None)
-        if exit_code is not None:  # the parser's own errors (unknown option, missing argument)
-            if hasattr(e, "show"):
-                e.show()
-            else:
-                err.print(f"error: {e}", markup=False, highlight=False)
-            sys.exit(2 if exit_code not in (0, 1) else exit_code)
+    except typer.TyperException as e:  # the parser's own errors: unknown option, missing argument
+        command = getattr(getattr(e, "ctx", None), "command_path", "neurocompile")
+        err.print(f"error: {e.format_message()} (see `{command} --help`)", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except Exception as e:  # a bug: say so in one line, with the way to see more
         if STATE["debug"]:
             traceback.print_exc()
         err.print(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", markup=False, highlight=False, soft_wrap=True)
         sys.exit(3)
-
 
 if __name__ == "__main__":
     main()

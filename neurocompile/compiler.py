@@ -110,9 +110,22 @@ def summarize(net: Network, target: Target, placement: dict, qreport: dict, thre
         "quantization": qreport,
         "calibrated_thresholds": thresholds,
         "resources": {**placement["totals"], "lower_bound_cores": placement["lower_bound_cores"]},
-        "operations": {"synapses_on_cores": int(sum(synapses.values())), "synapses_on_host": 0, "fraction_on_cores": 1.0},
+        "operations": _operations(net, placement, synapses),
         "estimated_energy_per_inference_j": None,
         "energy_note": "needs activity: `neurocompile run` reports energy measured on inputs",
+    }
+
+
+def _operations(net: Network, placement: dict, synapses: dict[str, int]) -> dict[str, Any]:
+    """Synapses whose target runs on the neurocores vs on the host."""
+    host = {h["node"] for h in placement["host_ops"]}
+    on_host = sum(n for name, n in synapses.items() if net.target_of(net.node(name)).name in host)
+    total = sum(synapses.values())
+    return {
+        "synapses_on_cores": total - on_host,
+        "synapses_on_host": on_host,
+        "fraction_on_cores": (total - on_host) / total if total else 1.0,
+        "host_ops": sorted(host),
     }
 
 

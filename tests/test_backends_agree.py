@@ -71,3 +71,13 @@ class _Artifact:
 def test_semantic_corners(layers, x):
     art = _Artifact(chain(layers))
     assert_identical(art, np.asarray(x), 12)
+
+
+def test_lava_floating_point_models_track_the_fixed_point_run(artifacts, digits):
+    art = artifacts("digits_mlp")
+    x = digits[0][:2]
+    fixed = run_backend(art, x, 32, "sim", 0)
+    floating = run_backend(art, x, 32, "lava", 0, precision="float")
+    for name, counts in fixed.counts.items():
+        assert abs(int(floating.counts[name].sum()) - int(counts.sum())) <= 0.02 * counts.sum(), name
+    assert np.array_equal(floating.output.reshape(2, -1).argmax(1), fixed.output.reshape(2, -1).argmax(1))

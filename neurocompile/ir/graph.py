@@ -12,7 +12,7 @@ import networkx as nx
 import numpy as np
 
 from ..errors import NeurocompileError
-from .nodes import POPULATION_TYPES, InputPopulation, Readout, SynapseBlock, size
+from .nodes import InputPopulation, Population, Readout, SynapseBlock, size
 
 
 class Network:
@@ -55,7 +55,7 @@ class Network:
     def populations(self) -> list:
         """Populations in a deterministic topological order (inputs first)."""
         order = list(nx.lexicographical_topological_sort(self.graph))
-        return [self.node(n) for n in order if isinstance(self.node(n), POPULATION_TYPES)]
+        return [self.node(n) for n in order if isinstance(self.node(n), Population)]
 
     def synapses(self) -> list[SynapseBlock]:
         order = list(nx.lexicographical_topological_sort(self.graph))
@@ -118,7 +118,7 @@ class Network:
         if len(preds) != 1 or len(succs) != 1:
             raise NeurocompileError(f"synapse block '{block.name}' must have one source and one target, has {len(preds)} and {len(succs)}")
         src, dst = self.node(preds[0]), self.node(succs[0])
-        if not isinstance(src, POPULATION_TYPES) or not isinstance(dst, POPULATION_TYPES):
+        if not isinstance(src, Population) or not isinstance(dst, Population):
             raise NeurocompileError(f"synapse block '{block.name}' must connect two populations")
         if block.kernel is None:
             return  # not lowered yet: the chain is checked by the lower pass

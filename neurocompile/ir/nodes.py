@@ -25,8 +25,19 @@ def size(shape: tuple[int, ...]) -> int:
     return int(np.prod(shape, dtype=np.int64))
 
 
+class Population:
+    """What every population has: a name, a tensor shape, and so a number of neurons."""
+
+    name: str
+    shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return size(self.shape)
+
+
 @dataclass(eq=False)
-class InputPopulation:
+class InputPopulation(Population):
     """The network input. `current`: the same graded value every step (direct current
     encoding, the MST convention); `rate`: Bernoulli spikes with probability clip(x, 0, 1)."""
 
@@ -36,10 +47,6 @@ class InputPopulation:
     encoding: str = "current"
     payload_frac_bits: int | None = None  # set by quantize: payload = round(x * 2^frac)
     origin: str = ""
-
-    @property
-    def size(self) -> int:
-        return size(self.shape)
 
     @property
     def graded(self) -> bool:
@@ -53,7 +60,7 @@ class InputPopulation:
 
 
 @dataclass(eq=False)
-class IFPopulation:
+class IFPopulation(Population):
     """Integrate-and-fire neurons with reset by subtraction (a QCFS activation, converted).
 
     v(0) = v_init_frac * threshold; each step v += input + bias; spike when v >= threshold;
@@ -76,10 +83,6 @@ class IFPopulation:
     origin: str = ""
 
     @property
-    def size(self) -> int:
-        return size(self.shape)
-
-    @property
     def graded(self) -> bool:
         return False
 
@@ -97,7 +100,7 @@ class IFPopulation:
 
 
 @dataclass(eq=False)
-class Readout:
+class Readout(Population):
     """Accumulates its input current (plus bias) every step, never spikes: the network output,
     summed over the steps. `output = acc / scale`."""
 
@@ -109,10 +112,6 @@ class Readout:
     bias_mant: np.ndarray | None = None
     bias_exp: int | None = None
     origin: str = ""
-
-    @property
-    def size(self) -> int:
-        return size(self.shape)
 
     @property
     def graded(self) -> bool:
@@ -145,5 +144,4 @@ class SynapseBlock:
     origin: str = ""
 
 
-POPULATION_TYPES = (InputPopulation, IFPopulation, Readout)
 NODE_TYPES = {cls.kind: cls for cls in (InputPopulation, IFPopulation, Readout, SynapseBlock)}
