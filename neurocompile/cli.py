@@ -153,7 +153,7 @@ def inspect(
     """Print what was built: populations, synapse blocks, quantization error, placement."""
     from .views import artifact_summary, blocks_table, placement_table, populations_table
 
-    if path.is_dir():
+    if path.is_dir() or path.suffix == ".ncx":
         from .artifact import load_artifact
 
         art = load_artifact(path)

@@ -95,7 +95,7 @@ def bad_models(tmp):
         "not-onnx": ((tmp / "a.onnx").write_text("hello, I am a text file") and tmp / "a.onnx", ["not an onnx model"]),
         "truncated": ((tmp / "b.onnx").write_bytes(MLP.read_bytes()[:3000]) and tmp / "b.onnx", ["truncated"]),
         "missing": (tmp / "nope.onnx", ["does not exist"]),
-        "unsupported-op": (_model(tmp / "c.onnx", [helper.make_node("Softmax", ["x"], ["y"], name="attn_softmax")], [_vi("x", [1, 4])], [_vi("y", [1, 4])]), ["attn_softmax", "Softmax", "supported ops"]),
+        "unsupported-op": (_model(tmp / "c.onnx", [helper.make_node("MaxPool", ["x"], ["y"], name="pool1", kernel_shape=[2, 2])], [_vi("x", [1, 1, 4, 4])], [_vi("y", [1, 1, 2, 2])]), ["pool1", "MaxPool", "supported ops"]),
         "dynamic-shape": (_model(tmp / "d.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], [_vi("x", [1, "tokens", 4])], [_vi("y", [1, "tokens", 4])], [w]), ["dynamic", "tokens"]),
         "old-opset": (_model(tmp / "e.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], [_vi("x", [1, 4])], [_vi("y", [1, 4])], [w], opset=11), ["opset 11"]),
         "nan-weights": (_model(tmp / "f.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], [_vi("x", [1, 4])], [_vi("y", [1, 4])], [nan]), ["nan"]),

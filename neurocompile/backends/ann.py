@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ir.graph import Network
 from ..ir.indexing import gather
-from ..ir.nodes import InputPopulation, SynapseBlock
+from ..ir.nodes import InputPopulation, Product, SynapseBlock
 
 
 def block_weight(net: Network, block: SynapseBlock, quantized: bool) -> np.ndarray:
@@ -32,6 +32,14 @@ def apply_block(net: Network, block: SynapseBlock, x: np.ndarray, quantized: boo
     return gather(y, block.out_index, block.out_index.shape).reshape(b, -1) if block.out_index is not None else y
 
 
+def product(net: Network, prod: Product, outputs: dict[str, np.ndarray], convert) -> np.ndarray:
+    """A @ B on the operands' outputs [B, n] (converted by `convert` before multiplying)."""
+    a, b = net.operands(prod.name)
+    va = convert(gather(outputs[a.name], prod.a_index, prod.a_shape))
+    vb = convert(gather(outputs[b.name], prod.b_index, prod.b_shape))
+    return np.matmul(va, vb)
+
+
 def population_bias(pop, quantized: bool) -> np.ndarray:
     if not quantized:
         return pop.bias
@@ -47,6 +55,9 @@ def evaluate(net: Network, x: np.ndarray, quantized: bool = False) -> dict[str, 
     for pop in net.populations():
         if isinstance(pop, InputPopulation):
             post[pop.name] = x.reshape(b, -1).astype(np.float64)
+            continue
+        if isinstance(pop, Product):
+            post[pop.name] = product(net, pop, post, lambda a: a).reshape(b, -1)
             continue
         total = np.zeros((b, pop.size)) + population_bias(pop, quantized)[None]
         for block in net.incoming(pop.name):

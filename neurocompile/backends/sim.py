@@ -16,8 +16,10 @@ from ..errors import NeurocompileError
 from ..ir.connectivity import source_fanout
 from ..ir.graph import Network
 from ..ir.indexing import gather
-from ..ir.nodes import IFPopulation, InputPopulation, Readout, SynapseBlock
+from ..hostops import layernorm_fixed, softmax_fixed
+from ..ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout, SynapseBlock
 from ..rng import rate_probability, rate_spikes, stream_id
+from .ann import product
 from .result import RunResult
 
 EXACT_FLOAT32 = 2**24
@@ -58,6 +60,85 @@ class _Block:
         return shift(np.rint(y).astype(np.int64), b.w_shift)
 
 
+@dataclass
+class _Run:
+    """The mutable state of one run: what each population holds and emits."""
+
+    batch: int
+    steps: int
+    seed: int
+    record: bool
+    state: dict[str, np.ndarray]
+    out: dict[str, np.ndarray]  # what each population emits this step
+    prev: dict[str, np.ndarray]  # ... and emitted last step (products read it)
+    counts: dict[str, np.ndarray]
+    rasters: dict[str, np.ndarray] | None
+    encoded: np.ndarray | None = None
+    saturated: int = 0
+
+
+def _start_input(sim, pop: InputPopulation, run: _Run, x):
+    run.encoded, run.saturated = encode_input(pop, x, sim.payload_bits)
+    run.state[pop.name] = np.array([stream_id(pop.name)])
+
+
+def _start_if(sim, pop: IFPopulation, run: _Run, x):
+    run.state[pop.name] = np.full((run.batch, pop.size), pop.v_init_int, np.int64)
+    run.counts[pop.name] = np.zeros((run.batch, pop.size), np.int64)
+    if run.record:
+        run.rasters[pop.name] = np.zeros((run.steps, run.batch, pop.size), np.uint8)
+
+
+def _start_zero(sim, pop, run: _Run, x):
+    run.state[pop.name] = np.zeros((run.batch, pop.size), np.int64)
+
+
+def _step_input(sim, pop: InputPopulation, run: _Run, t: int, current):
+    if pop.graded:
+        run.out[pop.name] = run.encoded
+    else:
+        run.out[pop.name] = rate_spikes(run.seed, int(run.state[pop.name][0]), t, run.encoded).astype(np.int64)
+
+
+def _step_if(sim, pop: IFPopulation, run: _Run, t: int, current):
+    v = np.clip(run.state[pop.name] + current, -sim.vmax, sim.vmax)
+    spikes = v >= pop.threshold_int
+    run.state[pop.name] = v - spikes * pop.threshold_int
+    run.counts[pop.name] += spikes
+    run.out[pop.name] = spikes.astype(np.int64)
+    if run.record:
+        run.rasters[pop.name][t] = spikes
+
+
+def _step_readout(sim, pop: Readout, run: _Run, t: int, current):
+    run.state[pop.name] += current
+
+
+def _step_host(sim, pop: HostOp, run: _Run, t: int, current):
+    rows = current.reshape(run.batch, -1, pop.shape[-1])
+    if pop.op == "softmax":
+        y = softmax_fixed(rows, pop.exp_k, pop.out_frac)
+    else:
+        y = layernorm_fixed(rows, pop.eps_int, pop.gamma_q, pop.beta_q, pop.gb_frac, pop.out_frac)
+    run.out[pop.name] = y.reshape(run.batch, -1)
+
+
+def _step_product(sim, pop: Product, run: _Run, t: int, current):
+    # Exact in float64: |payload| <= 2^23 by construction (quantize checks payload_bound).
+    y = product(sim.net, pop, run.prev, lambda v: v.astype(np.float64))
+    run.out[pop.name] = np.rint(y).astype(np.int64).reshape(run.batch, -1)
+
+
+# How each kind of population starts and steps (phase 2 of docs/semantics.md).
+KINDS = {
+    InputPopulation: (_start_input, _step_input),
+    IFPopulation: (_start_if, _step_if),
+    Readout: (_start_zero, _step_readout),
+    HostOp: (_start_zero, _step_host),
+    Product: (_start_zero, _step_product),
+}
+
+
 class Simulator:
     def __init__(self, net: Network, payload_bits: int, membrane_bits: int):
         self.net = net
@@ -73,60 +154,36 @@ class Simulator:
                 raise NeurocompileError(f"synapse block '{block.name}': accumulator bound {block.acc_bound} exceeds exact float64 range")
             src = net.source_of(block)
             self.blocks.append(_Block(block, src.name, net.target_of(block).name, dtype, block.w_mant.astype(dtype), source_fanout(block, src.size)))
+        self.bias = {p.name: p.bias_mant.astype(np.int64) << p.bias_exp for p in self.pops if getattr(p, "bias_mant", None) is not None}
 
     def run(self, x: np.ndarray, steps: int, seed: int = 0, record: bool = False, progress=None) -> RunResult:
         b = x.shape[0]
-        state: dict[str, np.ndarray] = {}
-        out: dict[str, np.ndarray] = {}
-        counts: dict[str, np.ndarray] = {}
-        rasters = {} if record else None
-        bias = {}
+        run = _Run(b, steps, seed, record, {}, {}, {}, {}, {} if record else None)
         for pop in self.pops:
-            if isinstance(pop, InputPopulation):
-                encoded, saturated = encode_input(pop, x, self.payload_bits)
-                stream = stream_id(pop.name)
-            elif isinstance(pop, IFPopulation):
-                state[pop.name] = np.full((b, pop.size), pop.v_init_int, np.int64)
-                counts[pop.name] = np.zeros((b, pop.size), np.int64)
-                bias[pop.name] = pop.bias_mant.astype(np.int64) << pop.bias_exp
-                if record:
-                    rasters[pop.name] = np.zeros((steps, b, pop.size), np.uint8)
-            else:
-                state[pop.name] = np.zeros((b, pop.size), np.int64)
-                bias[pop.name] = pop.bias_mant.astype(np.int64) << pop.bias_exp
-        buffers = {blk.block.name: None for blk in self.blocks}
+            KINDS[type(pop)][0](self, pop, run, x)
+            run.out[pop.name] = np.zeros((b, pop.size), np.int64)
+        buffers: dict[str, np.ndarray] = {}
         synops = np.zeros(b, np.int64)
-
         for t in range(steps):
+            run.prev = dict(run.out)
             # 1. Every block delivers what it computed last step.
-            current = {pop.name: bias.get(pop.name, 0) + np.zeros((b, pop.size), np.int64) for pop in self.pops if not isinstance(pop, InputPopulation)}
+            current = {name: bias + np.zeros((b, 1), np.int64) for name, bias in self.bias.items()}
             for blk in self.blocks:
-                if buffers[blk.block.name] is not None:
-                    current[blk.target] += buffers[blk.block.name]
+                if blk.block.name in buffers:
+                    current[blk.target] = current.get(blk.target, 0) + buffers[blk.block.name]
             # 2. Every population updates and emits.
             for pop in self.pops:
-                if isinstance(pop, InputPopulation):
-                    out[pop.name] = encoded if pop.graded else rate_spikes(seed, stream, t, encoded).astype(np.int64)
-                elif isinstance(pop, IFPopulation):
-                    v = np.clip(state[pop.name] + current[pop.name], -self.vmax, self.vmax)
-                    spikes = v >= pop.threshold_int
-                    state[pop.name] = v - spikes * pop.threshold_int
-                    counts[pop.name] += spikes
-                    out[pop.name] = spikes.astype(np.int64)
-                    if record:
-                        rasters[pop.name][t] = spikes
-                else:
-                    state[pop.name] += current[pop.name]
+                KINDS[type(pop)][1](self, pop, run, t, current.get(pop.name, 0))
             # 3. Every block integrates this step's output, to deliver it next step.
             for blk in self.blocks:
-                src_out = out[blk.source]
+                src_out = run.out[blk.source]
                 buffers[blk.block.name] = blk.current(src_out)
                 synops += (src_out != 0).astype(np.int64) @ blk.fanout
             if progress is not None:
                 progress(t + 1)
 
         readout = self.net.readout
-        acc = state[readout.name]
+        acc = run.state[readout.name]
         output = (acc / readout.scale).reshape((b,) + tuple(self.net.meta["output_shape"]))
-        membranes = {name: state[name] for name in counts}
-        return RunResult("sim", steps, output, acc, counts, synops, saturated, membranes, rasters)
+        membranes = {name: run.state[name] for name in run.counts}
+        return RunResult("sim", steps, output, acc, run.counts, synops, run.saturated, membranes, run.rasters)

@@ -144,7 +144,8 @@ def onnx_to_ir(path: str | Path, encoding: str = "current") -> Network:
         outs = handler(ctx, node, args)
         for name, value in zip(node.output, outs):
             if name:
-                values[name] = value
+                # numpy turns 0-d results into scalars; a constant is always an ndarray here.
+                values[name] = value if value is None or isinstance(value, Affine) else np.asarray(value)
 
     out_name = graph.output[0].name
     result = values.get(out_name)

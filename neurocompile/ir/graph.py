@@ -12,7 +12,7 @@ import networkx as nx
 import numpy as np
 
 from ..errors import NeurocompileError
-from .nodes import InputPopulation, Population, Readout, SynapseBlock, size
+from .nodes import InputPopulation, Population, Product, Readout, SynapseBlock, size
 
 
 class Network:
@@ -30,6 +30,11 @@ class Network:
         self.add(block)
         self.graph.add_edge(source, block.name, src_port="s_out", dst_port="s_in")
         self.graph.add_edge(block.name, target, src_port="a_out", dst_port="a_in")
+
+    def connect_operands(self, product: Product, a: str, b: str) -> None:
+        self.add(product)
+        self.graph.add_edge(a, product.name, src_port="s_out", dst_port="a")
+        self.graph.add_edge(b, product.name, src_port="s_out", dst_port="b")
 
     def remove(self, name: str) -> None:
         self.graph.remove_node(name)
@@ -70,10 +75,16 @@ class Network:
         return self.node(dst)
 
     def incoming(self, pop_name: str) -> list[SynapseBlock]:
-        return sorted((self.node(b) for b in self.graph.predecessors(pop_name)), key=lambda b: b.name)
+        blocks = (self.node(b) for b in self.graph.predecessors(pop_name))
+        return sorted((b for b in blocks if isinstance(b, SynapseBlock)), key=lambda b: b.name)
+
+    def operands(self, product_name: str) -> tuple[Population, Population]:
+        ports = {d["dst_port"]: self.node(u) for u, _, d in self.graph.in_edges(product_name, data=True)}
+        return ports["a"], ports["b"]
 
     def outgoing(self, pop_name: str) -> list[SynapseBlock]:
-        return sorted((self.node(b) for b in self.graph.successors(pop_name)), key=lambda b: b.name)
+        blocks = (self.node(b) for b in self.graph.successors(pop_name))
+        return sorted((b for b in blocks if isinstance(b, SynapseBlock)), key=lambda b: b.name)
 
     @property
     def input(self) -> InputPopulation:
@@ -90,7 +101,7 @@ class Network:
         dist = {self.input.name: 0}
         for name in nx.topological_sort(self.graph):
             for succ in self.graph.successors(name):
-                hop = 1 if isinstance(self.node(succ), SynapseBlock) else 0
+                hop = 1 if isinstance(self.node(succ), (SynapseBlock, Product)) else 0
                 dist[succ] = max(dist.get(succ, 0), dist.get(name, 0) + hop)
         return dist.get(self.readout.name, 0)
 
@@ -109,9 +120,27 @@ class Network:
             else:
                 if isinstance(node, InputPopulation) and self.graph.in_degree(node.name):
                     raise NeurocompileError(f"input population '{node.name}' has incoming synapses")
+                if isinstance(node, Product):
+                    self._validate_product(node)
+                elif any(not isinstance(self.node(u), SynapseBlock) for u in self.graph.predecessors(node.name)):
+                    raise NeurocompileError(f"population '{node.name}' has an input that is not a synapse block")
                 bias = getattr(node, "bias", None)
                 if bias is not None and bias.size not in (0, node.size):
                     raise NeurocompileError(f"population '{node.name}': bias has {bias.size} values for {node.size} neurons")
+
+    def _validate_product(self, prod: Product) -> None:
+        ports = sorted(d["dst_port"] for _, _, d in self.graph.in_edges(prod.name, data=True))
+        if ports != ["a", "b"]:
+            raise NeurocompileError(f"product '{prod.name}' must have operands on ports a and b, has {ports}")
+        a, b = self.operands(prod.name)
+        for name, op, index, view in (("a", a, prod.a_index, prod.a_shape), ("b", b, prod.b_index, prod.b_shape)):
+            if index is None:
+                if size(view) != op.size:
+                    raise NeurocompileError(f"product '{prod.name}': operand {name} view {list(view)} does not match '{op.name}' ({op.size} neurons)")
+            else:
+                _check_index(index, op.size, f"product '{prod.name}' operand {name} index")
+        if prod.a_shape[-1] != prod.b_shape[-2] or tuple(prod.shape) != tuple(np.broadcast_shapes(prod.a_shape[:-2], prod.b_shape[:-2])) + (prod.a_shape[-2], prod.b_shape[-1]):
+            raise NeurocompileError(f"product '{prod.name}': views {list(prod.a_shape)} @ {list(prod.b_shape)} do not give shape {list(prod.shape)}")
 
     def _validate_block(self, block: SynapseBlock) -> None:
         preds, succs = list(self.graph.predecessors(block.name)), list(self.graph.successors(block.name))

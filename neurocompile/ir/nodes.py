@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..hostops import layernorm_float, softmax_float
 from .kernels import Kernel
 
 ACTIVATIONS = ("qcfs", "clip", "relu")
@@ -26,14 +27,25 @@ def size(shape: tuple[int, ...]) -> int:
 
 
 class Population:
-    """What every population has: a name, a tensor shape, and so a number of neurons."""
+    """What every population has: a name, a tensor shape, and so a number of neurons.
+    `on_host` populations run off the neurocores (input encoding, host ops); `graded` ones emit
+    integer payloads instead of binary spikes, bounded in magnitude by `payload_bound`."""
 
     name: str
     shape: tuple[int, ...]
+    on_host: ClassVar[bool] = False
+    payload_bound: int | None = None
 
     @property
     def size(self) -> int:
         return size(self.shape)
+
+    @property
+    def graded(self) -> bool:
+        return False
+
+    def max_payload(self) -> int:
+        return self.payload_bound if self.graded else 1
 
 
 @dataclass(eq=False)
@@ -42,10 +54,12 @@ class InputPopulation(Population):
     encoding, the MST convention); `rate`: Bernoulli spikes with probability clip(x, 0, 1)."""
 
     kind: ClassVar[str] = "input"
+    on_host: ClassVar[bool] = True
     name: str
     shape: tuple[int, ...]
     encoding: str = "current"
     payload_frac_bits: int | None = None  # set by quantize: payload = round(x * 2^frac)
+    payload_bound: int | None = None
     origin: str = ""
 
     @property
@@ -81,10 +95,6 @@ class IFPopulation(Population):
     bias_mant: np.ndarray | None = None
     bias_exp: int | None = None
     origin: str = ""
-
-    @property
-    def graded(self) -> bool:
-        return False
 
     def value_per_unit(self) -> float:
         return float(self.threshold)
@@ -144,4 +154,76 @@ class SynapseBlock:
     origin: str = ""
 
 
-NODE_TYPES = {cls.kind: cls for cls in (InputPopulation, IFPopulation, Readout, SynapseBlock)}
+@dataclass(eq=False)
+class HostOp(Population):
+    """A function with no neuron form (softmax, layer norm over the last axis), run on the host
+    each step. Its input is the sum of its synapse blocks' currents plus bias, as a neuron's; its
+    output a graded payload in units of 2^-out_frac, computed by neurocompile/hostops.py."""
+
+    kind: ClassVar[str] = "host"
+    on_host: ClassVar[bool] = True
+    name: str
+    shape: tuple[int, ...]
+    op: str = "softmax"  # softmax | layernorm
+    bias: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    epsilon: float = 1e-5
+    gamma: np.ndarray = field(default_factory=lambda: np.zeros(0))  # layer norm scale, [last axis]
+    beta: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # Quantized (filled by the quantize pass)
+    scale: float | None = None  # input units per activation unit, as a neuron's membrane scale
+    bias_mant: np.ndarray | None = None
+    bias_exp: int | None = None
+    out_frac: int | None = None
+    exp_k: int | None = None  # softmax: log2(e) / scale in Q28
+    eps_int: int | None = None  # layer norm: epsilon in input units squared
+    gamma_q: np.ndarray | None = None  # layer norm: gamma and beta in units of 2^-gb_frac
+    beta_q: np.ndarray | None = None
+    gb_frac: int | None = None
+    payload_bound: int | None = None
+    origin: str = ""
+
+    @property
+    def graded(self) -> bool:
+        return True
+
+    def value_per_unit(self) -> float:
+        return 2.0 ** -self.out_frac
+
+    def ann(self, x: np.ndarray) -> np.ndarray:
+        rows = x.reshape(x.shape[0], -1, self.shape[-1])
+        if self.op == "softmax":
+            return softmax_float(rows).reshape(x.shape)
+        return layernorm_float(rows, self.epsilon, self.gamma, self.beta).reshape(x.shape)
+
+
+@dataclass(eq=False)
+class Product(Population):
+    """The matrix product of two operands' outputs, one step late: out = A @ B over the last
+    two axes of the views a_shape [..., M, K] and b_shape [..., K, N] (index maps a_index,
+    b_index into the operands; None: the operand as it is). Emits the exact integer product as a
+    graded payload; one unit is worth (value of an A unit) x (value of a B unit)."""
+
+    kind: ClassVar[str] = "product"
+    on_host: ClassVar[bool] = True
+    name: str
+    shape: tuple[int, ...]
+    a_shape: tuple[int, ...] = ()
+    b_shape: tuple[int, ...] = ()
+    a_index: np.ndarray | None = None
+    b_index: np.ndarray | None = None
+    unit_value: float | None = None  # set by quantize: value_per_unit(A) * value_per_unit(B)
+    payload_bound: int | None = None
+    origin: str = ""
+
+    @property
+    def graded(self) -> bool:
+        return True
+
+    def value_per_unit(self) -> float:
+        return self.unit_value
+
+    def ann(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+
+NODE_TYPES = {cls.kind: cls for cls in (InputPopulation, IFPopulation, Readout, HostOp, Product, SynapseBlock)}

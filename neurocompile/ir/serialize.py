@@ -111,6 +111,11 @@ def from_document(doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> Network
             if pop not in net:
                 raise NeurocompileError(f"graph.json: synapse block '{block.name}' refers to unknown population '{pop}'")
         net.connect(block, end["src"], end["dst"])
+    for e in doc["edges"]:
+        if e["dst_port"] in ("a", "b"):  # a product's operands
+            if e["src"] not in net or e["dst"] not in net:
+                raise NeurocompileError(f"graph.json: operand edge {e['src']} -> {e['dst']} refers to an unknown node")
+            net.graph.add_edge(e["src"], e["dst"], src_port=e["src_port"], dst_port=e["dst_port"])
     net.validate()
     return net
 

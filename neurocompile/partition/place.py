@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import NeurocompileError
 from ..ir.connectivity import block_matrix
 from ..ir.graph import Network
-from ..ir.nodes import InputPopulation
+from ..ir.nodes import InputPopulation, Product
 from ..targets import Target
 from .resources import Cost, fanin_patterns, slice_cost
 
@@ -39,6 +39,17 @@ def _longest_fit(patterns, start: int, n: int, core: dict, wbits: int, pop: str)
     return lo, best
 
 
+def _host_reason(net: Network, pop) -> str:
+    if isinstance(pop, InputPopulation):
+        return f"{pop.encoding} encoding of the input is injected by the host"
+    if isinstance(pop, Product):
+        a, b = net.operands(pop.name)
+        k = pop.a_shape[-1]
+        return (f"a product of two spike tensors ({a.name} @ {b.name}) would need {pop.size * k} coincidence neurons "
+                f"({pop.size} sums of {k}) on cores; it runs on the host")
+    return f"{pop.op} has no neuron form; it runs on the host"
+
+
 def place(net: Network, target: Target) -> dict[str, Any]:
     core = target.core
     wbits = target.numerics["weight_mantissa_bits"]
@@ -47,8 +58,8 @@ def place(net: Network, target: Target) -> dict[str, Any]:
     unsplit = Cost(0, 0, 0)  # every population on one ideal core: what the lower bound counts
     host_ops = []
     for pop in net.populations():
-        if isinstance(pop, InputPopulation):
-            host_ops.append({"node": pop.name, "kind": "input", "why": f"{pop.encoding} encoding of the input is injected by the host"})
+        if pop.on_host:
+            host_ops.append({"node": pop.name, "kind": pop.kind, "why": _host_reason(net, pop)})
             continue
         patterns = fanin_patterns(net, pop.name)
         whole = slice_cost(patterns, 0, pop.size, core, wbits)

@@ -5,7 +5,6 @@ against the per-core limits."""
 from __future__ import annotations
 
 from ..ir.graph import Network
-from ..ir.nodes import InputPopulation
 from ..targets import Target
 from .resources import fanin_patterns, slice_cost
 
@@ -45,7 +44,7 @@ def placement_problems(net: Network, target: Target, placement: dict) -> list[st
             if core[key] > core_spec[limit]:
                 problems.append(f"{where}: {key} {core[key]} exceeds the core's {core_spec[limit]}")
     for pop in net.populations():
-        if isinstance(pop, InputPopulation):
+        if pop.on_host:
             continue
         spans = sorted(covered.get(pop.name, []))
         expected = 0

@@ -55,8 +55,9 @@ def _split(ops):
     return pre_g, pre_s, kernels
 
 
-def _identity(index: np.ndarray | None) -> bool:
-    return index is None or np.array_equal(index.ravel(), np.arange(index.size))
+def _identity(index: np.ndarray | None, n_in: int) -> bool:
+    """True when the gather reads all n_in elements in order (a pure reshape)."""
+    return index is None or (index.size == n_in and np.array_equal(index.ravel(), np.arange(n_in)))
 
 
 def lower_chain(term: Term, where: str = "") -> tuple[tuple[int, ...], np.ndarray | None, Kernel, np.ndarray | None]:
@@ -64,7 +65,7 @@ def lower_chain(term: Term, where: str = "") -> tuple[tuple[int, ...], np.ndarra
     if not kernels:
         view = term.shape
         weight = np.ones(view) if pre_s is None else np.asarray(pre_s, np.float64)
-        return view, None if _identity(pre_g) else pre_g, Elementwise(weight=weight.copy()), None
+        return view, None if _identity(pre_g, size(term.source_shape)) else pre_g, Elementwise(weight=weight.copy()), None
     if len(kernels) == 2:
         merged = _compose_depthwise_conv(kernels[0], kernels[1])
         if merged is not None:
@@ -78,7 +79,8 @@ def lower_chain(term: Term, where: str = "") -> tuple[tuple[int, ...], np.ndarra
         folded = _fold_single(apply.kernel, apply.in_shape, pre_s, post_g, post_s)
         if folded is not None:
             kernel, post_g = folded
-            return apply.in_shape, None if _identity(pre_g) else pre_g, kernel, None if _identity(post_g) else post_g
+            n_out = size(kernel.out_shape(apply.in_shape))
+            return apply.in_shape, None if _identity(pre_g, size(term.source_shape)) else pre_g, kernel, None if _identity(post_g, n_out) else post_g
     matrix = chain_matrix(term)
     if matrix.nnz > MAX_SPARSE_NNZ:
         raise NeurocompileError(
@@ -109,7 +111,7 @@ def _dense_absorbs_prefix(term: Term, last):
     if folded is None:
         return None
     kernel, post_g = folded
-    return view, None, kernel, None if _identity(post_g) else post_g
+    return view, None, kernel, None if _identity(post_g, size(kernel.out_shape(view))) else post_g
 
 
 def _compose_depthwise_conv(first, second):

@@ -18,7 +18,8 @@ import numpy as np
 from ..backends.ann import evaluate
 from ..errors import NeurocompileError
 from ..ir.graph import Network
-from ..ir.nodes import IFPopulation, InputPopulation, Readout
+from ..hostops import LAYERNORM_FRAC, SOFTMAX_OUT_FRAC, exp_constant
+from ..ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout
 from ..targets import Target
 
 
@@ -39,6 +40,8 @@ def _input_frac_bits(net: Network, inp: InputPopulation, num: dict, input_range:
     finer payloads would only push those weights below the mantissa's resolution."""
     frac = input_frac_bits(num["input_payload_bits"], input_range)
     for block in net.outgoing(inp.name):
+        if not isinstance(net.target_of(block), IFPopulation):
+            continue
         peak = float(np.abs(block.kernel.weight).max()) * net.target_of(block).scale
         if peak > 0:
             floor_weight = _signed_max(num["weight_mantissa_bits"]) * 2.0 ** num["weight_shift_min"]
@@ -69,21 +72,46 @@ def quantize_bias(b: np.ndarray, num: dict) -> tuple[np.ndarray, int, int]:
     return np.clip(scaled, -mmax - 1, mmax).astype(np.int32), exp, saturated
 
 
-def _readout_scale(net: Network, pop: Readout, units: int) -> float:
-    """The readout has no threshold: scale so that its largest single weight or bias is one
-    threshold's worth of membrane units."""
+def _accumulator_scale(net: Network, pop, units: int) -> float:
+    """Populations without a threshold (readout, host ops): scale so that the largest input one
+    synapse can deliver in a step (weight x largest payload), or the bias, is one threshold's
+    worth of units."""
     peak = float(np.abs(pop.bias).max()) if pop.bias.size else 0.0
     for block in net.incoming(pop.name):
         w = block.kernel.weight
         if w.size:
-            peak = max(peak, float(np.abs(w).max()) * net.source_of(block).value_per_unit())
+            src = net.source_of(block)
+            peak = max(peak, float(np.abs(w).max()) * src.value_per_unit() * src.max_payload())
     return units / peak if peak > 0 else 1.0
 
 
-def _max_payload(pop, num: dict) -> int:
-    if isinstance(pop, InputPopulation) and pop.graded:
-        return _signed_max(num["input_payload_bits"])
-    return 1
+GRADED_PAYLOAD_MAX = 2**23 - 1  # graded spikes carry 24-bit signed payloads
+
+
+def _quantize_product(net: Network, pop: Product) -> None:
+    a, b = net.operands(pop.name)
+    pop.unit_value = a.value_per_unit() * b.value_per_unit()
+    pop.payload_bound = pop.a_shape[-1] * a.max_payload() * b.max_payload()
+    if pop.payload_bound > GRADED_PAYLOAD_MAX:
+        raise NeurocompileError(f"product '{pop.name}': its largest possible payload {pop.payload_bound} exceeds the 24-bit graded spike range")
+
+
+def _quantize_host(net: Network, pop: HostOp, units: int) -> None:
+    pop.scale = _accumulator_scale(net, pop, units)
+    if pop.op == "softmax":
+        pop.out_frac, pop.exp_k = SOFTMAX_OUT_FRAC, exp_constant(pop.scale)
+        pop.payload_bound = 1 << SOFTMAX_OUT_FRAC
+        return
+    pop.gb_frac = LAYERNORM_FRAC
+    pop.gamma_q = np.rint(pop.gamma * 2.0**LAYERNORM_FRAC).astype(np.int64)
+    pop.beta_q = np.rint(pop.beta * 2.0**LAYERNORM_FRAC).astype(np.int64)
+    pop.eps_int = int(round(pop.epsilon * pop.scale**2))
+    # |(x - mean) / std| <= sqrt(n - 1): the output bound, kept inside a graded payload.
+    bound = float(np.abs(pop.gamma).max()) * math.sqrt(pop.shape[-1]) + float(np.abs(pop.beta).max())
+    pop.out_frac = LAYERNORM_FRAC
+    while pop.out_frac > 0 and math.ceil(bound * 2**pop.out_frac) > GRADED_PAYLOAD_MAX:
+        pop.out_frac -= 1
+    pop.payload_bound = math.ceil(bound * 2**pop.out_frac) + 1
 
 
 def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str, Any]:
@@ -91,9 +119,8 @@ def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str
     num = target.numerics
     units = num["threshold_units"]
     report: dict[str, Any] = {}
+    # 1. IF populations: the threshold fixes the scale, whatever feeds them.
     for pop in net.populations():
-        if isinstance(pop, InputPopulation):
-            continue
         if isinstance(pop, IFPopulation):
             if not math.isfinite(pop.threshold) or pop.threshold <= 0:
                 hint = "; a ReLU network needs thresholds from data: pass --calibrate X.npy" if pop.activation == "relu" else ""
@@ -101,14 +128,21 @@ def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str
             pop.scale = units / pop.threshold
             pop.threshold_int = units
             pop.v_init_int = int(round(pop.v_init_frac * units))
-        else:
-            pop.scale = _readout_scale(net, pop, units)
-
+    # 2. The input's payload, fitted to the range and to the IF populations it feeds.
     inp = net.input
     inp.payload_frac_bits = _input_frac_bits(net, inp, num, input_range) if inp.graded else 0
+    inp.payload_bound = _signed_max(num["input_payload_bits"]) if inp.graded else 1
+    # 3. What depends on its sources' units, in topological order.
+    for pop in net.populations():
+        if isinstance(pop, Product):
+            _quantize_product(net, pop)
+        elif isinstance(pop, HostOp):
+            _quantize_host(net, pop, units)
+        elif isinstance(pop, Readout):
+            pop.scale = _accumulator_scale(net, pop, units)
 
     for pop in net.populations():
-        if isinstance(pop, InputPopulation):
+        if isinstance(pop, (InputPopulation, Product)):
             continue
         entry = {"weight_rel_error": 0.0, "weights_saturated": 0, "blocks": {}}
         bound = 0
@@ -116,7 +150,7 @@ def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str
             src = net.source_of(block)
             R = block.kernel.weight * src.value_per_unit() * pop.scale
             block.w_mant, block.w_shift, saturated = quantize_block(R, num)
-            block.acc_bound = int(block.kernel.max_abs_row_sum(block.view_shape, block.w_mant.astype(np.float64))) * _max_payload(src, num)
+            block.acc_bound = int(block.kernel.max_abs_row_sum(block.view_shape, block.w_mant.astype(np.float64))) * src.max_payload()
             shifted = block.acc_bound << block.w_shift if block.w_shift >= 0 else -(-block.acc_bound >> -block.w_shift)
             bound += shifted
             norm = float(np.linalg.norm(R))
@@ -135,6 +169,8 @@ def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str
                 f"population '{pop.name}': worst-case input per step is {bound}, above the {num['current_bits']}-bit limit "
                 f"{target.current_max}; its weights are too large relative to its threshold {getattr(pop, 'threshold', '')}"
             )
+        if isinstance(pop, HostOp) and pop.op == "layernorm" and bound * bound * pop.shape[-1] >= 2**62:
+            raise NeurocompileError(f"layer norm '{pop.name}': inputs up to {bound} would overflow its 64-bit variance")
         entry["input_bound"] = bound
         report[pop.name] = entry
     return report

@@ -18,6 +18,8 @@ from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from ...hostops import layernorm_fixed, softmax_fixed
+from ...ir.indexing import gather
 from ...rng import rate_spikes
 
 
@@ -207,3 +209,112 @@ class PyRateInputFloat(_RateModel):
     count: np.ndarray = LavaPyType(np.ndarray, np.int64)
     t: np.ndarray = LavaPyType(np.ndarray, np.int64)
     s_out_dtype = float
+
+
+class HostFunction(AbstractProcess):
+    """A host op (softmax or layer norm over the last axis): its input currents plus bias
+    through neurocompile.hostops, the implementation the simulator calls too."""
+
+    def __init__(self, *, node, bias, name: str | None = None):
+        super().__init__(name=name)
+        n = node.size
+        self.a_in = InPort(shape=(n,))
+        self.s_out = OutPort(shape=(n,))
+        self.bias = Var(shape=(n,), init=bias)
+        self.active = Var(shape=(n,), init=0)  # steps with a nonzero output: synaptic events downstream
+        self.proc_params["node"] = node  # the IR node: op, width and integer parameters
+
+
+@implements(proc=HostFunction, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyHostFunctionFixed(PyLoihiProcessModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=32)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    active: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+
+    def run_spk(self):
+        node = self.proc_params["node"]
+        x = (self.a_in.recv().astype(np.int64) + self.bias).reshape(-1, node.shape[-1])
+        if node.op == "softmax":
+            y = softmax_fixed(x, node.exp_k, node.out_frac)
+        else:
+            y = layernorm_fixed(x, node.eps_int, node.gamma_q, node.beta_q, node.gb_frac, node.out_frac)
+        self.active[:] += y.ravel() != 0
+        self.s_out.send(y.ravel().astype(np.int32))
+
+
+@implements(proc=HostFunction, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyHostFunctionFloat(PyLoihiProcessModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    bias: np.ndarray = LavaPyType(np.ndarray, float)
+    active: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+    def run_spk(self):
+        node = self.proc_params["node"]
+        x = ((self.a_in.recv() + self.bias) / node.scale).reshape(-1, node.shape[-1])
+        y = node.ann(x[None]).reshape(-1)
+        self.active[:] += y != 0
+        self.s_out.send(y * 2.0**node.out_frac)  # payload units, unrounded
+
+
+class SpikeProduct(AbstractProcess):
+    """A @ B of two operands' outputs, one step late (it sends first, then receives, as Lava's
+    Dense does), through the operands' index maps."""
+
+    def __init__(self, *, node, n_a: int, n_b: int, name: str | None = None):
+        super().__init__(name=name)
+        self.a_in = InPort(shape=(n_a,))
+        self.b_in = InPort(shape=(n_b,))
+        self.s_out = OutPort(shape=(node.size,))
+        self.buf_a = Var(shape=(n_a,), init=0)
+        self.buf_b = Var(shape=(n_b,), init=0)
+        self.active = Var(shape=(node.size,), init=0)
+        self.proc_params["node"] = node
+
+
+class _ProductModel(PyLoihiProcessModel):
+    def run_spk(self):
+        node = self.proc_params["node"]
+        a = gather(self.buf_a[None], node.a_index, node.a_shape).astype(np.float64)
+        b = gather(self.buf_b[None], node.b_index, node.b_shape).astype(np.float64)
+        y = self.finish(np.matmul(a, b).ravel())
+        self.active[:] += y != 0
+        self.s_out.send(y)
+        self.buf_a[:] = self.a_in.recv()
+        self.buf_b[:] = self.b_in.recv()
+
+
+@implements(proc=SpikeProduct, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySpikeProductFixed(_ProductModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    b_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    buf_a: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    buf_b: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    active: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+
+    def finish(self, y):
+        # Products of payloads below 2^23 are exact in float64.
+        return np.rint(y).astype(np.int32)
+
+
+@implements(proc=SpikeProduct, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PySpikeProductFloat(_ProductModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    b_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    buf_a: np.ndarray = LavaPyType(np.ndarray, float)
+    buf_b: np.ndarray = LavaPyType(np.ndarray, float)
+    active: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+    def finish(self, y):
+        return y

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from ...errors import NeurocompileError
 from ...ir.connectivity import block_matrix, source_fanout
 from ...ir.graph import Network
-from ...ir.nodes import IFPopulation, InputPopulation, SynapseBlock
+from ...ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout as ReadoutNode, SynapseBlock
 from ...rng import stream_id
 from ..result import RunResult
 from ..sim import encode_input
@@ -73,7 +73,7 @@ class LavaNetwork:
     """The processes of one network, reusable across samples (state is reset between them)."""
 
     def __init__(self, net: Network, steps: int, seed: int, precision: str, record: bool, payload_bits: int, membrane_bits: int):
-        from .processes import GradedInput, IFNeurons, RateInput, Readout
+        from .processes import GradedInput, HostFunction, IFNeurons, RateInput, Readout, SpikeProduct
 
         if precision not in ("fixed", "float"):
             raise NeurocompileError(f"precision '{precision}' is not 'fixed' or 'float'")
@@ -94,8 +94,17 @@ class LavaNetwork:
                     n=n, threshold=self._membrane(pop, pop.threshold_int), v_init=np.full(n, self._membrane(pop, pop.v_init_int)),
                     bias=self._bias(pop), vmax=self.vmax, record_steps=steps if record else 0, name=pop.name,
                 )
+            elif isinstance(pop, HostOp):
+                self.procs[pop.name] = HostFunction(node=pop, bias=self._bias(pop), name=pop.name)
+            elif isinstance(pop, Product):
+                a, b = net.operands(pop.name)
+                self.procs[pop.name] = SpikeProduct(node=pop, n_a=a.size, n_b=b.size, name=pop.name)
             else:
                 self.procs[pop.name] = Readout(n=n, bias=self._bias(pop), name=pop.name)
+        for prod in (p for p in net.populations() if isinstance(p, Product)):
+            a, b = net.operands(prod.name)
+            self.procs[a.name].s_out.connect(self.procs[prod.name].a_in)
+            self.procs[b.name].s_out.connect(self.procs[prod.name].b_in)
         for block in net.synapses():
             conn = _connection(net, block, precision)
             self.procs[net.source_of(block).name].s_out.connect(conn.s_in)
@@ -136,7 +145,13 @@ class LavaNetwork:
                 p.t.set(np.zeros(1))
                 if self.steps and p.raster.shape[0] == self.steps:
                     p.raster.set(np.zeros(p.raster.shape))
-            elif not isinstance(pop, InputPopulation):
+            elif isinstance(pop, Product):
+                p.buf_a.set(np.zeros(p.buf_a.shape))
+                p.buf_b.set(np.zeros(p.buf_b.shape))
+                p.active.set(np.zeros(pop.size))
+            elif isinstance(pop, HostOp):
+                p.active.set(np.zeros(pop.size))
+            elif isinstance(pop, ReadoutNode):
                 p.acc.set(np.zeros(pop.size))
         for conn in self.conns.values():
             conn.a_buff.set(np.zeros(conn.a_buff.shape))
@@ -153,8 +168,11 @@ class LavaNetwork:
         self.started = True
 
     def stop(self) -> None:
-        if self.started:
-            self.procs[self.net.readout.name].stop()
+        """Ends Lava's OS processes; also after a failed or interrupted first run, when a
+        runtime exists although no step completed."""
+        anchor = self.procs[self.net.readout.name]
+        if anchor.runtime is not None:
+            anchor.stop()
 
 
 def run_lava(net: Network, x: np.ndarray, steps: int, payload_bits: int, membrane_bits: int, seed: int = 0, precision: str = "fixed",
@@ -188,6 +206,9 @@ def run_lava(net: Network, x: np.ndarray, steps: int, payload_bits: int, membran
                 membranes[p.name][k] = v if precision == "float" else np.rint(v).astype(np.int64)
                 if record:
                     rasters[p.name][:, k] = np.rint(proc.raster.get()).astype(np.uint8)
+            for p in net.populations():
+                if isinstance(p, (HostOp, Product)):
+                    active[p.name] = np.rint(lava_net.procs[p.name].active.get()).astype(np.int64)
             inp = net.input
             active[inp.name] = steps * (encoded[k] != 0) if inp.graded else np.rint(lava_net.procs[inp.name].count.get()).astype(np.int64)
             raw = lava_net.procs[readout.name].acc.get()

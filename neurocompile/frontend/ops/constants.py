@@ -32,6 +32,9 @@ def constant(ctx, node, inputs):
 def identity(ctx, node, inputs):
     # Dropout at inference is the identity; its optional mask output is never consumed by a
     # converted network.
+    if node.op_type == "Dropout" and len(inputs) > 2 and inputs[2] is not None:
+        if not is_const(inputs[2]) or bool(np.asarray(inputs[2]).ravel()[0]):
+            raise NeurocompileError(f"{describe(node)}: Dropout in training mode; export the model in eval mode")
     return [inputs[0]] + [None] * (len(node.output) - 1)
 
 

@@ -13,6 +13,7 @@ from ...ir.kernels import Conv2d, Dense
 from ..registry import attrs, describe, handles
 from ..values import Affine, add, apply_kernel, is_const, layout, scale, shape_of
 from .constants import require_const
+from .host import spike_product
 
 
 def _conv_pads(node, a: dict, in_hw, kernel_hw, strides, dilations) -> tuple[int, int, int, int]:
@@ -53,15 +54,21 @@ def conv(ctx, node, inputs):
 
 
 def _matmul_right(x, b: np.ndarray, node) -> Affine:
-    """x @ b for a constant b [K, N]: a dense kernel on the last axis."""
+    """x @ b for a constant b [K], [K, N] or [1.., K, N]: a dense kernel on the last axis, then
+    the output shape of ONNX MatMul (a 1-D b drops the last axis; b's unit batch axes
+    broadcast against x's)."""
     b = np.asarray(b, np.float64)
-    if b.ndim > 2:
-        if any(d != 1 for d in b.shape[:-2]):
-            raise NeurocompileError(f"{describe(node)}: batched constant operand of shape {list(b.shape)} is not supported")
-        b = b.reshape(b.shape[-2:])
+    a_shape = shape_of(x)
+    if b.ndim > 2 and any(d != 1 for d in b.shape[:-2]):
+        raise NeurocompileError(f"{describe(node)}: batched constant operand of shape {list(b.shape)} is not supported")
     if b.ndim == 1:
-        b = b[:, None]
-    return apply_kernel(x, Dense(weight=b.T.copy()))
+        out_shape = a_shape[:-1]
+        matrix = b[:, None]
+    else:
+        out_shape = tuple(np.broadcast_shapes(a_shape[:-2], b.shape[:-2])) + (a_shape[-2], b.shape[-1])
+        matrix = b.reshape(b.shape[-2:])
+    y = apply_kernel(x, Dense(weight=matrix.T.copy()))
+    return y if shape_of(y) == out_shape else layout(lambda arr, fill: arr.reshape(out_shape), [y])
 
 
 def _swap_last(v):
@@ -76,7 +83,7 @@ def matmul(ctx, node, inputs):
     if is_const(a) and is_const(b):
         return [a @ b]
     if not is_const(a) and not is_const(b):
-        raise NeurocompileError(f"{describe(node)} multiplies two spiking tensors (a spike product); not supported by this build")
+        return [spike_product(ctx, node, a, b)]
     if is_const(b):
         if len(shape_of(a)) < 2 or len(np.shape(b)) < 1:
             raise NeurocompileError(f"{describe(node)}: unsupported operand ranks {list(shape_of(a))} @ {list(np.shape(b))}")
@@ -124,10 +131,10 @@ def batch_norm(ctx, node, inputs):
     return [add(scale(x, w.reshape(bshape)), (beta - mean * w).reshape(bshape))]
 
 
-def _depthwise_pool(node, x, kernel_hw, strides, pads, weight_value):
+def _depthwise_pool(node, x, kernel_hw, strides, pads, weight_value, dilations=(1, 1)):
     channels = shape_of(x)[1]
     weight = np.full((channels, 1) + tuple(kernel_hw), weight_value)
-    return Conv2d(weight=weight, strides=tuple(strides), pads=tuple(pads), group=channels)
+    return Conv2d(weight=weight, strides=tuple(strides), pads=tuple(pads), dilations=tuple(dilations), group=channels)
 
 
 @handles("AveragePool")
@@ -139,8 +146,9 @@ def average_pool(ctx, node, inputs):
         raise NeurocompileError(f"{describe(node)}: only 2-D average pooling is supported")
     k = tuple(a["kernel_shape"])
     strides = tuple(a.get("strides", [1, 1]))
-    pads = _conv_pads(node, a, shape[2:], k, strides, (1, 1))
-    ones = Conv2d(weight=np.ones((1, 1) + k), strides=strides, pads=pads)
+    dilations = tuple(a.get("dilations", [1, 1]))
+    pads = _conv_pads(node, a, shape[2:], k, strides, dilations)
+    ones = Conv2d(weight=np.ones((1, 1) + k), strides=strides, pads=pads, dilations=dilations)
     out_hw = ones.out_shape((1, 1) + shape[2:])[2:]
     if a.get("ceil_mode", 0):
         ceil_hw = [-(-(s + p0 + p1 - kk) // st) + 1 for s, p0, p1, kk, st in zip(shape[2:], pads[:2], pads[2:], k, strides)]
@@ -148,7 +156,7 @@ def average_pool(ctx, node, inputs):
             raise NeurocompileError(f"{describe(node)}: ceil_mode=1 changes the output size here; export with ceil_mode=0")
     if is_const(x):
         raise NeurocompileError(f"{describe(node)}: pooling a constant; fold it before export")
-    y = apply_kernel(x, _depthwise_pool(node, x, k, strides, pads, 1.0))
+    y = apply_kernel(x, _depthwise_pool(node, x, k, strides, pads, 1.0, dilations))
     if a.get("count_include_pad", 0) or not any(pads):
         return [scale(y, np.array(1.0 / np.prod(k)))]
     # Edge windows divide by the number of real (unpadded) elements.
@@ -174,6 +182,8 @@ def _reduce(ctx, node, inputs, mean: bool):
         axes = [int(v) for v in require_const(node, inputs[1], "axes")] if len(inputs) > 1 and inputs[1] is not None else None
     else:
         axes = a.get("axes")
+    if axes is not None and len(axes) == 0:
+        axes = None  # an empty axes list means "no axes given"
     if axes is None:
         if a.get("noop_with_empty_axes", 0):
             return [x]

@@ -1,0 +1,89 @@
+"""Attention's ops: spike products (Q K^T, A V), softmax and layer norm on the host, with a
+relative-position bias added as a constant. ANN mode against onnxruntime; both backends
+bit-identical; the compiler says what runs off the cores and why."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from neurocompile.artifact import load_artifact
+from neurocompile.backends.ann import evaluate
+from neurocompile.compiler import BuildOptions, build
+from neurocompile.frontend import onnx_to_ir
+from neurocompile.passes.lower import lower_linear_chains
+from neurocompile.runs import compare_results, run_backend
+
+TOKENS, WIDTH = 4, 8
+
+
+def _qcfs(inp, out, tag):
+    names = [f"{tag}_{k}" for k in "dmafqc"]
+    nodes = [
+        helper.make_node("Div", [inp, f"up_{tag}"], [names[0]]), helper.make_node("Mul", [names[0], "L"], [names[1]]),
+        helper.make_node("Add", [names[1], "half"], [names[2]]), helper.make_node("Floor", [names[2]], [names[3]]),
+        helper.make_node("Div", [names[3], "L"], [names[4]]), helper.make_node("Clip", [names[4], "zero", "one"], [names[5]]),
+        helper.make_node("Mul", [names[5], f"up_{tag}"], [out]),
+    ]
+    return nodes, [numpy_helper.from_array(np.array(1.0, np.float32), f"up_{tag}")]
+
+
+@pytest.fixture(scope="module")
+def attention_model(tmp_path_factory):
+    """x -> QCFS(x Wq), QCFS(x Wk), QCFS(x Wv); softmax(q k^T / sqrt(d) + bias) v -> LayerNorm."""
+    rng = np.random.default_rng(0)
+    consts = {"L": 8.0, "half": 0.5, "zero": 0.0, "one": 1.0, "s": WIDTH**-0.5}
+    inits = [numpy_helper.from_array(np.array(v, np.float32), k) for k, v in consts.items()]
+    nodes = []
+    for t in "qkv":
+        inits.append(numpy_helper.from_array(rng.normal(0, 0.5, (WIDTH, WIDTH)).astype(np.float32), f"W{t}"))
+        nodes.append(helper.make_node("MatMul", ["x", f"W{t}"], [f"{t}_pre"]))
+        n, i = _qcfs(f"{t}_pre", t, t)
+        nodes, inits = nodes + n, inits + i
+    inits += [numpy_helper.from_array(rng.normal(0, 0.3, (1, TOKENS, TOKENS)).astype(np.float32), "bias"),
+              numpy_helper.from_array(np.full(WIDTH, 1.5, np.float32), "g"), numpy_helper.from_array(np.full(WIDTH, 0.1, np.float32), "b")]
+    nodes += [
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1]), helper.make_node("MatMul", ["q", "kt"], ["qk"]),
+        helper.make_node("Mul", ["qk", "s"], ["qks"]), helper.make_node("Add", ["qks", "bias"], ["scores"]),
+        helper.make_node("Softmax", ["scores"], ["attn"], axis=-1), helper.make_node("MatMul", ["attn", "v"], ["av"]),
+        helper.make_node("LayerNormalization", ["av", "g", "b"], ["y"], axis=-1, epsilon=1e-5),
+    ]
+    graph = helper.make_graph(nodes, "attention", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, TOKENS, WIDTH])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, TOKENS, WIDTH])], inits)
+    path = tmp_path_factory.mktemp("attention") / "attention.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
+    return path
+
+
+def test_ann_mode_matches_onnxruntime(attention_model):
+    x = np.random.default_rng(1).normal(0, 1, (5, TOKENS, WIDTH))
+    session = ort.InferenceSession(str(attention_model))
+    ref = np.concatenate([session.run(None, {"x": x[i:i + 1].astype(np.float32)})[0] for i in range(5)]).reshape(5, -1)
+    net = onnx_to_ir(attention_model)
+    kinds = sorted(p.kind for p in net.populations())
+    assert kinds == ["host", "host", "if", "if", "if", "input", "product", "product", "readout"]
+    np.testing.assert_allclose(evaluate(net, x)["post"][net.readout.name], ref, rtol=1e-5, atol=2e-5)
+    lower_linear_chains(net)
+    np.testing.assert_allclose(evaluate(net, x)["post"][net.readout.name], ref, rtol=1e-5, atol=2e-5)
+
+
+def test_products_and_host_ops_are_placed_on_the_host_with_reasons(attention_model, tmp_path):
+    path, report = build(attention_model, tmp_path / "a.ncx", BuildOptions())
+    host = {h["node"]: h for h in load_artifact(path).placement["host_ops"]}
+    assert {"qk", "av", "attn", "y"} <= set(host)
+    assert "coincidence neurons" in host["qk"]["why"] and "no neuron form" in host["attn"]["why"]
+    assert 0 < report["operations"]["fraction_on_cores"] < 1
+
+
+@pytest.mark.lava
+def test_backends_bit_identical(attention_model, tmp_path):
+    path, _ = build(attention_model, tmp_path / "a.ncx", BuildOptions())
+    art = load_artifact(path)
+    x = np.random.default_rng(2).normal(0, 1, (3, TOKENS, WIDTH))
+    sim = run_backend(art, x, 16, "sim", 0, record=True)
+    lava = run_backend(art, x, 16, "lava", 0, record=True)
+    cmp = compare_results(sim, lava)
+    assert cmp["identical"], cmp["divergence_text"] or cmp
+    assert np.array_equal(sim.synaptic_ops, lava.synaptic_ops)
+    assert np.abs(sim.readout_int).max() > 0  # the layer norm's output reached the readout
