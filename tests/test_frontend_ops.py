@@ -985,3 +985,13 @@ def test_average_pool_ceil_mode_that_changes_size(path):
 def test_conv_1d_is_refused(path):
     single_op_model(path, "Conv", [1, 2, 5], {"w": rand((3, 2, 3))})
     assert_refused(path, "2-D convolutions")
+
+
+def test_gather_after_gather_and_scale(path):
+    # Transpose (a gather), a per-element scale, then a slice (a second gather): the scale must be
+    # re-indexed by the slice alone, not by the composed gather.
+    rng = np.random.default_rng(3)
+    nodes = [node("Transpose", ["x"], ["t"], perm=[0, 2, 1]), node("Mul", ["t", "w"], ["m"]),
+             node("Slice", ["m", "st", "en", "ax"], ["y"])]
+    make_model(path, nodes, [1, 4, 6], {"w": rng.normal(size=(1, 6, 4)).astype(np.float32), "st": np.array([1]), "en": np.array([5]), "ax": np.array([1])})
+    check_model(path)

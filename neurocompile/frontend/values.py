@@ -84,11 +84,14 @@ class Term:
             return self
         ops = list(self.ops)
         scale = ops.pop() if ops and isinstance(ops[-1], Scale) else None
+        # Gathers move before scales: the scale follows its elements (indexed by the new
+        # gather, in the space the scale lives in, before gathers are composed).
+        moved = Scale(gather_values(scale.w, index)) if scale is not None else None
         if ops and isinstance(ops[-1], Gather):
             index = compose_index(ops.pop().index, index)
         ops.append(Gather(index))
-        if scale is not None:  # gathers move before scales: the scale follows its elements
-            ops.append(Scale(gather_values(scale.w, index)))
+        if moved is not None:
+            ops.append(moved)
         return Term(self.source, self.source_shape, tuple(ops))
 
     def then_scale(self, w: np.ndarray) -> "Term":
