@@ -84,7 +84,7 @@ def run(
     artifact: Path = typer.Argument(..., help="Artifact directory (*.ncx)."),
     input: Path = typer.Option(..., "--input", "-i", help="Inputs, float32 [batch, ...input shape] (.npy)."),
     steps: int = typer.Option(..., "--steps", "-T", help="Time steps per sample."),
-    backend: str = typer.Option("sim", "--backend", "-b", help="sim (bit-accurate simulator) or lava."),
+    backend: str = typer.Option("sim", "--backend", "-b", help="sim (bit-accurate simulator), lava, or reference (float, no delay between layers: the MST paper's evaluation)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random streams (default: the artifact's)."),
     samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Use only the first N samples."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Integer labels [batch] (.npy): report accuracy."),

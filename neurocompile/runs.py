@@ -13,7 +13,7 @@ from .backends.result import RunResult
 from .backends.sim import Simulator
 from .errors import NeurocompileError
 
-BACKENDS = ("sim", "lava")
+BACKENDS = ("sim", "lava", "reference")
 Progress = Callable[[int], None]
 
 
@@ -31,6 +31,10 @@ def run_backend(art: Artifact, x: np.ndarray, steps: int, backend: str, seed: in
 
         return run_lava(art.net, x, steps, num["input_payload_bits"], num["membrane_bits"], seed=seed, precision=precision,
                         record=record, hardware=art.target.mode == "hw", progress=progress)
+    if backend == "reference":
+        from .backends.reference import run_reference
+
+        return run_reference(art.net, x, steps, seed=seed, progress=progress)
     raise NeurocompileError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
 
 
