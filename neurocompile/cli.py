@@ -52,6 +52,8 @@ def build(
                            calibrate=str(calibrate) if calibrate else None, percentile=percentile, v_init=v_init)
     with err.status("building") as status:
         path, report = build_artifact(model, output, options, step=lambda name: status.update(f"building: {name}"))
+    for line in report["warnings"]:
+        err.print(f"warning: {line}", markup=False, highlight=False)
     r = report["resources"]
     out.print(f"built {path}: {report['populations']} populations, {report['neurons']} neurons, {report['synapses']} synapses, "
               f"{r['cores']} cores (lower bound {r['lower_bound_cores']}), latency {report['latency_steps']} steps")

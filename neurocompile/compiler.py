@@ -80,7 +80,22 @@ def compile_network(model: str | Path, target: Target, options: BuildOptions, st
     step("place")
     placement = place(net, target)
     report = summarize(net, target, placement, qreport, thresholds, input_range)
+    report["warnings"] = quantization_warnings(qreport)
     return net, placement, report
+
+
+WEIGHT_ERROR_WARN = 0.05
+
+
+def quantization_warnings(qreport: dict[str, Any]) -> list[str]:
+    """Lines worth a user's attention: large weight errors, saturated weights or biases."""
+    out = []
+    for name, q in qreport.items():
+        if q["weight_rel_error"] > WEIGHT_ERROR_WARN:
+            out.append(f"population '{name}': weights quantize with {q['weight_rel_error']:.0%} relative error")
+        if q["weights_saturated"] or q["bias_saturated"]:
+            out.append(f"population '{name}': {q['weights_saturated']} weights and {q['bias_saturated']} biases saturate at the target's limits")
+    return out
 
 
 def summarize(net: Network, target: Target, placement: dict, qreport: dict, thresholds: dict, input_range: float) -> dict[str, Any]:

@@ -22,7 +22,7 @@ def _fmt(v: Any) -> str:
 
 def populations_table(net: Network, quant: dict | None = None) -> Table:
     t = Table(title="Populations", title_justify="left")
-    for col in ("population", "kind", "shape", "neurons", "threshold", "activation", "blocks in", "synapses in", "weight err", "act err"):
+    for col in ("population", "kind", "runs on", "shape", "neurons", "threshold", "activation", "blocks in", "synapses in", "weight err", "act err"):
         t.add_column(col, justify="right" if col in ("neurons", "threshold", "blocks in", "synapses in", "weight err", "act err") else "left")
     for p in net.populations():
         blocks = net.incoming(p.name)
@@ -30,8 +30,10 @@ def populations_table(net: Network, quant: dict | None = None) -> Table:
         act = getattr(p, "activation", None)
         if act == "qcfs":
             act = f"qcfs L={p.levels}"
+        if act is None:
+            act = getattr(p, "op", None) or ("matmul" if p.kind == "product" else None)
         t.add_row(
-            p.name, p.kind, "x".join(map(str, p.shape)), str(p.size), _fmt(getattr(p, "threshold", None)), _fmt(act if p.kind != "input" else p.encoding),
+            p.name, p.kind, "host" if p.on_host else "cores", "x".join(map(str, p.shape)), str(p.size), _fmt(getattr(p, "threshold", None)), _fmt(act if p.kind != "input" else p.encoding),
             str(len(blocks)), str(sum(n_synapses(b, net.source_of(b).size) for b in blocks)) if blocks else "-",
             _fmt(q.get("weight_rel_error")), _fmt(q.get("activation_rel_error")),
         )

@@ -54,6 +54,7 @@ def test_build_places_attention_on_the_host(tiny_mst, tmp_path):
     kinds = {h["kind"] for h in art.placement["host_ops"]}
     assert kinds == {"input", "product", "host"}
     assert 0 < report["operations"]["fraction_on_cores"] < 1
+    assert report["warnings"] == []  # every block keeps its precision, host ops included
 
 
 @pytest.mark.lava

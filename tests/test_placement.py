@@ -48,3 +48,10 @@ def test_model_too_large_for_the_target_says_what_and_how_much(tmp_path):
     small.write_text(spec)
     with pytest.raises(NeurocompileError, match=r"needs \d+ cores; target .* offers 4"):
         compile_network(GRAPHS / "digits_cnn.onnx", load_target(str(small)), BuildOptions())
+
+
+@pytest.mark.parametrize("model", ["digits_mlp", "digits_cnn"])
+def test_shipped_models_quantize_without_warnings(artifacts, model):
+    report = artifacts(model).report
+    assert report["warnings"] == []
+    assert max(q["weight_rel_error"] for q in report["quantization"].values()) < 0.05

@@ -72,17 +72,26 @@ def quantize_bias(b: np.ndarray, num: dict) -> tuple[np.ndarray, int, int]:
     return np.clip(scaled, -mmax - 1, mmax).astype(np.int32), exp, saturated
 
 
-def _accumulator_scale(net: Network, pop, units: int) -> float:
-    """Populations without a threshold (readout, host ops): scale so that the largest input one
-    synapse can deliver in a step (weight x largest payload), or the bias, is one threshold's
-    worth of units."""
-    peak = float(np.abs(pop.bias).max()) if pop.bias.size else 0.0
+def _accumulator_scale(net: Network, pop, limit: int, num: dict) -> float:
+    """Populations without a threshold (readout, host ops) may take any scale. Bigger gives
+    their input more resolution (weight precision does not depend on it: each block's shift
+    adapts), up to three limits: the worst-case input per step (every synapse at its largest
+    payload, plus the bias) below half of `limit`; every weight within the largest mantissa and
+    shift; every bias within the largest bias mantissa and exponent."""
+    bias_peak = float(np.abs(pop.bias).max()) if pop.bias.size else 0.0
+    per_unit = bias_peak
+    caps = []
+    if bias_peak > 0:
+        caps.append(_signed_max(num["bias_mantissa_bits"]) * 2.0 ** num["bias_exp_max"] / bias_peak)
     for block in net.incoming(pop.name):
-        w = block.kernel.weight
-        if w.size:
-            src = net.source_of(block)
-            peak = max(peak, float(np.abs(w).max()) * src.value_per_unit() * src.max_payload())
-    return units / peak if peak > 0 else 1.0
+        src = net.source_of(block)
+        w = np.abs(block.kernel.weight)
+        per_unit += block.kernel.max_abs_row_sum(block.view_shape, w) * src.value_per_unit() * src.max_payload()
+        if w.size and w.max() > 0:
+            caps.append(_signed_max(num["weight_mantissa_bits"]) * 2.0 ** num["weight_shift_max"] / (w.max() * src.value_per_unit()))
+    if per_unit == 0:
+        return 1.0
+    return min([(limit // 2) / per_unit] + caps)
 
 
 GRADED_PAYLOAD_MAX = 2**23 - 1  # graded spikes carry 24-bit signed payloads
@@ -96,8 +105,11 @@ def _quantize_product(net: Network, pop: Product) -> None:
         raise NeurocompileError(f"product '{pop.name}': its largest possible payload {pop.payload_bound} exceeds the 24-bit graded spike range")
 
 
-def _quantize_host(net: Network, pop: HostOp, units: int) -> None:
-    pop.scale = _accumulator_scale(net, pop, units)
+def _quantize_host(net: Network, pop: HostOp, target: Target) -> None:
+    limit = target.current_max
+    if pop.op == "layernorm":  # its variance sums n squared inputs in int64
+        limit = min(limit, math.isqrt(2**62 // pop.shape[-1]))
+    pop.scale = _accumulator_scale(net, pop, limit, target.numerics)
     if pop.op == "softmax":
         pop.out_frac, pop.exp_k = SOFTMAX_OUT_FRAC, exp_constant(pop.scale)
         pop.payload_bound = 1 << SOFTMAX_OUT_FRAC
@@ -137,9 +149,9 @@ def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str
         if isinstance(pop, Product):
             _quantize_product(net, pop)
         elif isinstance(pop, HostOp):
-            _quantize_host(net, pop, units)
+            _quantize_host(net, pop, target)
         elif isinstance(pop, Readout):
-            pop.scale = _accumulator_scale(net, pop, units)
+            pop.scale = _accumulator_scale(net, pop, target.current_max, num)
 
     for pop in net.populations():
         if isinstance(pop, (InputPopulation, Product)):
