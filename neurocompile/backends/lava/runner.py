@@ -69,38 +69,22 @@ def _assign(var, value: np.ndarray, running: bool) -> None:
         var.init = value
 
 
+def _zero(*vars_) -> None:
+    for var in vars_:
+        var.set(np.zeros(var.shape))
+
+
 class LavaNetwork:
     """The processes of one network, reusable across samples (state is reset between them)."""
 
     def __init__(self, net: Network, steps: int, seed: int, precision: str, record: bool, payload_bits: int, membrane_bits: int):
-        from .processes import GradedInput, HostFunction, IFNeurons, RateInput, Readout, SpikeProduct
-
         if precision not in ("fixed", "float"):
             raise NeurocompileError(f"precision '{precision}' is not 'fixed' or 'float'")
-        self.net, self.steps, self.seed, self.precision = net, steps, seed, precision
+        self.net, self.steps, self.seed, self.precision, self.record = net, steps, seed, precision, record
         self.payload_bits = payload_bits
         self.vmax = 2 ** (membrane_bits - 1) - 1
-        self.procs: dict[str, object] = {}
+        self.procs: dict[str, object] = {pop.name: PROCESSES[type(pop)][0](self, pop) for pop in net.populations()}
         self.conns: dict[str, object] = {}
-        for pop in net.populations():
-            n = pop.size
-            if isinstance(pop, InputPopulation):
-                if pop.graded:
-                    self.procs[pop.name] = GradedInput(n=n, payload=np.zeros(n), name=pop.name)
-                else:
-                    self.procs[pop.name] = RateInput(n=n, prob=np.zeros(n), seed=seed, stream=stream_id(pop.name), name=pop.name)
-            elif isinstance(pop, IFPopulation):
-                self.procs[pop.name] = IFNeurons(
-                    n=n, threshold=self._membrane(pop, pop.threshold_int), v_init=np.full(n, self._membrane(pop, pop.v_init_int)),
-                    bias=self._bias(pop), vmax=self.vmax, record_steps=steps if record else 0, name=pop.name,
-                )
-            elif isinstance(pop, HostOp):
-                self.procs[pop.name] = HostFunction(node=pop, bias=self._bias(pop), name=pop.name)
-            elif isinstance(pop, Product):
-                a, b = net.operands(pop.name)
-                self.procs[pop.name] = SpikeProduct(node=pop, n_a=a.size, n_b=b.size, name=pop.name)
-            else:
-                self.procs[pop.name] = Readout(n=n, bias=self._bias(pop), name=pop.name)
         for prod in (p for p in net.populations() if isinstance(p, Product)):
             a, b = net.operands(prod.name)
             self.procs[a.name].s_out.connect(self.procs[prod.name].a_in)
@@ -113,11 +97,11 @@ class LavaNetwork:
         self.fanout = {b.name: source_fanout(b, net.source_of(b).size) for b in net.synapses()}
         self.started = False
 
-    def _membrane(self, pop, value_int: int):
+    def membrane(self, value_int: int):
         # The float models run in the same membrane units, unrounded.
         return float(value_int) if self.precision == "float" else int(value_int)
 
-    def _bias(self, pop) -> np.ndarray:
+    def bias(self, pop) -> np.ndarray:
         if self.precision == "float":
             return pop.bias * pop.scale
         return pop.bias_mant.astype(np.int64) << pop.bias_exp
@@ -134,27 +118,10 @@ class LavaNetwork:
             _assign(proc.prob, encoded.astype(np.float64), self.started)
         if not self.started:
             return
-        if not inp.graded:
-            proc.count.set(np.zeros(inp.size))
-            proc.t.set(np.zeros(1))
         for pop in self.net.populations():
-            p = self.procs[pop.name]
-            if isinstance(pop, IFPopulation):
-                p.v.set(np.full(pop.size, float(pop.v_init_int)))
-                p.count.set(np.zeros(pop.size))
-                p.t.set(np.zeros(1))
-                if self.steps and p.raster.shape[0] == self.steps:
-                    p.raster.set(np.zeros(p.raster.shape))
-            elif isinstance(pop, Product):
-                p.buf_a.set(np.zeros(p.buf_a.shape))
-                p.buf_b.set(np.zeros(p.buf_b.shape))
-                p.active.set(np.zeros(pop.size))
-            elif isinstance(pop, HostOp):
-                p.active.set(np.zeros(pop.size))
-            elif isinstance(pop, ReadoutNode):
-                p.acc.set(np.zeros(pop.size))
+            PROCESSES[type(pop)][1](self, pop, self.procs[pop.name])
         for conn in self.conns.values():
-            conn.a_buff.set(np.zeros(conn.a_buff.shape))
+            _zero(conn.a_buff)
 
     def run(self, run_cfg) -> None:
         from lava.magma.core.run_conditions import RunSteps
@@ -173,6 +140,60 @@ class LavaNetwork:
         anchor = self.procs[self.net.readout.name]
         if anchor.runtime is not None:
             anchor.stop()
+
+
+def _input(lnet: LavaNetwork, pop: InputPopulation):
+    from .processes import GradedInput, RateInput
+
+    if pop.graded:
+        return GradedInput(n=pop.size, payload=np.zeros(pop.size), name=pop.name)
+    return RateInput(n=pop.size, prob=np.zeros(pop.size), seed=lnet.seed, stream=stream_id(pop.name), name=pop.name)
+
+
+def _if(lnet: LavaNetwork, pop: IFPopulation):
+    from .processes import IFNeurons
+
+    return IFNeurons(n=pop.size, threshold=lnet.membrane(pop.threshold_int), v_init=np.full(pop.size, lnet.membrane(pop.v_init_int)),
+                     bias=lnet.bias(pop), vmax=lnet.vmax, record_steps=lnet.steps if lnet.record else 0, name=pop.name)
+
+
+def _host(lnet: LavaNetwork, pop: HostOp):
+    from .processes import HostFunction
+
+    return HostFunction(node=pop, bias=lnet.bias(pop), name=pop.name)
+
+
+def _product(lnet: LavaNetwork, pop: Product):
+    from .processes import SpikeProduct
+
+    a, b = lnet.net.operands(pop.name)
+    return SpikeProduct(node=pop, n_a=a.size, n_b=b.size, name=pop.name)
+
+
+def _readout(lnet: LavaNetwork, pop: ReadoutNode):
+    from .processes import Readout
+
+    return Readout(n=pop.size, bias=lnet.bias(pop), name=pop.name)
+
+
+def _reset_input(lnet, pop, proc):
+    if not pop.graded:
+        _zero(proc.count, proc.t)
+
+
+def _reset_if(lnet, pop, proc):
+    proc.v.set(np.full(pop.size, float(pop.v_init_int)))
+    _zero(proc.count, proc.t, proc.raster)
+
+
+# Per population type: how to create its process, and how to reset it between samples.
+PROCESSES = {
+    InputPopulation: (_input, _reset_input),
+    IFPopulation: (_if, _reset_if),
+    HostOp: (_host, lambda lnet, pop, proc: _zero(proc.active)),
+    Product: (_product, lambda lnet, pop, proc: _zero(proc.buf_a, proc.buf_b, proc.active)),
+    ReadoutNode: (_readout, lambda lnet, pop, proc: _zero(proc.acc)),
+}
 
 
 def run_lava(net: Network, x: np.ndarray, steps: int, payload_bits: int, membrane_bits: int, seed: int = 0, precision: str = "fixed",
