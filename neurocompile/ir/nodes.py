@@ -34,15 +34,12 @@ class Population:
     name: str
     shape: tuple[int, ...]
     on_host: ClassVar[bool] = False
+    graded: ClassVar[bool] = False
     payload_bound: int | None = None
 
     @property
     def size(self) -> int:
         return size(self.shape)
-
-    @property
-    def graded(self) -> bool:
-        return False
 
     def max_payload(self) -> int:
         return self.payload_bound if self.graded else 1
@@ -123,9 +120,7 @@ class Readout(Population):
     bias_exp: int | None = None
     origin: str = ""
 
-    @property
-    def graded(self) -> bool:
-        return True
+    graded: ClassVar[bool] = True
 
     def ann(self, x: np.ndarray) -> np.ndarray:
         return x
@@ -182,9 +177,7 @@ class HostOp(Population):
     payload_bound: int | None = None
     origin: str = ""
 
-    @property
-    def graded(self) -> bool:
-        return True
+    graded: ClassVar[bool] = True
 
     def value_per_unit(self) -> float:
         return 2.0 ** -self.out_frac
@@ -215,9 +208,7 @@ class Product(Population):
     payload_bound: int | None = None
     origin: str = ""
 
-    @property
-    def graded(self) -> bool:
-        return True
+    graded: ClassVar[bool] = True
 
     def value_per_unit(self) -> float:
         return self.unit_value
