@@ -30,6 +30,7 @@ bench: setup
 # Retrains the shipped example models (deterministic; needs torch from the dev extra).
 graphs: setup
 	$(BIN)/python examples/train_digits.py --out graphs
+	$(BIN)/python examples/train_mst_digits.py --out graphs
 
 clean:
 	rm -rf out .pytest_cache

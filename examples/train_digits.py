@@ -20,11 +20,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from torch import nn
 
-from neurocompile.models.digits import DigitsCNN, DigitsMLP, DigitsReluMLP
+from neurocompile.models.digits import DigitsCNN, DigitsMLP, DigitsReluMLP, digits_split, make_deterministic
 from neurocompile.models.qcfs import QCFS
 
 COMMAND = ".venv/bin/python examples/train_digits.py --out graphs"
@@ -50,23 +48,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=60, help="training epochs per model")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and batch order")
     return parser.parse_args()
-
-
-def make_deterministic() -> None:
-    # One thread: multi-threaded CPU reductions may sum in a different order from run to run.
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-
-
-def load_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Digits as float32 [N, 1, 8, 8] in [0, 1] (raw pixels are 0..16) and int64 labels."""
-    digits = load_digits()
-    x = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
-    y = digits.target.astype(np.int64)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=360, stratify=y, random_state=0
-    )
-    return x_train, y_train, x_test, y_test
 
 
 def train(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, seed: int) -> None:
@@ -128,7 +109,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
-    x_train, y_train, x_test, y_test = load_data()
+    x_train, y_train, x_test, y_test = digits_split()
     np.save(args.out / "digits_test_x.npy", x_test)
     np.save(args.out / "digits_test_y.npy", y_test)
     np.save(args.out / "digits_calib_x.npy", x_train[:CALIB_IMAGES])

@@ -67,3 +67,20 @@ def test_backends_bit_identical(tiny_mst, tmp_path):
     cmp = compare_results(sim, lava)
     assert cmp["identical"], cmp["divergence_text"] or cmp
     assert sum(int(c.sum()) for c in sim.counts.values()) > 0
+
+
+@pytest.mark.lava
+def test_shipped_digits_mst_backends_bit_identical(tmp_path):
+    # The trained digits MST (graphs/digits_mst.onnx, 2 stages, 42 QCFS, 8 spike products,
+    # 5 host ops): every population identical on both backends for two inputs.
+    from conftest import GRAPHS
+
+    path, report = build(GRAPHS / "digits_mst.onnx", tmp_path / "mst.ncx", BuildOptions())
+    assert report["warnings"] == []
+    art = load_artifact(path)
+    x = np.load(GRAPHS / "digits_mst_test_x.npy")[:2]
+    sim = run_backend(art, x, 16, "sim", 0, record=True)
+    lava = run_backend(art, x, 16, "lava", 0, record=True)
+    cmp = compare_results(sim, lava)
+    assert cmp["identical"], cmp["divergence_text"] or cmp
+    assert sum(int(c.sum()) for c in sim.counts.values()) > 0

@@ -126,7 +126,7 @@ def _step_host(sim, pop: HostOp, run: _Run, t: int, current):
 def _step_product(sim, pop: Product, run: _Run, t: int, current):
     # Exact in float64: |payload| <= 2^23 by construction (quantize checks payload_bound).
     y = product(sim.net, pop, run.prev, lambda v: v.astype(np.float64))
-    run.out[pop.name] = np.rint(y).astype(np.int64).reshape(run.batch, -1)
+    run.out[pop.name] = (np.rint(y).astype(np.int64) >> pop.out_shift).reshape(run.batch, -1)
 
 
 # How each kind of population starts and steps (phase 2 of docs/semantics.md).

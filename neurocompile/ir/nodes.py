@@ -194,7 +194,8 @@ class Product(Population):
     """The matrix product of two operands' outputs, one step late: out = A @ B over the last
     two axes of the views a_shape [..., M, K] and b_shape [..., K, N] (index maps a_index,
     b_index into the operands; None: the operand as it is). Emits the exact integer product as a
-    graded payload; one unit is worth (value of an A unit) x (value of a B unit)."""
+    graded payload, shifted right by out_shift; one unit is worth (value of an A unit) x (value of
+    a B unit) x 2^out_shift."""
 
     kind: ClassVar[str] = "product"
     on_host: ClassVar[bool] = True
@@ -205,13 +206,14 @@ class Product(Population):
     a_index: np.ndarray | None = None
     b_index: np.ndarray | None = None
     unit_value: float | None = None  # set by quantize: value_per_unit(A) * value_per_unit(B)
+    out_shift: int = 0  # the payload is the product >> out_shift (floor), set by quantize
     payload_bound: int | None = None
     origin: str = ""
 
     graded: ClassVar[bool] = True
 
     def value_per_unit(self) -> float:
-        return self.unit_value
+        return self.unit_value * 2.0**self.out_shift
 
     def ann(self, x: np.ndarray) -> np.ndarray:
         return x

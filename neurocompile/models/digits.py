@@ -1,9 +1,29 @@
-"""Small networks for the 1x8x8 scikit-learn digits images (10 classes)."""
+"""Small networks for the 1x8x8 scikit-learn digits images (10 classes), and the data split and
+training set-up that every digits example shares."""
 
+import numpy as np
 import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 from torch import nn
 
 from neurocompile.models.qcfs import QCFS
+
+def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, y_train, x_test, y_test): images as float32 [N, 1, 8, 8] in [0, 1] (raw pixels
+    are 0..16), int64 labels; 360 test images, stratified, the split of graphs/digits_test_*.npy."""
+    digits = load_digits()
+    x = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
+    y = digits.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=360, stratify=y, random_state=0)
+    return x_train, y_train, x_test, y_test
+
+
+def make_deterministic() -> None:
+    # One thread: multi-threaded CPU reductions may sum in a different order from run to run.
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+
 
 # Initial QCFS threshold: inputs to each activation are batch-normalised, so most of the
 # positive mass lies below ~2; training then adjusts every threshold on its own.

@@ -97,10 +97,27 @@ def _accumulator_scale(net: Network, pop, limit: int, num: dict) -> float:
 GRADED_PAYLOAD_MAX = 2**23 - 1  # graded spikes carry 24-bit signed payloads
 
 
-def _quantize_product(net: Network, pop: Product) -> None:
+def _spare_bits(net: Network, pop, num: dict) -> int:
+    """How many low bits of a graded source's payload its IF consumers cannot resolve: the
+    smallest shift of a block holds real weights down to 127 * 2^shift_min at full mantissa, so
+    a payload unit worth less than that only adds noise below the weights' precision. (Host ops
+    fed by the source adapt their own scale instead.)"""
+    floor_weight = _signed_max(num["weight_mantissa_bits"]) * 2.0 ** num["weight_shift_min"]
+    spare = 0
+    for block in net.outgoing(pop.name):
+        target = net.target_of(block)
+        peak = float(np.abs(block.kernel.weight).max()) if block.kernel.weight.size else 0.0
+        if isinstance(target, IFPopulation) and peak > 0:
+            spare = max(spare, math.ceil(math.log2(floor_weight / (peak * pop.value_per_unit() * target.scale))))
+    return spare
+
+
+def _quantize_product(net: Network, pop: Product, num: dict) -> None:
     a, b = net.operands(pop.name)
     pop.unit_value = a.value_per_unit() * b.value_per_unit()
-    pop.payload_bound = pop.a_shape[-1] * a.max_payload() * b.max_payload()
+    pop.out_shift = 0
+    pop.out_shift = max(0, _spare_bits(net, pop, num))
+    pop.payload_bound = (pop.a_shape[-1] * a.max_payload() * b.max_payload() >> pop.out_shift) + 1
     if pop.payload_bound > GRADED_PAYLOAD_MAX:
         raise NeurocompileError(f"product '{pop.name}': its largest possible payload {pop.payload_bound} exceeds the 24-bit graded spike range")
 
@@ -112,7 +129,8 @@ def _quantize_host(net: Network, pop: HostOp, target: Target) -> None:
     pop.scale = _accumulator_scale(net, pop, limit, target.numerics)
     if pop.op == "softmax":
         pop.out_frac, pop.exp_k = SOFTMAX_OUT_FRAC, exp_constant(pop.scale)
-        pop.payload_bound = 1 << SOFTMAX_OUT_FRAC
+        pop.out_frac = min(SOFTMAX_OUT_FRAC, max(0, SOFTMAX_OUT_FRAC - _spare_bits(net, pop, target.numerics)))
+        pop.payload_bound = 1 << pop.out_frac
         return
     pop.gb_frac = LAYERNORM_FRAC
     pop.gamma_q = np.rint(pop.gamma * 2.0**LAYERNORM_FRAC).astype(np.int64)
@@ -121,6 +139,7 @@ def _quantize_host(net: Network, pop: HostOp, target: Target) -> None:
     # |(x - mean) / std| <= sqrt(n - 1): the output bound, kept inside a graded payload.
     bound = float(np.abs(pop.gamma).max()) * math.sqrt(pop.shape[-1]) + float(np.abs(pop.beta).max())
     pop.out_frac = LAYERNORM_FRAC
+    pop.out_frac = min(LAYERNORM_FRAC, max(0, LAYERNORM_FRAC - _spare_bits(net, pop, target.numerics)))
     while pop.out_frac > 0 and math.ceil(bound * 2**pop.out_frac) > GRADED_PAYLOAD_MAX:
         pop.out_frac -= 1
     pop.payload_bound = math.ceil(bound * 2**pop.out_frac) + 1
@@ -147,7 +166,7 @@ def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str
     # 3. What depends on its sources' units, in topological order.
     for pop in net.populations():
         if isinstance(pop, Product):
-            _quantize_product(net, pop)
+            _quantize_product(net, pop, num)
         elif isinstance(pop, HostOp):
             _quantize_host(net, pop, target)
         elif isinstance(pop, Readout):

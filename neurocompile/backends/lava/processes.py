@@ -301,8 +301,8 @@ class PySpikeProductFixed(_ProductModel):
     active: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
 
     def finish(self, y):
-        # Products of payloads below 2^23 are exact in float64.
-        return np.rint(y).astype(np.int32)
+        # Products of payloads below 2^23 are exact in float64; then the host's output shift.
+        return (np.rint(y).astype(np.int64) >> self.proc_params["node"].out_shift).astype(np.int32)
 
 
 @implements(proc=SpikeProduct, protocol=LoihiProtocol)
@@ -317,4 +317,4 @@ class PySpikeProductFloat(_ProductModel):
     active: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
     def finish(self, y):
-        return y
+        return y / 2.0 ** self.proc_params["node"].out_shift
