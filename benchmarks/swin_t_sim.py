@@ -50,7 +50,6 @@ def main() -> None:
         torch.manual_seed(0)
         model = stage("construct (28 M parameters)", lambda: MaskedSpikingTransformer().eval())
         stage("export ONNX (opset 17)", lambda: export_onnx(model, path, 224, 3))
-        del model
         net = stage("frontend", lambda: onnx_to_ir(path))
     stage("lower linear chains", lambda: lower_linear_chains(net))
     stage("quantize", lambda: quantize(net, target, 4.0))

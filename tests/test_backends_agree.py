@@ -8,7 +8,6 @@ agreement on correct spikes.
 import numpy as np
 import pytest
 
-from neurocompile.backends.sim import Simulator
 from neurocompile.runs import compare_results, run_backend
 
 from conftest import GRAPHS

@@ -9,7 +9,7 @@ import pytest
 
 from neurocompile.backends.sim import Simulator, shift
 
-from tiny import THETA, chain
+from tiny import chain
 
 VMAX = 2**23 - 1
 

@@ -58,10 +58,6 @@ class Kernel:
         """Number of nonzero synapses leaving each view element (flat, length n_view)."""
         return np.bincount(self.connectivity(view_shape).indices, minlength=int(np.prod(view_shape))).astype(np.int64)
 
-    def fanin(self, view_shape: tuple[int, ...]) -> np.ndarray:
-        """Number of nonzero synapses reaching each output element (flat)."""
-        return np.diff(self.connectivity(view_shape).indptr).astype(np.int64)
-
     # --- serialization: scalars go to graph.json, arrays to params.npz
     def scalars(self) -> dict[str, Any]:
         return {}
@@ -98,9 +94,6 @@ class Elementwise(Kernel):
     def fanout(self, view_shape):
         return (np.broadcast_to(self.weight, view_shape) != 0).ravel().astype(np.int64)
 
-    def fanin(self, view_shape):
-        return self.fanout(view_shape)
-
 
 @register
 @dataclass(eq=False)
@@ -130,10 +123,6 @@ class Dense(Kernel):
     def fanout(self, view_shape):
         per_input = (self.weight != 0).sum(axis=0)
         return np.tile(per_input, int(np.prod(view_shape[:-1]))).astype(np.int64)
-
-    def fanin(self, view_shape):
-        per_output = (self.weight != 0).sum(axis=1)
-        return np.tile(per_output, int(np.prod(view_shape[:-1]))).astype(np.int64)
 
 
 @register

@@ -126,7 +126,7 @@ def _compose_depthwise_conv(first, second):
     if k1.group != c or k1.weight.shape[0] != c or k1.dilations != (1, 1) or k2.dilations != (1, 1):
         return None
     kh1, kw1 = k1.weight.shape[2:]
-    (sh1, sw1), (t1, l1, b1, r1) = k1.strides, k1.pads
+    (sh1, sw1), (t1, l1, _, _) = k1.strides, k1.pads
     h1, w1 = a1.kernel.out_shape(a1.in_shape)[2:]
     if kh1 > sh1 or kw1 > sw1 or sh1 * h1 - t1 < h or sw1 * w1 - l1 < w:
         return None

@@ -34,21 +34,6 @@ def input_frac_bits(payload_bits: int, input_range: float) -> int:
     return int(math.floor(math.log2(_signed_max(payload_bits) / input_range)))
 
 
-def _input_frac_bits(net: Network, inp: InputPopulation, num: dict, input_range: float) -> int:
-    """As many fraction bits as the input range allows, but no more than keep the first layer's
-    weights (R = W * 2^-frac * scale) large enough for a full mantissa at the smallest shift:
-    finer payloads would only push those weights below the mantissa's resolution."""
-    frac = input_frac_bits(num["input_payload_bits"], input_range)
-    for block in net.outgoing(inp.name):
-        if not isinstance(net.target_of(block), IFPopulation):
-            continue
-        peak = float(np.abs(block.kernel.weight).max()) * net.target_of(block).scale
-        if peak > 0:
-            floor_weight = _signed_max(num["weight_mantissa_bits"]) * 2.0 ** num["weight_shift_min"]
-            frac = min(frac, int(math.floor(math.log2(peak / floor_weight))))
-    return frac
-
-
 def quantize_block(R: np.ndarray, num: dict) -> tuple[np.ndarray, int, int]:
     """Real weights R (membrane units) -> (mantissa, shift, saturated count)."""
     mmax = _signed_max(num["weight_mantissa_bits"])
@@ -161,7 +146,9 @@ def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str
             pop.v_init_int = int(round(pop.v_init_frac * units))
     # 2. The input's payload, fitted to the range and to the IF populations it feeds.
     inp = net.input
-    inp.payload_frac_bits = _input_frac_bits(net, inp, num, input_range) if inp.graded else 0
+    inp.payload_frac_bits = input_frac_bits(num["input_payload_bits"], input_range) if inp.graded else 0
+    if inp.graded:  # no finer than the IF populations it feeds can resolve
+        inp.payload_frac_bits -= max(0, _spare_bits(net, inp, num))
     inp.payload_bound = _signed_max(num["input_payload_bits"]) if inp.graded else 1
     # 3. What depends on its sources' units, in topological order.
     for pop in net.populations():

@@ -8,7 +8,7 @@ from onnx import helper, numpy_helper
 
 from ...errors import NeurocompileError
 from ..registry import attrs, describe, handles
-from ..values import Affine, is_const, shape_of
+from ..values import is_const, shape_of
 
 
 def require_const(node, value, what: str) -> np.ndarray:
