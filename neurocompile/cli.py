@@ -44,12 +44,19 @@ def build(
     percentile: float = typer.Option(99.9, "--percentile", help="Calibrated threshold: this percentile of a population's positive activations."),
     input_range: Optional[float] = typer.Option(None, "--input-range", help="Largest |input| expected (default: from --calibrate data, else 4)."),
     v_init: float = typer.Option(0.5, "--v-init", help="Initial membrane potential, in thresholds."),
+    product: str = typer.Option("coincidence", "--product", help="Spike products: coincidence (A(t) @ B(t), the MST paper's) or telescoping "
+                                "(sums to the product of the operands' rates; docs/semantics.md)."),
+    mask_ratio: Optional[str] = typer.Option(None, "--mask-ratio", help="Override the model's random spike masking ratios: R for every mask, "
+                                             "or GROUP=R,... for the masks whose name contains GROUP (e.g. attn=0.75,mlp=0.5)."),
+    failure_mode: str = typer.Option("spike", "--failure-mode", help="What a mask drops: spike (one draw per presynaptic spike, shared by "
+                                     "its targets: the MST's semantics) or synapse (one draw per synaptic event)."),
 ) -> None:
     """Compile MODEL.onnx into an artifact directory for the target."""
     from .compiler import BuildOptions, build as build_artifact
 
     options = BuildOptions(target=target, seed=seed, encoding=encoding, input_range=input_range,
-                           calibrate=str(calibrate) if calibrate else None, percentile=percentile, v_init=v_init)
+                           calibrate=str(calibrate) if calibrate else None, percentile=percentile, v_init=v_init,
+                           product_form=product, mask_ratio=mask_ratio, failure_mode=failure_mode)
     with err.status("building") as status:
         path, report = build_artifact(model, output, options, step=lambda name: status.update(f"building: {name}"))
     for line in report["warnings"]:
@@ -72,13 +79,18 @@ def _load_run_inputs(artifact: Path, input: Path, samples: Optional[int]):
     return art, x
 
 
-def _run_with_progress(art, x, steps, backend, seed, record=False, precision="fixed"):
+def _run_with_progress(art, x, steps, backend, seed, record=False, precision="fixed", readout_start="0"):
     from .runs import run_backend
 
     with _progress() as bar:
         total = x.shape[0] if backend == "lava" else steps
         task = bar.add_task(f"{backend}: {'samples' if backend == 'lava' else 'steps'}", total=total)
-        return run_backend(art, x, steps, backend, seed, record=record, precision=precision, progress=lambda n: bar.update(task, completed=n))
+        return run_backend(art, x, steps, backend, seed, record=record, precision=precision, progress=lambda n: bar.update(task, completed=n),
+                           readout_start=readout_start)
+
+
+READOUT_START_HELP = ("First step the readout sums (default 0: every step). 'latency' skips the steps the first input needs "
+                      "to cross the pipeline (report.json's latency_steps; 0 for --backend reference).")
 
 
 @app.command()
@@ -91,19 +103,20 @@ def run(
     samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Use only the first N samples."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Integer labels [batch] (.npy): report accuracy."),
     precision: str = typer.Option("fixed", "--precision", help="fixed (bit-accurate) or float (Lava's floating_pt models)."),
+    readout_start: str = typer.Option("0", "--readout-start", help=READOUT_START_HELP),
     result: Optional[Path] = typer.Option(None, "--out", help="Write the result (.npz): output, spikes/<population>, counts/<population>, totals."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Run an artifact on inputs with the simulator or Lava."""
-    from .runs import save_result, summary
+    from .runs import readout_start_step, save_result, summary
 
     art, x = _load_run_inputs(artifact, input, samples)
     seed = art.manifest["options"].get("seed", 0) if seed is None else seed
     y = np.load(labels, allow_pickle=False) if labels else None
-    res = _run_with_progress(art, x, steps, backend, seed, precision=precision)
+    res = _run_with_progress(art, x, steps, backend, seed, precision=precision, readout_start=readout_start)
     if result:
         save_result(result, res)
-    s = summary(res, seed, y)
+    s = summary(res, seed, y, readout_start_step(art, readout_start, backend))
     if as_json:
         print(json.dumps(s))
         return
@@ -123,6 +136,7 @@ def compare(
     steps: int = typer.Option(..., "--steps", "-T", help="Time steps per sample."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random streams (default: the artifact's)."),
     samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Use only the first N samples."),
+    readout_start: str = typer.Option("0", "--readout-start", help=READOUT_START_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON on stdout."),
 ) -> None:
     """Run the simulator and Lava; exit 0 when every population's spikes are identical, 1 with the
@@ -131,8 +145,8 @@ def compare(
 
     art, x = _load_run_inputs(artifact, input, samples)
     seed = art.manifest["options"].get("seed", 0) if seed is None else seed
-    sim = _run_with_progress(art, x, steps, "sim", seed, record=True)
-    lava = _run_with_progress(art, x, steps, "lava", seed, record=True)
+    sim = _run_with_progress(art, x, steps, "sim", seed, record=True, readout_start=readout_start)
+    lava = _run_with_progress(art, x, steps, "lava", seed, record=True, readout_start=readout_start)
     cmp = compare_results(sim, lava)
     if as_json:
         print(json.dumps(cmp))

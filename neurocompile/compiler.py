@@ -14,12 +14,14 @@ from .errors import NeurocompileError
 from .frontend import onnx_to_ir
 from .ir.connectivity import n_synapses
 from .ir.graph import Network
-from .ir.nodes import ENCODINGS, IFPopulation
+from .ir.nodes import ENCODINGS, IFPopulation, Product
 from .partition import place
 from .passes.calibrate import calibrate_thresholds, needs_calibration
 from .passes.dce import eliminate_dead_code
+from .passes.failures import parse_mask_ratios, set_failures
 from .passes.lower import lower_linear_chains
 from .passes.quantize import activation_error, quantize
+from .products import FORMS as PRODUCT_FORMS
 from .targets import Target, load_target
 
 DEFAULT_INPUT_RANGE = 4.0
@@ -34,8 +36,13 @@ class BuildOptions:
     calibrate: str | None = None  # .npy of sample inputs
     percentile: float = 99.9
     v_init: float = 0.5  # initial membrane, in thresholds
+    product_form: str = "coincidence"  # of spike products: products.FORMS
+    mask_ratio: str | None = None  # overrides of the model's mask ratios: "R" or "GROUP=R,..."
+    failure_mode: str = "spike"  # what a mask drops: a presynaptic spike, or one synaptic event
 
     def check(self) -> None:
+        if self.product_form not in PRODUCT_FORMS:
+            raise NeurocompileError(f"product form '{self.product_form}' is not one of {', '.join(PRODUCT_FORMS)}")
         if self.encoding not in ENCODINGS:
             raise NeurocompileError(f"encoding '{self.encoding}' is not one of {', '.join(ENCODINGS)}")
         if not 0.0 <= self.v_init < 1.0:
@@ -52,6 +59,7 @@ def compile_network(model: str | Path, target: Target, options: BuildOptions, st
     options.check()
     step("frontend")
     net = onnx_to_ir(model, encoding=options.encoding)
+    set_failures(net, parse_mask_ratios(options.mask_ratio), options.failure_mode)
     step("lower linear chains")
     lower_linear_chains(net)
     net.validate()
@@ -59,6 +67,8 @@ def compile_network(model: str | Path, target: Target, options: BuildOptions, st
     for pop in net.populations():
         if isinstance(pop, IFPopulation):
             pop.v_init_frac = options.v_init
+        elif isinstance(pop, Product):
+            pop.form = options.product_form
     calib = load_input(options.calibrate, net.meta["input_shape"], "calibration") if options.calibrate else None
     thresholds = {}
     if needs_calibration(net):

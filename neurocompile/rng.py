@@ -51,3 +51,15 @@ def rate_spikes(seed: int, stream: int, step: int, prob: np.ndarray) -> np.ndarr
     n = prob.shape[-1]
     draws = (hash32(seed, stream, step, np.arange(n)) >> np.uint64(32 - PROB_BITS)).astype(np.int64)
     return draws < prob
+
+
+def failure_threshold(p: float) -> int:
+    """A failure probability as an integer out of 2^16: an event fails when its draw is below."""
+    return int(round(p * (1 << PROB_BITS)))
+
+
+def survivors(seed: int, stream: int, step: int, index: np.ndarray, threshold: int) -> np.ndarray:
+    """Which events survive a synaptic failure: the top 16 bits of the hash of each event's
+    counters, at or above the threshold. One draw per index (a source neuron, or a synapse)."""
+    draws = (hash32(seed, stream, step, index) >> np.uint64(32 - PROB_BITS)).astype(np.int64)
+    return draws >= threshold

@@ -12,36 +12,68 @@ from .artifact import Artifact
 from .backends.result import RunResult
 from .backends.sim import Simulator
 from .errors import NeurocompileError
+from .ir.nodes import Product
+from .products import telescoping_step_limit
 
 BACKENDS = ("sim", "lava", "reference")
 Progress = Callable[[int], None]
 
 
-def run_backend(art: Artifact, x: np.ndarray, steps: int, backend: str, seed: int, record: bool = False,
-                precision: str = "fixed", progress: Progress | None = None) -> RunResult:
+def readout_start_step(art: Artifact, readout_start: int | str, backend: str) -> int:
+    """The first step the readout sums: a number, or 'latency' (the network's pipeline depth,
+    so that the readout sums only steps whose input has crossed every layer; the reference
+    backend has no delay between layers, so for it 'latency' is 0)."""
+    if readout_start == "latency":
+        return 0 if backend == "reference" else art.net.latency()
+    try:
+        start = int(readout_start)
+    except (TypeError, ValueError):
+        raise NeurocompileError(f"--readout-start must be a step number or 'latency', got '{readout_start}'") from None
+    if start < 0:
+        raise NeurocompileError(f"--readout-start must be at least 0, got {start}")
+    return start
+
+
+def check_steps(art: Artifact, steps: int) -> None:
     if steps < 1:
         raise NeurocompileError(f"--steps must be at least 1, got {steps}")
+    for pop in art.net.populations():
+        if isinstance(pop, Product) and pop.form == "telescoping":
+            a, b = art.net.operands(pop.name)
+            limit = telescoping_step_limit(pop.a_shape[-1], a.max_payload(), b.max_payload())
+            if steps > limit:
+                raise NeurocompileError(f"product '{pop.name}': the telescoping form is exact for at most {limit} steps, {steps} asked")
+
+
+def run_backend(art: Artifact, x: np.ndarray, steps: int, backend: str, seed: int, record: bool = False,
+                precision: str = "fixed", progress: Progress | None = None, readout_start: int | str = 0) -> RunResult:
+    check_steps(art, steps)
+    start = readout_start_step(art, readout_start, backend)
+    if start >= steps:
+        raise NeurocompileError(f"the readout starts at step {start} but the run has only {steps} steps")
     num = art.target.numerics
     if backend == "sim":
         if precision != "fixed":
             raise NeurocompileError("the simulator is bit-accurate fixed point only; --precision float runs on --backend lava")
-        return Simulator(art.net, num["input_payload_bits"], num["membrane_bits"]).run(x, steps, seed=seed, record=record, progress=progress)
+        return Simulator(art.net, num["input_payload_bits"], num["membrane_bits"]).run(x, steps, seed=seed, record=record, progress=progress,
+                                                                                      readout_start=start)
     if backend == "lava":
         from .backends.lava.runner import run_lava
 
         return run_lava(art.net, x, steps, num["input_payload_bits"], num["membrane_bits"], seed=seed, precision=precision,
-                        record=record, hardware=art.target.mode == "hw", progress=progress)
+                        record=record, hardware=art.target.mode == "hw", progress=progress, readout_start=start)
     if backend == "reference":
         from .backends.reference import run_reference
 
-        return run_reference(art.net, x, steps, seed=seed, progress=progress)
+        return run_reference(art.net, x, steps, seed=seed, progress=progress, readout_start=start)
     raise NeurocompileError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
 
 
-def summary(result: RunResult, seed: int, labels: np.ndarray | None = None) -> dict[str, Any]:
+def summary(result: RunResult, seed: int, labels: np.ndarray | None = None, readout_start: int = 0) -> dict[str, Any]:
     out = {
         "backend": result.backend,
         "steps": result.steps,
+        "readout_start": readout_start,
         "samples": int(result.output.shape[0]),
         "seed": seed,
         "predictions": result.output.reshape(result.output.shape[0], -1).argmax(axis=1).tolist(),

@@ -76,13 +76,20 @@ def test_products_and_host_ops_are_placed_on_the_host_with_reasons(attention_mod
     assert 0 < report["operations"]["fraction_on_cores"] < 1
 
 
-@pytest.mark.lava
-def test_backends_bit_identical(attention_model, tmp_path):
+def test_products_add_no_latency(attention_model, tmp_path):
+    # x -> q, k, v (hop 1) -> QK^T -> softmax (hop 2) -> AV -> layer norm (hop 3) -> readout (hop 4)
     path, _ = build(attention_model, tmp_path / "a.ncx", BuildOptions())
+    assert load_artifact(path).net.latency() == 4
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("form,readout_start", [("coincidence", 0), ("telescoping", "latency")])
+def test_backends_bit_identical(attention_model, tmp_path, form, readout_start):
+    path, _ = build(attention_model, tmp_path / "a.ncx", BuildOptions(product_form=form))
     art = load_artifact(path)
     x = np.random.default_rng(2).normal(0, 1, (3, TOKENS, WIDTH))
-    sim = run_backend(art, x, 16, "sim", 0, record=True)
-    lava = run_backend(art, x, 16, "lava", 0, record=True)
+    sim = run_backend(art, x, 16, "sim", 0, record=True, readout_start=readout_start)
+    lava = run_backend(art, x, 16, "lava", 0, record=True, readout_start=readout_start)
     cmp = compare_results(sim, lava)
     assert cmp["identical"], cmp["divergence_text"] or cmp
     assert np.array_equal(sim.synaptic_ops, lava.synaptic_ops)
@@ -97,11 +104,12 @@ def test_quantization_keeps_every_block_precise(attention_model, tmp_path):
     assert max(q["weight_rel_error"] for q in report["quantization"].values()) < 0.05
 
 
-def test_simulated_output_follows_the_ann(attention_model, tmp_path):
-    path, _ = build(attention_model, tmp_path / "a.ncx", BuildOptions())
+@pytest.mark.parametrize("form", ["coincidence", "telescoping"])
+def test_simulated_output_follows_the_ann(attention_model, tmp_path, form):
+    path, _ = build(attention_model, tmp_path / "a.ncx", BuildOptions(product_form=form))
     art = load_artifact(path)
     x = np.random.default_rng(3).normal(0, 1, (20, TOKENS, WIDTH))
     steps, latency = 256, art.net.latency()
-    out = run_backend(art, x, steps, "sim", 0).output.reshape(20, -1) / (steps - latency)
+    out = run_backend(art, x, steps, "sim", 0, readout_start="latency").output.reshape(20, -1) / (steps - latency)
     ann = evaluate(art.net, x)["post"][art.net.readout.name]
     assert np.corrcoef(out.ravel(), ann.ravel())[0, 1] > 0.9

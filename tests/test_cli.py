@@ -49,7 +49,7 @@ def test_run_json_summary_and_result_file(mlp_artifact, tmp_path):
     proc = cli("run", mlp_artifact, "--input", X, "--steps", 32, "--backend", "sim", "--labels", GRAPHS / "digits_test_y.npy", "--out", out, "--json")
     assert proc.returncode == 0, proc.stderr
     s = json.loads(proc.stdout)
-    assert s["samples"] == 360 and s["steps"] == 32 and s["accuracy"] > 0.97
+    assert s["samples"] == 360 and s["steps"] == 32 and s["readout_start"] == 0 and s["accuracy"] > 0.97
     assert set(s["spikes"]) == {"net.net.3", "net.net.6"}
     with np.load(out, allow_pickle=False) as r:
         assert r["output"].shape == (360, 10)
@@ -114,6 +114,7 @@ def test_bad_model(tmp_path, case):
 def test_bad_target_and_flags(tmp_path):
     assert_bad_input(cli("build", MLP, "--target", "spinnaker", "-o", tmp_path / "m.ncx"), "unknown target")
     assert_bad_input(cli("build", MLP, "--encoding", "morse", "-o", tmp_path / "m.ncx"), "encoding")
+    assert_bad_input(cli("build", MLP, "--product", "outer", "-o", tmp_path / "m.ncx"), "product form 'outer'")
     assert not (tmp_path / "m.ncx").exists()
 
 
@@ -127,6 +128,8 @@ def test_bad_run_inputs(mlp_artifact, tmp_path):
     assert_bad_input(cli("run", mlp_artifact, "--input", tmp_path / "none.npy", "--steps", 4), "does not exist")
     assert_bad_input(cli("run", mlp_artifact, "--input", X, "--steps", 0), "steps")
     assert_bad_input(cli("run", mlp_artifact, "--input", X, "--steps", 4, "--backend", "gpu"), "backend")
+    assert_bad_input(cli("run", mlp_artifact, "--input", X, "--steps", 4, "--readout-start", "soon"), "--readout-start", "'soon'")
+    assert_bad_input(cli("run", mlp_artifact, "--input", X, "--steps", 4, "--readout-start", 4), "starts at step 4", "only 4 steps")
     assert_bad_input(cli("run", tmp_path / "missing.ncx", "--input", X, "--steps", 4), "does not exist")
 
 

@@ -83,6 +83,14 @@ def test_if_neuron_reproduces_qcfs_after_levels_steps(levels):
     assert r.counts["l0"][:, 0].tolist() == qcfs.astype(int).tolist()
 
 
+def test_readout_sums_from_its_first_step_on():
+    # Same chain: the readout receives 1 at steps 4, 5, ... From step 5 on it sums steps 5..7.
+    net = chain([{"n": 1, "w": [[8]]}, {"n": 1, "w": [[8]]}, {"n": 1, "w": [[8]]}])
+    assert simulate(net, [[1.0]], 8).readout_int[0, 0] == 4
+    assert simulate(net, [[1.0]], 8, readout_start=5).readout_int[0, 0] == 3
+    assert simulate(net, [[1.0]], 8, readout_start=net.latency()).readout_int[0, 0] == 4
+
+
 def test_batched_samples_are_independent():
     net = chain([{"n": 3, "w": np.eye(3, dtype=int) * 2, "v0": 4}], n_in=3)
     x = np.array([[1.0, 2.0, 3.0], [3.0, 0.0, -1.0]])

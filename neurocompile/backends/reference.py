@@ -8,16 +8,32 @@ ANN) from the loss of quantization and pipelining (simulator vs reference).
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
-from ..ir.connectivity import source_fanout
+from ..ir.connectivity import block_matrix, source_fanout, synapse_ids
 from ..ir.graph import Network
 from ..ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout
-from ..rng import rate_probability, rate_spikes, stream_id
-from .ann import apply_block, product
+from ..rng import failure_threshold, rate_probability, rate_spikes, stream_id, survivors
+from .ann import apply_block, block_weight, product
 from .result import RunResult
 
 
-def run_reference(net: Network, x: np.ndarray, steps: int, seed: int = 0, progress=None) -> RunResult:
+def _masked(x: np.ndarray, p: float, group: str, seed: int, t: int) -> np.ndarray:
+    """A source's values with its spikes failed where its mask draws a failure."""
+    if p <= 0:
+        return x
+    return x * survivors(seed, stream_id(group), t, np.arange(x.shape[1]), failure_threshold(p))
+
+
+def _block_input(net: Network, blk, x: np.ndarray, seed: int, t: int) -> np.ndarray:
+    if blk.failure <= 0 or blk.failure_mode == "spike":
+        return apply_block(net, blk, _masked(x, blk.failure, blk.failure_group, seed, t))
+    m = block_matrix(blk, x.shape[1], block_weight(net, blk, False))
+    keep = survivors(seed, stream_id(blk.name), t, synapse_ids(m), failure_threshold(blk.failure))
+    return np.asarray(sp.csr_matrix((m.data * keep, m.indices, m.indptr), shape=m.shape) @ x.T).T
+
+
+def run_reference(net: Network, x: np.ndarray, steps: int, seed: int = 0, progress=None, readout_start: int = 0) -> RunResult:
     b = x.shape[0]
     pops = net.populations()
     flat = x.reshape(b, -1).astype(np.float64)
@@ -27,6 +43,8 @@ def run_reference(net: Network, x: np.ndarray, steps: int, seed: int = 0, progre
     acc = np.zeros((b, readout.size))
     fanout = {blk.name: source_fanout(blk, net.source_of(blk).size) for blk in net.synapses()}
     synops = np.zeros(b, np.int64)
+    sums: dict[str, np.ndarray] = {}  # running sums of telescoping products' operands
+    emitted: dict[str, np.ndarray] = {}
     for t in range(steps):
         values: dict[str, np.ndarray] = {}
         for pop in pops:
@@ -34,9 +52,20 @@ def run_reference(net: Network, x: np.ndarray, steps: int, seed: int = 0, progre
                 values[pop.name] = flat if pop.graded else rate_spikes(seed, stream_id(pop.name), t, rate_probability(flat)).astype(np.float64)
                 continue
             if isinstance(pop, Product):
-                values[pop.name] = product(net, pop, values, lambda a: a).reshape(b, -1)
+                a, b_ = net.operands(pop.name)
+                ops = {a.name: _masked(values[a.name], pop.failure_a, pop.failure_group_a, seed, t),
+                       b_.name: _masked(values[b_.name], pop.failure_b, pop.failure_group_b, seed, t)}
+                if pop.form == "telescoping":
+                    for name in ops:
+                        key = f"{pop.name}/{name}"
+                        ops[name] = sums[key] = sums.get(key, 0) + ops[name]
+                    total = product(net, pop, ops, lambda v: v).reshape(b, -1) / (t + 1)
+                    values[pop.name] = total - emitted.get(pop.name, 0)
+                    emitted[pop.name] = total
+                else:
+                    values[pop.name] = product(net, pop, ops, lambda v: v).reshape(b, -1)
                 continue
-            total = pop.bias[None] + sum((apply_block(net, blk, values[net.source_of(blk).name]) for blk in net.incoming(pop.name)), np.zeros((b, pop.size)))
+            total = pop.bias[None] + sum((_block_input(net, blk, values[net.source_of(blk).name], seed, t) for blk in net.incoming(pop.name)), np.zeros((b, pop.size)))
             if isinstance(pop, IFPopulation):
                 v[pop.name] += total
                 spikes = v[pop.name] >= pop.threshold
@@ -45,7 +74,7 @@ def run_reference(net: Network, x: np.ndarray, steps: int, seed: int = 0, progre
                 values[pop.name] = spikes * pop.threshold
             elif isinstance(pop, HostOp):
                 values[pop.name] = pop.ann(total)
-            elif isinstance(pop, Readout):
+            elif isinstance(pop, Readout) and t >= readout_start:
                 acc += total
         for blk in net.synapses():
             synops += (values[net.source_of(blk).name] != 0).astype(np.int64) @ fanout[blk.name]

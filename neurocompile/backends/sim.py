@@ -11,14 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..errors import NeurocompileError
-from ..ir.connectivity import source_fanout
+from ..hostops import layernorm_fixed, softmax_fixed
+from ..ir.connectivity import block_matrix, source_fanout, synapse_ids
 from ..ir.graph import Network
 from ..ir.indexing import gather
-from ..hostops import layernorm_fixed, softmax_fixed
 from ..ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout, SynapseBlock
-from ..rng import rate_probability, rate_spikes, stream_id
+from ..products import coincidence as coincidence_payload, telescoping as telescoping_payload
+from ..rng import failure_threshold, rate_probability, rate_spikes, stream_id, survivors
 from .ann import product
 from .result import RunResult
 
@@ -49,15 +51,47 @@ class _Block:
     dtype: type
     weight: np.ndarray
     fanout: np.ndarray
+    fail_threshold: int = 0  # out of 2^16; 0: no failure
+    fail_stream: int = 0
+    matrix: sp.csr_matrix | None = None  # per-synapse failure: the explicit integer matrix
+    ids: np.ndarray | None = None  # ... and its synapses' counters
 
-    def current(self, out: np.ndarray) -> np.ndarray:
-        """Integer current [B, n_target] from the source's integer output [B, n_source]."""
+    def current(self, out: np.ndarray, seed: int, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Integer current [B, n_target] from the source's integer output [B, n_source], and the
+        synaptic events per sample."""
         b = self.block
+        if self.matrix is not None:
+            return self._current_failing_synapses(out, seed, t)
+        if self.fail_threshold:
+            out = out * survivors(seed, self.fail_stream, t, np.arange(out.shape[1]), self.fail_threshold)
+        events = (out != 0).astype(np.int64) @ self.fanout
         view = gather(out, b.in_index, b.view_shape).astype(self.dtype)
         y = b.kernel.apply(view, self.weight).reshape(out.shape[0], -1)
         if b.out_index is not None:
             y = gather(y, b.out_index, b.out_index.shape).reshape(out.shape[0], -1)
-        return shift(np.rint(y).astype(np.int64), b.w_shift)
+        return shift(np.rint(y).astype(np.int64), b.w_shift), events
+
+    def _current_failing_synapses(self, out: np.ndarray, seed: int, t: int) -> tuple[np.ndarray, np.ndarray]:
+        m = self.matrix
+        keep = survivors(seed, self.fail_stream, t, self.ids, self.fail_threshold)
+        kept = sp.csr_matrix((m.data * keep, m.indices, m.indptr), shape=m.shape)
+        y = np.asarray(kept @ out.T.astype(np.float64)).T
+        events = (out != 0).astype(np.int64) @ np.bincount(m.indices[keep], minlength=m.shape[1])
+        return shift(np.rint(y).astype(np.int64), self.block.w_shift), events
+
+
+def _failing_block(blk: _Block, n_source: int) -> _Block:
+    """Sets up the failure of a block: per spike, draws from its mask's stream; per synapse,
+    from its own stream, over its explicit matrix."""
+    b = blk.block
+    blk.fail_threshold = failure_threshold(b.failure)
+    if b.failure_mode == "synapse":
+        blk.fail_stream = stream_id(b.name)
+        blk.matrix = block_matrix(b, n_source, b.w_mant.astype(np.float64))
+        blk.ids = synapse_ids(blk.matrix)
+    else:
+        blk.fail_stream = stream_id(b.failure_group)
+    return blk
 
 
 @dataclass
@@ -70,11 +104,20 @@ class _Run:
     record: bool
     state: dict[str, np.ndarray]
     out: dict[str, np.ndarray]  # what each population emits this step
-    prev: dict[str, np.ndarray]  # ... and emitted last step (products read it)
     counts: dict[str, np.ndarray]
     rasters: dict[str, np.ndarray] | None
+    readout_start: int = 0
     encoded: np.ndarray | None = None
     saturated: int = 0
+
+
+@dataclass
+class _RunningProduct:
+    """A telescoping product's state: its operands' running sums and what it has emitted."""
+
+    sum_a: np.ndarray
+    sum_b: np.ndarray
+    emitted: np.ndarray
 
 
 def _start_input(sim, pop: InputPopulation, run: _Run, x):
@@ -111,7 +154,8 @@ def _step_if(sim, pop: IFPopulation, run: _Run, t: int, current):
 
 
 def _step_readout(sim, pop: Readout, run: _Run, t: int, current):
-    run.state[pop.name] += current
+    if t >= run.readout_start:
+        run.state[pop.name] += current
 
 
 def _step_host(sim, pop: HostOp, run: _Run, t: int, current):
@@ -123,10 +167,34 @@ def _step_host(sim, pop: HostOp, run: _Run, t: int, current):
     run.out[pop.name] = y.reshape(run.batch, -1)
 
 
+def _start_product(sim, pop: Product, run: _Run, x):
+    if pop.form == "telescoping":
+        a, b = sim.net.operands(pop.name)
+        run.state[pop.name] = _RunningProduct(np.zeros((run.batch, a.size)), np.zeros((run.batch, b.size)), np.zeros((run.batch, pop.size), np.int64))
+
+
+def _operand(run: _Run, source: str, p: float, group: str, t: int) -> np.ndarray:
+    """An operand's output this step, its spikes masked when the operand is."""
+    out = run.out[source]
+    if p > 0:
+        out = out * survivors(run.seed, stream_id(group), t, np.arange(out.shape[1]), failure_threshold(p))
+    return out
+
+
 def _step_product(sim, pop: Product, run: _Run, t: int, current):
-    # Exact in float64: |payload| <= 2^23 by construction (quantize checks payload_bound).
-    y = product(sim.net, pop, run.prev, lambda v: v.astype(np.float64))
-    run.out[pop.name] = (np.rint(y).astype(np.int64) >> pop.out_shift).reshape(run.batch, -1)
+    a, b = sim.net.operands(pop.name)
+    outs = {a.name: _operand(run, a.name, pop.failure_a, pop.failure_group_a, t), b.name: _operand(run, b.name, pop.failure_b, pop.failure_group_b, t)}
+    if pop.form == "coincidence":
+        y = product(sim.net, pop, outs, lambda v: v.astype(np.float64))
+        run.out[pop.name] = coincidence_payload(y, pop.out_shift).reshape(run.batch, -1)
+        return
+    state = run.state[pop.name]
+    state.sum_a += outs[a.name]
+    state.sum_b += outs[b.name]
+    y = product(sim.net, pop, {a.name: state.sum_a, b.name: state.sum_b}, lambda v: v)
+    out = telescoping_payload(y.reshape(run.batch, -1), state.emitted, t, pop.out_shift, pop.payload_bound)
+    state.emitted += out
+    run.out[pop.name] = out
 
 
 # How each kind of population starts and steps (phase 2 of docs/semantics.md).
@@ -135,7 +203,7 @@ KINDS = {
     IFPopulation: (_start_if, _step_if),
     Readout: (_start_zero, _step_readout),
     HostOp: (_start_zero, _step_host),
-    Product: (_start_zero, _step_product),
+    Product: (_start_product, _step_product),
 }
 
 
@@ -153,19 +221,19 @@ class Simulator:
             if block.acc_bound >= EXACT_FLOAT64:
                 raise NeurocompileError(f"synapse block '{block.name}': accumulator bound {block.acc_bound} exceeds exact float64 range")
             src = net.source_of(block)
-            self.blocks.append(_Block(block, src.name, net.target_of(block).name, dtype, block.w_mant.astype(dtype), source_fanout(block, src.size)))
+            blk = _Block(block, src.name, net.target_of(block).name, dtype, block.w_mant.astype(dtype), source_fanout(block, src.size))
+            self.blocks.append(_failing_block(blk, src.size) if block.failure > 0 else blk)
         self.bias = {p.name: p.bias_mant.astype(np.int64) << p.bias_exp for p in self.pops if getattr(p, "bias_mant", None) is not None}
 
-    def run(self, x: np.ndarray, steps: int, seed: int = 0, record: bool = False, progress=None) -> RunResult:
+    def run(self, x: np.ndarray, steps: int, seed: int = 0, record: bool = False, progress=None, readout_start: int = 0) -> RunResult:
         b = x.shape[0]
-        run = _Run(b, steps, seed, record, {}, {}, {}, {}, {} if record else None)
+        run = _Run(b, steps, seed, record, {}, {}, {}, {} if record else None, readout_start)
         for pop in self.pops:
             KINDS[type(pop)][0](self, pop, run, x)
             run.out[pop.name] = np.zeros((b, pop.size), np.int64)
         buffers: dict[str, np.ndarray] = {}
         synops = np.zeros(b, np.int64)
         for t in range(steps):
-            run.prev = dict(run.out)
             # 1. Every block delivers what it computed last step.
             current = {name: bias + np.zeros((b, 1), np.int64) for name, bias in self.bias.items()}
             for blk in self.blocks:
@@ -176,9 +244,8 @@ class Simulator:
                 KINDS[type(pop)][1](self, pop, run, t, current.get(pop.name, 0))
             # 3. Every block integrates this step's output, to deliver it next step.
             for blk in self.blocks:
-                src_out = run.out[blk.source]
-                buffers[blk.block.name] = blk.current(src_out)
-                synops += (src_out != 0).astype(np.int64) @ blk.fanout
+                buffers[blk.block.name], events = blk.current(run.out[blk.source], seed, t)
+                synops += events
             if progress is not None:
                 progress(t + 1)
 

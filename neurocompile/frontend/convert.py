@@ -15,7 +15,7 @@ from ..ir.graph import Network
 from ..ir.nodes import InputPopulation, Readout, SynapseBlock
 from .patterns import fuse_qcfs
 from .registry import HANDLERS, describe, unsupported
-from .values import Affine, Value, is_const
+from .values import Affine, RandomValue, Value, is_const
 
 OPSET_RANGE = (13, 20)
 
@@ -46,6 +46,8 @@ class Context:
         self.net.add(pop)
         for term in value.terms:
             block = SynapseBlock(name=self.net.unique_name(f"{term.source}->{name}"), view_shape=(), chain=term, origin=describe(node))
+            if term.failure is not None:
+                block.failure, block.failure_group = term.failure.p, term.failure.group
             self.net.connect(block, term.source, name)
         return Affine.of_population(name, value.shape)
 
@@ -145,7 +147,7 @@ def onnx_to_ir(path: str | Path, encoding: str = "current") -> Network:
         for name, value in zip(node.output, outs):
             if name:
                 # numpy turns 0-d results into scalars; a constant is always an ndarray here.
-                values[name] = value if value is None or isinstance(value, Affine) else np.asarray(value)
+                values[name] = value if value is None or isinstance(value, (Affine, RandomValue)) else np.asarray(value)
 
     out_name = graph.output[0].name
     result = values.get(out_name)

@@ -60,13 +60,23 @@ def gather_values(values: np.ndarray, index: np.ndarray, fill=0.0) -> np.ndarray
     return np.where(index >= 0, flat[np.maximum(index, 0)], fill)
 
 
+@dataclass(frozen=True)
+class Failure:
+    """Random spike masking on a term: each spike of its source fails with probability `p`;
+    `group` names the mask (its ONNX node), whose draws every consumer of the mask shares."""
+
+    group: str
+    p: float
+
+
 @dataclass(eq=False)
 class Term:
-    """One source population seen through a chain of linear ops."""
+    """One source population seen through a chain of linear ops, its spikes possibly masked."""
 
     source: str
     source_shape: tuple[int, ...]
     ops: tuple[LinearOp, ...] = ()
+    failure: Failure | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -92,7 +102,7 @@ class Term:
         ops.append(Gather(index))
         if moved is not None:
             ops.append(moved)
-        return Term(self.source, self.source_shape, tuple(ops))
+        return Term(self.source, self.source_shape, tuple(ops), self.failure)
 
     def then_scale(self, w: np.ndarray) -> "Term":
         w = np.broadcast_to(np.asarray(w, np.float64), self.shape)
@@ -102,10 +112,10 @@ class Term:
         if ops and isinstance(ops[-1], Scale):
             w = ops.pop().w * w
         ops.append(Scale(np.array(w)))
-        return Term(self.source, self.source_shape, tuple(ops))
+        return Term(self.source, self.source_shape, tuple(ops), self.failure)
 
     def then_kernel(self, kernel: Kernel) -> "Term":
-        return Term(self.source, self.source_shape, self.ops + (Apply(kernel, self.shape),))
+        return Term(self.source, self.source_shape, self.ops + (Apply(kernel, self.shape),), self.failure)
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         """Float evaluation on a batch [B, *source_shape] (the frontend's own reference)."""
@@ -138,7 +148,12 @@ class Affine:
         return cls(shape, [Term(name, tuple(shape))], np.zeros(()))
 
 
-Value = Union[np.ndarray, Affine]
+class RandomValue:
+    """Base of the random tensors of spike masking (frontend/ops/masks.py): symbolic, never
+    evaluated."""
+
+
+Value = Union[np.ndarray, Affine, RandomValue]
 
 
 def is_const(v) -> bool:

@@ -12,6 +12,7 @@ import networkx as nx
 import numpy as np
 
 from ..errors import NeurocompileError
+from ..products import FORMS as PRODUCT_FORMS
 from .nodes import InputPopulation, Population, Product, Readout, SynapseBlock, size
 
 
@@ -97,11 +98,12 @@ class Network:
         return out
 
     def latency(self) -> int:
-        """Steps from the input to the readout: one per synapse hop on the longest path."""
+        """Steps from the input to the readout: one per synapse hop on the longest path
+        (products take their operands of the same step and add none)."""
         dist = {self.input.name: 0}
         for name in nx.topological_sort(self.graph):
             for succ in self.graph.successors(name):
-                hop = 1 if isinstance(self.node(succ), (SynapseBlock, Product)) else 0
+                hop = 1 if isinstance(self.node(succ), SynapseBlock) else 0
                 dist[succ] = max(dist.get(succ, 0), dist.get(name, 0) + hop)
         return dist.get(self.readout.name, 0)
 
@@ -132,6 +134,8 @@ class Network:
         ports = sorted(d["dst_port"] for _, _, d in self.graph.in_edges(prod.name, data=True))
         if ports != ["a", "b"]:
             raise NeurocompileError(f"product '{prod.name}' must have operands on ports a and b, has {ports}")
+        if prod.form not in PRODUCT_FORMS:
+            raise NeurocompileError(f"product '{prod.name}': form '{prod.form}' is not one of {', '.join(PRODUCT_FORMS)}")
         a, b = self.operands(prod.name)
         for name, op, index, view in (("a", a, prod.a_index, prod.a_shape), ("b", b, prod.b_index, prod.b_shape)):
             if index is None:

@@ -142,6 +142,10 @@ class SynapseBlock:
     in_index: np.ndarray | None = None
     out_index: np.ndarray | None = None
     chain: Any = None  # frontend LinearChain, consumed by the lower pass
+    # Random spike masking as synaptic failure (docs/semantics.md, "Synaptic failure").
+    failure: float = 0.0  # probability that a spike (mode "spike") or a synaptic event ("synapse") fails
+    failure_group: str = ""  # the mask; per-spike draws come from its stream, shared by its consumers
+    failure_mode: str = "spike"
     # Quantized (filled by the quantize pass)
     w_mant: np.ndarray | None = None
     w_shift: int | None = None
@@ -191,11 +195,11 @@ class HostOp(Population):
 
 @dataclass(eq=False)
 class Product(Population):
-    """The matrix product of two operands' outputs, one step late: out = A @ B over the last
+    """The matrix product of two operands' outputs of the same step: out = A @ B over the last
     two axes of the views a_shape [..., M, K] and b_shape [..., K, N] (index maps a_index,
     b_index into the operands; None: the operand as it is). Emits the exact integer product as a
     graded payload, shifted right by out_shift; one unit is worth (value of an A unit) x (value of
-    a B unit) x 2^out_shift."""
+    a B unit) x 2^out_shift. `form` is one of products.FORMS."""
 
     kind: ClassVar[str] = "product"
     on_host: ClassVar[bool] = True
@@ -208,6 +212,13 @@ class Product(Population):
     unit_value: float | None = None  # set by quantize: value_per_unit(A) * value_per_unit(B)
     out_shift: int = 0  # the payload is the product >> out_shift (floor), set by quantize
     payload_bound: int | None = None
+    form: str = "coincidence"
+    # Masked operands: each spike of operand a (b) fails with this probability, drawn from the
+    # stream of its mask (FAILURE_MODES' "spike" semantics).
+    failure_a: float = 0.0
+    failure_group_a: str = ""
+    failure_b: float = 0.0
+    failure_group_b: str = ""
     origin: str = ""
 
     graded: ClassVar[bool] = True
@@ -218,5 +229,7 @@ class Product(Population):
     def ann(self, x: np.ndarray) -> np.ndarray:
         return x
 
+
+FAILURE_MODES = ("spike", "synapse")
 
 NODE_TYPES = {cls.kind: cls for cls in (InputPopulation, IFPopulation, Readout, HostOp, Product, SynapseBlock)}

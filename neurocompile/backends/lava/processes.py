@@ -8,6 +8,7 @@ process receives what its synapses sent (the previous step's spikes, weighted), 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.model import PyLoihiProcessModel
 from lava.magma.core.model.py.ports import PyInPort, PyOutPort
@@ -19,8 +20,10 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from ...hostops import layernorm_fixed, softmax_fixed
+from ...ir.connectivity import synapse_ids
 from ...ir.indexing import gather
-from ...rng import rate_spikes
+from ...products import coincidence, telescoping
+from ...rng import rate_spikes, survivors
 
 
 class IFNeurons(AbstractProcess):
@@ -98,13 +101,15 @@ class PyIFNeuronsFloat(_IFModel):
 
 
 class Readout(AbstractProcess):
-    """Accumulates its input plus bias every step; never spikes."""
+    """Accumulates its input plus bias every step from step `start` on; never spikes."""
 
-    def __init__(self, *, n: int, bias, name: str | None = None):
+    def __init__(self, *, n: int, bias, start: int = 0, name: str | None = None):
         super().__init__(name=name)
         self.a_in = InPort(shape=(n,))
         self.bias = Var(shape=(n,), init=bias)
         self.acc = Var(shape=(n,), init=0)
+        self.t = Var(shape=(1,), init=0)
+        self.proc_params["start"] = start
 
 
 @implements(proc=Readout, protocol=LoihiProtocol)
@@ -114,9 +119,13 @@ class PyReadoutFixed(PyLoihiProcessModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=32)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
     acc: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+    t: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
 
     def run_spk(self):
-        self.acc[:] += self.a_in.recv().astype(np.int64) + self.bias
+        a = self.a_in.recv()
+        if self.t[0] >= self.proc_params["start"]:
+            self.acc[:] += a.astype(np.int64) + self.bias
+        self.t[:] += 1
 
 
 @implements(proc=Readout, protocol=LoihiProtocol)
@@ -126,9 +135,13 @@ class PyReadoutFloat(PyLoihiProcessModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     bias: np.ndarray = LavaPyType(np.ndarray, float)
     acc: np.ndarray = LavaPyType(np.ndarray, float)
+    t: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
     def run_spk(self):
-        self.acc[:] += self.a_in.recv() + self.bias
+        a = self.a_in.recv()
+        if self.t[0] >= self.proc_params["start"]:
+            self.acc[:] += a + self.bias
+        self.t[:] += 1
 
 
 class GradedInput(AbstractProcess):
@@ -263,16 +276,19 @@ class PyHostFunctionFloat(PyLoihiProcessModel):
 
 
 class SpikeProduct(AbstractProcess):
-    """A @ B of two operands' outputs, one step late (it sends first, then receives, as Lava's
-    Dense does), through the operands' index maps."""
+    """A @ B of two operands' outputs of the same step, through the operands' index maps, in
+    the node's form (coincidence or telescoping: neurocompile/products.py). It receives, then
+    sends: a product adds no step of latency."""
 
     def __init__(self, *, node, n_a: int, n_b: int, name: str | None = None):
         super().__init__(name=name)
         self.a_in = InPort(shape=(n_a,))
         self.b_in = InPort(shape=(n_b,))
         self.s_out = OutPort(shape=(node.size,))
-        self.buf_a = Var(shape=(n_a,), init=0)
-        self.buf_b = Var(shape=(n_b,), init=0)
+        self.sum_a = Var(shape=(n_a,), init=0)  # running sums (telescoping form)
+        self.sum_b = Var(shape=(n_b,), init=0)
+        self.emitted = Var(shape=(node.size,), init=0)
+        self.t = Var(shape=(1,), init=0)
         self.active = Var(shape=(node.size,), init=0)
         self.proc_params["node"] = node
 
@@ -280,13 +296,18 @@ class SpikeProduct(AbstractProcess):
 class _ProductModel(PyLoihiProcessModel):
     def run_spk(self):
         node = self.proc_params["node"]
-        a = gather(self.buf_a[None], node.a_index, node.a_shape).astype(np.float64)
-        b = gather(self.buf_b[None], node.b_index, node.b_shape).astype(np.float64)
-        y = self.finish(np.matmul(a, b).ravel())
+        a, b = self.a_in.recv(), self.b_in.recv()
+        if node.form == "telescoping":
+            self.sum_a[:] += a
+            self.sum_b[:] += b
+            a, b = self.sum_a, self.sum_b
+        a = gather(a[None], node.a_index, node.a_shape).astype(np.float64)
+        b = gather(b[None], node.b_index, node.b_shape).astype(np.float64)
+        ab = np.matmul(a, b).ravel()
+        y = self.telescoping(ab, int(self.t[0])) if node.form == "telescoping" else self.coincidence(ab)
+        self.t[:] += 1
         self.active[:] += y != 0
         self.s_out.send(y)
-        self.buf_a[:] = self.a_in.recv()
-        self.buf_b[:] = self.b_in.recv()
 
 
 @implements(proc=SpikeProduct, protocol=LoihiProtocol)
@@ -296,13 +317,20 @@ class PySpikeProductFixed(_ProductModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     b_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
-    buf_a: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
-    buf_b: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    sum_a: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+    sum_b: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+    emitted: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+    t: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     active: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
 
-    def finish(self, y):
-        # Products of payloads below 2^23 are exact in float64; then the host's output shift.
-        return (np.rint(y).astype(np.int64) >> self.proc_params["node"].out_shift).astype(np.int32)
+    def coincidence(self, ab):
+        return coincidence(ab, self.proc_params["node"].out_shift).astype(np.int32)
+
+    def telescoping(self, sums, t):
+        node = self.proc_params["node"]
+        y = telescoping(sums, self.emitted, t, node.out_shift, node.payload_bound)
+        self.emitted[:] += y
+        return y.astype(np.int32)
 
 
 @implements(proc=SpikeProduct, protocol=LoihiProtocol)
@@ -312,9 +340,123 @@ class PySpikeProductFloat(_ProductModel):
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     b_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
-    buf_a: np.ndarray = LavaPyType(np.ndarray, float)
-    buf_b: np.ndarray = LavaPyType(np.ndarray, float)
+    sum_a: np.ndarray = LavaPyType(np.ndarray, float)
+    sum_b: np.ndarray = LavaPyType(np.ndarray, float)
+    emitted: np.ndarray = LavaPyType(np.ndarray, float)
+    t: np.ndarray = LavaPyType(np.ndarray, np.int64)
     active: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
-    def finish(self, y):
-        return y / 2.0 ** self.proc_params["node"].out_shift
+    def coincidence(self, ab):
+        return ab / 2.0 ** self.proc_params["node"].out_shift
+
+    def telescoping(self, sums, t):
+        y = sums / ((t + 1) * 2.0 ** self.proc_params["node"].out_shift) - self.emitted
+        self.emitted[:] += y
+        return y
+
+
+class SpikeFailure(AbstractProcess):
+    """Random spike masking on the way from a population to the blocks (and product operands)
+    that carry its masked spikes: each spike fails with the mask's probability, one draw per
+    spike from the mask's stream. It receives, then sends: no latency."""
+
+    def __init__(self, *, n: int, threshold: int, seed: int, stream: int, name: str | None = None):
+        super().__init__(name=name)
+        self.s_in = InPort(shape=(n,))
+        self.s_out = OutPort(shape=(n,))
+        self.t = Var(shape=(1,), init=0)
+        self.active = Var(shape=(n,), init=0)  # surviving spikes per neuron
+        self.proc_params["failure"] = (threshold, seed, stream)
+
+
+class _SpikeFailureModel(PyLoihiProcessModel):
+    def run_spk(self):
+        threshold, seed, stream = self.proc_params["failure"]
+        x = self.s_in.recv()
+        y = x * survivors(seed, stream, int(self.t[0]), np.arange(x.shape[0]), threshold)
+        self.active[:] += y != 0
+        self.t[:] += 1
+        self.s_out.send(y)
+
+
+@implements(proc=SpikeFailure, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PySpikeFailureFixed(_SpikeFailureModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    t: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    active: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+
+
+@implements(proc=SpikeFailure, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PySpikeFailureFloat(_SpikeFailureModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    t: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    active: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+
+class FailingSynapses(AbstractProcess):
+    """A connection whose every synapse fails on its own with probability p (quantal synaptic
+    failure), one draw per synaptic event from the block's stream. Lava's Dense and Sparse have
+    no failures, so this process computes the block's integer current itself: one step late, as
+    they do, with the block's mantissas and shift."""
+
+    def __init__(self, *, matrix, shift: int, threshold: int, seed: int, stream: int, name: str | None = None):
+        super().__init__(name=name)
+        n_target, n_source = matrix.shape
+        self.s_in = InPort(shape=(n_source,))
+        self.a_out = OutPort(shape=(n_target,))
+        self.a_buff = Var(shape=(n_target,), init=0)
+        self.t = Var(shape=(1,), init=0)
+        self.events = Var(shape=(1,), init=0)
+        self.proc_params["matrix"] = (matrix.data, matrix.indices, matrix.indptr, matrix.shape)
+        self.proc_params["failure"] = (shift, threshold, seed, stream)
+
+
+class _FailingSynapsesModel(PyLoihiProcessModel):
+    def run_spk(self):
+        self.a_out.send(self.a_buff)
+        data, indices, indptr, shape = self.proc_params["matrix"]
+        shift, threshold, seed, stream = self.proc_params["failure"]
+        s = self.s_in.recv()
+        if not hasattr(self, "ids"):
+            self.ids = synapse_ids(sp.csr_matrix((data, indices, indptr), shape=shape))
+        keep = survivors(seed, stream, int(self.t[0]), self.ids, threshold)
+        kept = sp.csr_matrix((data * keep, indices, indptr), shape=shape)
+        self.a_buff[:] = self.finish(kept @ s.astype(np.float64), shift)
+        self.events[:] += int(np.count_nonzero(s[indices[keep]]))
+        self.t[:] += 1
+
+
+@implements(proc=FailingSynapses, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyFailingSynapsesFixed(_FailingSynapsesModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=32)
+    a_buff: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    t: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    events: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+
+    def finish(self, y, shift):
+        # Exact: the build bounds every sum of mantissa x payload below 2^31.
+        y = np.rint(y).astype(np.int64)
+        return y << shift if shift >= 0 else y >> -shift
+
+
+@implements(proc=FailingSynapses, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyFailingSynapsesFloat(_FailingSynapsesModel):
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    a_buff: np.ndarray = LavaPyType(np.ndarray, float)
+    t: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    events: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+    def finish(self, y, shift):
+        return y  # real weights in membrane units

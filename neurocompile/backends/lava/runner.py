@@ -19,7 +19,7 @@ from ...errors import NeurocompileError
 from ...ir.connectivity import block_matrix, source_fanout
 from ...ir.graph import Network
 from ...ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout as ReadoutNode, SynapseBlock
-from ...rng import stream_id
+from ...rng import failure_threshold, stream_id
 from ..result import RunResult
 from ..sim import encode_input
 
@@ -35,6 +35,18 @@ def hardware_available() -> bool:
     except ImportError:
         return False
     return bool(is_installed())
+
+
+def _failing_connection(net: Network, block: SynapseBlock, precision: str, seed: int):
+    from .processes import FailingSynapses
+
+    src, dst = net.source_of(block), net.target_of(block)
+    if precision == "float":
+        matrix, shift = block_matrix(block, src.size) * (src.value_per_unit() * dst.scale), 0
+    else:
+        matrix, shift = block_matrix(block, src.size, block.w_mant.astype(np.float64)), block.w_shift
+    return FailingSynapses(matrix=sp.csr_matrix(matrix), shift=shift, threshold=failure_threshold(block.failure), seed=seed,
+                           stream=stream_id(block.name), name=block.name)
 
 
 def _connection(net: Network, block: SynapseBlock, precision: str):
@@ -77,25 +89,54 @@ def _zero(*vars_) -> None:
 class LavaNetwork:
     """The processes of one network, reusable across samples (state is reset between them)."""
 
-    def __init__(self, net: Network, steps: int, seed: int, precision: str, record: bool, payload_bits: int, membrane_bits: int):
+    def __init__(self, net: Network, steps: int, seed: int, precision: str, record: bool, payload_bits: int, membrane_bits: int, readout_start: int = 0):
         if precision not in ("fixed", "float"):
             raise NeurocompileError(f"precision '{precision}' is not 'fixed' or 'float'")
         self.net, self.steps, self.seed, self.precision, self.record = net, steps, seed, precision, record
+        self.readout_start = readout_start
         self.payload_bits = payload_bits
         self.vmax = 2 ** (membrane_bits - 1) - 1
         self.procs: dict[str, object] = {pop.name: PROCESSES[type(pop)][0](self, pop) for pop in net.populations()}
         self.conns: dict[str, object] = {}
+        self.failures: dict[tuple[str, str], object] = {}  # (source, mask) -> its SpikeFailure process
         for prod in (p for p in net.populations() if isinstance(p, Product)):
             a, b = net.operands(prod.name)
-            self.procs[a.name].s_out.connect(self.procs[prod.name].a_in)
-            self.procs[b.name].s_out.connect(self.procs[prod.name].b_in)
+            self._spikes(a, prod.failure_a, prod.failure_group_a).connect(self.procs[prod.name].a_in)
+            self._spikes(b, prod.failure_b, prod.failure_group_b).connect(self.procs[prod.name].b_in)
         for block in net.synapses():
-            conn = _connection(net, block, precision)
-            self.procs[net.source_of(block).name].s_out.connect(conn.s_in)
+            src = net.source_of(block)
+            if block.failure > 0 and block.failure_mode == "synapse":
+                conn = _failing_connection(net, block, precision, seed)
+                self.procs[src.name].s_out.connect(conn.s_in)
+            else:
+                conn = _connection(net, block, precision)
+                self._spikes(src, block.failure, block.failure_group).connect(conn.s_in)
             conn.a_out.connect(self.procs[net.target_of(block).name].a_in)
             self.conns[block.name] = conn
         self.fanout = {b.name: source_fanout(b, net.source_of(b).size) for b in net.synapses()}
         self.started = False
+
+    def _spikes(self, src, p: float, group: str):
+        """The port that carries a source's spikes, through its mask's failure process if any."""
+        if p <= 0:
+            return self.procs[src.name].s_out
+        from .processes import SpikeFailure
+
+        key = (src.name, group)
+        if key not in self.failures:
+            self.failures[key] = SpikeFailure(n=src.size, threshold=failure_threshold(p), seed=self.seed, stream=stream_id(group), name=f"{src.name}|{group}")
+            self.procs[src.name].s_out.connect(self.failures[key].s_in)
+        return self.failures[key].s_out
+
+    def events(self, block: SynapseBlock, active: dict[str, np.ndarray]) -> int:
+        """Synaptic events of one block in the last run, from the counts of what it received."""
+        if block.failure > 0 and block.failure_mode == "synapse":
+            return int(self.conns[block.name].events.get()[0])
+        if block.failure > 0:
+            sent = np.rint(self.failures[(self.net.source_of(block).name, block.failure_group)].active.get()).astype(np.int64)
+        else:
+            sent = active[self.net.source_of(block).name]
+        return int(sent @ self.fanout[block.name])
 
     def membrane(self, value_int: int):
         # The float models run in the same membrane units, unrounded.
@@ -120,8 +161,11 @@ class LavaNetwork:
             return
         for pop in self.net.populations():
             PROCESSES[type(pop)][1](self, pop, self.procs[pop.name])
-        for conn in self.conns.values():
-            _zero(conn.a_buff)
+        for block in self.net.synapses():
+            conn = self.conns[block.name]
+            _zero(conn.a_buff, *((conn.t, conn.events) if block.failure > 0 and block.failure_mode == "synapse" else ()))
+        for proc in self.failures.values():
+            _zero(proc.t, proc.active)
 
     def run(self, run_cfg) -> None:
         from lava.magma.core.run_conditions import RunSteps
@@ -173,7 +217,7 @@ def _product(lnet: LavaNetwork, pop: Product):
 def _readout(lnet: LavaNetwork, pop: ReadoutNode):
     from .processes import Readout
 
-    return Readout(n=pop.size, bias=lnet.bias(pop), name=pop.name)
+    return Readout(n=pop.size, bias=lnet.bias(pop), start=lnet.readout_start, name=pop.name)
 
 
 def _reset_input(lnet, pop, proc):
@@ -191,13 +235,13 @@ PROCESSES = {
     InputPopulation: (_input, _reset_input),
     IFPopulation: (_if, _reset_if),
     HostOp: (_host, lambda lnet, pop, proc: _zero(proc.active)),
-    Product: (_product, lambda lnet, pop, proc: _zero(proc.buf_a, proc.buf_b, proc.active)),
-    ReadoutNode: (_readout, lambda lnet, pop, proc: _zero(proc.acc)),
+    Product: (_product, lambda lnet, pop, proc: _zero(proc.sum_a, proc.sum_b, proc.emitted, proc.t, proc.active)),
+    ReadoutNode: (_readout, lambda lnet, pop, proc: _zero(proc.acc, proc.t)),
 }
 
 
 def run_lava(net: Network, x: np.ndarray, steps: int, payload_bits: int, membrane_bits: int, seed: int = 0, precision: str = "fixed",
-             record: bool = False, hardware: bool = False, progress: Callable[[int], None] | None = None) -> RunResult:
+             record: bool = False, hardware: bool = False, progress: Callable[[int], None] | None = None, readout_start: int = 0) -> RunResult:
     from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
 
     if hardware and not hardware_available():
@@ -213,7 +257,7 @@ def run_lava(net: Network, x: np.ndarray, steps: int, payload_bits: int, membran
     readout = net.readout
     acc = np.zeros((b, readout.size), np.float64 if precision == "float" else np.int64)
     synops = np.zeros(b, np.int64)
-    lava_net = LavaNetwork(net, steps, seed, precision, record, payload_bits, membrane_bits)
+    lava_net = LavaNetwork(net, steps, seed, precision, record, payload_bits, membrane_bits, readout_start)
     try:
         for k in range(b):
             lava_net.load(encoded[k], x[k])
@@ -234,7 +278,7 @@ def run_lava(net: Network, x: np.ndarray, steps: int, payload_bits: int, membran
             active[inp.name] = steps * (encoded[k] != 0) if inp.graded else np.rint(lava_net.procs[inp.name].count.get()).astype(np.int64)
             raw = lava_net.procs[readout.name].acc.get()
             acc[k] = raw if precision == "float" else np.rint(raw).astype(np.int64)
-            synops[k] = sum(int(active[net.source_of(blk).name] @ lava_net.fanout[blk.name]) for blk in net.synapses())
+            synops[k] = sum(lava_net.events(blk, active) for blk in net.synapses())
             if progress is not None:
                 progress(k + 1)
     finally:

@@ -1,3 +1,3 @@
 """ONNX op handlers, one module per op family; importing this package registers them all."""
 
-from . import activations, arithmetic, constants, host, layout, linear  # noqa: F401
+from . import activations, arithmetic, constants, host, layout, linear, masks  # noqa: F401

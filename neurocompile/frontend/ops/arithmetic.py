@@ -8,6 +8,7 @@ import numpy as np
 from ...errors import NeurocompileError
 from ..registry import describe, handles
 from ..values import add, is_const, scale
+from .masks import Mask, apply_mask
 
 
 def _onnx_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -37,6 +38,8 @@ def neg(ctx, node, inputs):
 @handles("Mul")
 def mul(ctx, node, inputs):
     a, b = inputs
+    if isinstance(a, Mask) or isinstance(b, Mask):
+        return [apply_mask(node, b, a) if isinstance(a, Mask) else apply_mask(node, a, b)]
     if is_const(a) and is_const(b):
         return [a * b]
     if not is_const(a) and not is_const(b):
@@ -62,8 +65,7 @@ def div(ctx, node, inputs):
 FOLDABLE = {
     "Floor": np.floor, "Ceil": np.ceil, "Sqrt": np.sqrt, "Abs": np.abs, "Exp": np.exp, "Log": np.log,
     "Reciprocal": np.reciprocal, "Not": np.logical_not, "Sign": np.sign,
-    "Pow": np.power, "Equal": np.equal, "Greater": np.greater, "Less": np.less,
-    "GreaterOrEqual": np.greater_equal, "LessOrEqual": np.less_equal, "And": np.logical_and,
+    "Pow": np.power, "Equal": np.equal, "And": np.logical_and,
     "Or": np.logical_or, "Min": np.minimum, "Max": np.maximum, "Mod": np.mod, "Where": np.where,
 }
 

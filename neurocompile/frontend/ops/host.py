@@ -9,7 +9,7 @@ from ...errors import NeurocompileError
 from ...hostops import layernorm_float, softmax_float
 from ...ir.nodes import HostOp, Product, size
 from ..registry import attrs, describe, handles
-from ..values import Affine, Gather, Scale, is_const, scale, shape_of
+from ..values import Affine, Failure, Gather, Scale, is_const, scale, shape_of
 from .constants import require_const
 
 
@@ -45,9 +45,9 @@ def layer_norm(ctx, node, inputs):
     return [ctx.to_population(x, node, lambda name, shape, bias: HostOp(name=name, shape=shape, op="layernorm", bias=bias, epsilon=eps, gamma=gamma, beta=beta))]
 
 
-def operand_view(node, value: Affine, which: str) -> tuple[str, np.ndarray | None, float]:
+def operand_view(node, value: Affine, which: str) -> tuple[str, np.ndarray | None, float, Failure | None]:
     """A product operand must be one population seen through layout ops and a uniform factor:
-    returns (source, index map or None, factor)."""
+    returns (source, index map or None, factor, its mask or None)."""
     if len(value.terms) != 1 or np.any(value.offset):
         raise NeurocompileError(f"{describe(node)}: operand {which} of the spike product is not a single spiking tensor (it sums {len(value.terms)} sources or adds a constant)")
     term = value.terms[0]
@@ -62,12 +62,12 @@ def operand_view(node, value: Affine, which: str) -> tuple[str, np.ndarray | Non
     n_src = size(term.source_shape)
     if index is not None and index.size == n_src and np.array_equal(index.ravel(), np.arange(n_src)):
         index = None
-    return term.source, index, factor
+    return term.source, index, factor, term.failure
 
 
 def spike_product(ctx, node, a: Affine, b: Affine) -> Affine:
-    a_src, a_index, a_gain = operand_view(node, a, "A")
-    b_src, b_index, b_gain = operand_view(node, b, "B")
+    a_src, a_index, a_gain, a_fail = operand_view(node, a, "A")
+    b_src, b_index, b_gain, b_fail = operand_view(node, b, "B")
     a_shape, b_shape = shape_of(a), shape_of(b)
     if len(a_shape) < 2 or len(b_shape) < 2 or a_shape[-1] != b_shape[-2]:
         raise NeurocompileError(f"{describe(node)}: cannot multiply {list(a_shape)} by {list(b_shape)}")
@@ -75,6 +75,10 @@ def spike_product(ctx, node, a: Affine, b: Affine) -> Affine:
         raise NeurocompileError(f"{describe(node)}: both operands of the spike product come from population '{a_src}'; not supported")
     shape = tuple(np.broadcast_shapes(a_shape[:-2], b_shape[:-2])) + (a_shape[-2], b_shape[-1])
     prod = Product(name=ctx.population_name(node), shape=shape, a_shape=a_shape, b_shape=b_shape, a_index=a_index, b_index=b_index, origin=describe(node))
+    if a_fail is not None:
+        prod.failure_a, prod.failure_group_a = a_fail.p, a_fail.group
+    if b_fail is not None:
+        prod.failure_b, prod.failure_group_b = b_fail.p, b_fail.group
     ctx.net.connect_operands(prod, a_src, b_src)
     out = Affine.of_population(prod.name, shape)
     return out if a_gain * b_gain == 1.0 else scale(out, np.array(a_gain * b_gain))

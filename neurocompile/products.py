@@ -1,0 +1,40 @@
+"""The integer arithmetic of spike-product nodes, shared by the simulator and the Lava process.
+
+Two forms (docs/semantics.md, "Products"):
+- coincidence: out(t) = (A(t) @ B(t)) >> shift, the per-step product the MST paper evaluates. Its
+  sum over time counts coincidences, which is not the product of the operands' rates.
+- telescoping: out(t) = P(t) - P(t-1) with P(t) = S_A(t) @ S_B(t) / (t+1), the running sums S
+  divided once by the step count, so that the outputs sum to T x (mean A) @ (mean B): the product
+  of rates. Each payload is clipped to the node's bound and the clipped part carried to the next
+  step, so the sum is exact up to a residual no larger than the bound.
+
+The callers multiply the operands' views ([..., M, K] @ [..., K, N]) in float64, which is exact
+while every partial sum stays below 2^53 (`telescoping_step_limit`), and hand the result here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+FORMS = ("coincidence", "telescoping")
+EXACT_FLOAT64 = 2**53
+
+
+def coincidence(ab: np.ndarray, out_shift: int) -> np.ndarray:
+    """The payload from A(t) @ B(t)."""
+    return np.rint(ab).astype(np.int64) >> out_shift
+
+
+def telescoping(sums: np.ndarray, emitted: np.ndarray, t: int, out_shift: int, bound: int) -> np.ndarray:
+    """The payload of step t (0-based) from S_A(t) @ S_B(t) and what the node emitted before;
+    the caller adds the result to `emitted`."""
+    total = np.rint(sums).astype(np.int64).reshape(emitted.shape)
+    target = np.floor_divide(total, (t + 1) << out_shift)
+    return np.clip(target - emitted, -bound, bound)
+
+
+def telescoping_step_limit(k: int, max_a: int, max_b: int) -> int:
+    """The most steps over which k x S_A x S_B stays exact in float64."""
+    return math.isqrt((EXACT_FLOAT64 - 1) // max(1, k * max_a * max_b))
