@@ -108,6 +108,7 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Run an artifact on inputs with the simulator or Lava."""
+    from .energy import run_energy
     from .runs import readout_start_step, save_result, summary
 
     art, x = _load_run_inputs(artifact, input, samples)
@@ -116,13 +117,16 @@ def run(
     res = _run_with_progress(art, x, steps, backend, seed, precision=precision, readout_start=readout_start)
     if result:
         save_result(result, res)
-    s = summary(res, seed, y, readout_start_step(art, readout_start, backend))
+    energy = run_energy(art.net, art.target, art.placement, res) if backend != "reference" else None
+    s = summary(res, seed, y, readout_start_step(art, readout_start, backend), energy)
     if as_json:
         print(json.dumps(s))
         return
-    from .views import run_table
+    from .views import energy_line, run_table
 
     out.print(run_table(s))
+    if energy is not None:
+        out.print(energy_line(energy))
     if "accuracy" in s:
         out.print(f"accuracy: {s['accuracy']:.4f} on {s['samples']} samples")
     if res.input_saturated:
@@ -174,7 +178,8 @@ def inspect(
 
         art = load_artifact(path)
         out.print(artifact_summary(art))
-        out.print(populations_table(art.net, art.report.get("quantization")))
+        estimate = art.report.get("estimated_energy_per_step") or {}
+        out.print(populations_table(art.net, art.report.get("quantization"), estimate.get("per_population")))
         out.print(blocks_table(art.net))
         out.print(placement_table(art.placement))
         return

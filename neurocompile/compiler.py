@@ -10,6 +10,7 @@ import numpy as np
 
 from .artifact import sha256_file, write_artifact
 from .data import load_input
+from .energy import expected_activity, run_energy
 from .errors import NeurocompileError
 from .frontend import onnx_to_ir
 from .ir.connectivity import n_synapses
@@ -90,6 +91,9 @@ def compile_network(model: str | Path, target: Target, options: BuildOptions, st
     step("place")
     placement = place(net, target)
     report = summarize(net, target, placement, qreport, thresholds, input_range)
+    if calib is not None:
+        step("estimate energy")
+        report["estimated_energy_per_step"] = run_energy(net, target, placement, expected_activity(net, calib[:256]))
     report["warnings"] = quantization_warnings(qreport)
     return net, placement, report
 
@@ -136,8 +140,8 @@ def summarize(net: Network, target: Target, placement: dict, qreport: dict, thre
         "calibrated_thresholds": thresholds,
         "resources": {**placement["totals"], "lower_bound_cores": placement["lower_bound_cores"]},
         "operations": _operations(net, placement, synapses),
-        "estimated_energy_per_inference_j": None,
-        "energy_note": "needs activity: `neurocompile run` reports energy measured on inputs",
+        "estimated_energy_per_step": None,
+        "energy_note": "build with --calibrate for an estimate from the ANN's rates; `neurocompile run` measures it",
     }
 
 

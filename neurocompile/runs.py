@@ -69,7 +69,7 @@ def run_backend(art: Artifact, x: np.ndarray, steps: int, backend: str, seed: in
     raise NeurocompileError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
 
 
-def summary(result: RunResult, seed: int, labels: np.ndarray | None = None, readout_start: int = 0) -> dict[str, Any]:
+def summary(result: RunResult, seed: int, labels: np.ndarray | None = None, readout_start: int = 0, energy: dict | None = None) -> dict[str, Any]:
     out = {
         "backend": result.backend,
         "steps": result.steps,
@@ -83,6 +83,8 @@ def summary(result: RunResult, seed: int, labels: np.ndarray | None = None, read
         "synaptic_ops": result.synaptic_ops.tolist(),
         "input_saturated": result.input_saturated,
     }
+    if energy is not None:
+        out["energy"] = energy
     if labels is not None:
         out["accuracy"] = float(np.mean(np.asarray(out["predictions"]) == labels[: len(out["predictions"])]))
     return out
@@ -127,12 +129,17 @@ def compare_results(a: RunResult, b: RunResult) -> dict[str, Any]:
         cb = b.counts[name]
         pops[name] = {"neurons": int(ca.shape[1]), "sim": ca.sum(axis=1).tolist(), "lava": cb.sum(axis=1).tolist(), "identical": bool(np.array_equal(ca, cb))}
     readout_same = bool(np.array_equal(a.readout_int, b.readout_int))
+    # Synaptic events and spike messages per edge: where failures act, spikes alone can agree
+    # while what got through differs.
+    traffic_same = all(np.array_equal(a.events[k], b.events.get(k)) for k in a.events) and \
+        all(np.array_equal(a.messages[k], b.messages.get(k)) for k in a.messages) and set(a.messages) == set(b.messages)
     div = first_divergence(a, b) if a.rasters is not None and b.rasters is not None else None
-    identical = all(p["identical"] for p in pops.values()) and readout_same and div is None
+    identical = all(p["identical"] for p in pops.values()) and readout_same and traffic_same and div is None
     return {
         "identical": identical,
         "populations": pops,
         "readout_identical": readout_same,
+        "traffic_identical": traffic_same,
         "synaptic_ops": {"sim": a.synaptic_ops.tolist(), "lava": b.synaptic_ops.tolist()},
         "first_divergence": None if div is None else div.__dict__,
         "divergence_text": None if div is None else str(div),

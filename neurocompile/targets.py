@@ -52,6 +52,7 @@ SCHEMA: dict[str, dict[str, tuple[type, float, float]]] = {
         "spike_intra_chip_j": (float, 0.0, 1e-6),
         "spike_inter_chip_j": (float, 0.0, 1e-6),
         "static_power_per_core_w": (float, 0.0, 10.0),
+        "step_time_s": (float, 1e-9, 10.0),
     },
 }
 

@@ -20,10 +20,14 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def populations_table(net: Network, quant: dict | None = None) -> Table:
+NUMERIC_COLUMNS = ("neurons", "threshold", "blocks in", "synapses in", "weight err", "act err", "nJ / step")
+
+
+def populations_table(net: Network, quant: dict | None = None, energy: dict | None = None) -> Table:
+    """One row per population; `energy`: the build's per-population estimate per step."""
     t = Table(title="Populations", title_justify="left")
-    for col in ("population", "kind", "runs on", "shape", "neurons", "threshold", "activation", "blocks in", "synapses in", "weight err", "act err"):
-        t.add_column(col, justify="right" if col in ("neurons", "threshold", "blocks in", "synapses in", "weight err", "act err") else "left")
+    for col in ("population", "kind", "runs on", "shape", "neurons", "threshold", "activation", "blocks in", "synapses in", "weight err", "act err", "nJ / step"):
+        t.add_column(col, justify="right" if col in NUMERIC_COLUMNS else "left")
     for p in net.populations():
         blocks = net.incoming(p.name)
         q = (quant or {}).get(p.name, {})
@@ -36,6 +40,7 @@ def populations_table(net: Network, quant: dict | None = None) -> Table:
             p.name, p.kind, "host" if p.on_host else "cores", "x".join(map(str, p.shape)), str(p.size), _fmt(getattr(p, "threshold", None)), _fmt(act if p.kind != "input" else p.encoding),
             str(len(blocks)), str(sum(n_synapses(b, net.source_of(b).size) for b in blocks)) if blocks else "-",
             _fmt(q.get("weight_rel_error")), _fmt(q.get("activation_rel_error")),
+            _fmt((energy or {}).get(p.name, {}).get("energy_j", 0) * 1e9 if energy and p.name in energy else None),
         )
     return t
 
@@ -83,21 +88,61 @@ def artifact_summary(art: Artifact) -> Table:
         ("cores / chips", f"{p['totals']['cores']} / {p['totals']['chips']} (lower bound {p['lower_bound_cores']} cores)"),
         ("host ops", ", ".join(f"{h['node']} ({h['kind']})" for h in p["host_ops"]) or "-"),
         ("synapses on cores", f"{r['operations']['fraction_on_cores']:.0%}"),
+        ("synaptic failure", _failures(art.net)),
+        ("energy (ANN-rate estimate)", _energy_estimate(r)),
     ]
     for k, v in rows:
         t.add_row(k, v)
     return t
 
 
+def _failures(net: Network) -> str:
+    groups: dict[str, float] = {}
+    for b in net.synapses():
+        if b.failure_group:
+            groups[b.failure_group] = b.failure
+    for p in net.populations():
+        for side in ("a", "b"):
+            if getattr(p, f"failure_group_{side}", ""):
+                groups[getattr(p, f"failure_group_{side}")] = getattr(p, f"failure_{side}")
+    if not groups:
+        return "-"
+    mode = next((b.failure_mode for b in net.synapses() if b.failure_group), "spike")
+    by_ratio: dict[float, int] = {}
+    for p in groups.values():
+        by_ratio[p] = by_ratio.get(p, 0) + 1
+    return f"{len(groups)} masks, per {mode}: " + ", ".join(f"{n} at p = {p:g}" for p, n in sorted(by_ratio.items()))
+
+
+def _energy_estimate(report: dict) -> str:
+    e = report.get("estimated_energy_per_step")
+    if not e:
+        return report.get("energy_note", "-")
+    return (f"{e['dynamic_energy_j'] * 1e9:.1f} nJ dynamic + {e['static_energy_j'] * 1e9:.1f} nJ static per step "
+            f"({e['power_w'] * 1e3:.2f} mW at {e['step_time_s'] * 1e3:g} ms per step); `run` measures it")
+
+
 def run_table(summary: dict) -> Table:
-    t = Table(title=f"{summary['backend']}: {summary['samples']} samples x {summary['steps']} steps", title_justify="left")
-    t.add_column("population")
-    t.add_column("spikes / sample", justify="right")
-    for name, per_sample in summary["spikes"].items():
-        t.add_row(name, f"{np.mean(per_sample):.1f}")
-    t.add_row("total", f"{np.mean(summary['total_spikes']):.1f}", style="bold")
-    t.add_row("synaptic ops", f"{np.mean(summary['synaptic_ops']):.1f}", style="bold")
+    """Spikes, synaptic events and energy per population, means per sample."""
+    t = Table(title=f"{summary['backend']}: {summary['samples']} samples x {summary['steps']} steps (means per sample)", title_justify="left")
+    energy = summary.get("energy", {}).get("per_population", {})
+    for col in ("population", "spikes", "synaptic events in", "energy (µJ)"):
+        t.add_column(col, justify="left" if col == "population" else "right")
+    names = list(summary["spikes"]) + [n for n in energy if n not in summary["spikes"]]
+    for name in names:
+        spikes = f"{np.mean(summary['spikes'][name]):.1f}" if name in summary["spikes"] else "-"
+        e = energy.get(name)
+        t.add_row(name, spikes, f"{e['synaptic_events']:.0f}" if e else "-", f"{e['energy_j'] * 1e6:.3f}" if e else "-")
+    total = summary.get("energy")
+    t.add_row("total", f"{np.mean(summary['total_spikes']):.1f}", f"{np.mean(summary['synaptic_ops']):.0f}",
+              f"{total['dynamic_energy_j'] * 1e6:.3f} (+ static {total['static_energy_j'] * 1e6:.1f})" if total else "-", style="bold")
     return t
+
+
+def energy_line(energy: dict) -> str:
+    return (f"energy per inference {energy['energy_per_inference_j'] * 1e6:.2f} µJ (dynamic {energy['dynamic_energy_j'] * 1e6:.2f}, "
+            f"static {energy['static_energy_j'] * 1e6:.2f}), power {energy['power_w'] * 1e3:.2f} mW at {energy['step_time_s'] * 1e3:g} ms per step; "
+            f"MST paper's model: {energy['paper_power_alpha_w']:.4g} α W ({energy['spikes_delivered']:.0f} spikes past the masks)")
 
 
 def compare_table(cmp: dict) -> Table:
@@ -107,4 +152,6 @@ def compare_table(cmp: dict) -> Table:
     for name, p in cmp["populations"].items():
         t.add_row(name, str(p["neurons"]), str(sum(p["sim"])), str(sum(p["lava"])), "yes" if p["identical"] else "[red]NO[/red]")
     t.add_row("readout", "-", "-", "-", "yes" if cmp["readout_identical"] else "[red]NO[/red]")
+    ops = cmp["synaptic_ops"]
+    t.add_row("synaptic events", "-", str(sum(ops["sim"])), str(sum(ops["lava"])), "yes" if cmp.get("traffic_identical", True) else "[red]NO[/red]")
     return t

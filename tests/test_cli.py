@@ -50,6 +50,9 @@ def test_run_json_summary_and_result_file(mlp_artifact, tmp_path):
     assert proc.returncode == 0, proc.stderr
     s = json.loads(proc.stdout)
     assert s["samples"] == 360 and s["steps"] == 32 and s["readout_start"] == 0 and s["accuracy"] > 0.97
+    energy = s["energy"]
+    assert energy["energy_per_inference_j"] == pytest.approx(energy["dynamic_energy_j"] + energy["static_energy_j"])
+    assert set(energy["per_population"]) >= {"net.net.3", "net.net.6"}
     assert set(s["spikes"]) == {"net.net.3", "net.net.6"}
     with np.load(out, allow_pickle=False) as r:
         assert r["output"].shape == (360, 10)
@@ -66,10 +69,18 @@ def test_compare_reports_identical_spikes(mlp_artifact):
     assert cmp["identical"] and cmp["first_divergence"] is None
 
 
+def test_inspect_shows_the_energy_estimate_of_a_calibrated_build(tmp_path):
+    out = tmp_path / "mlp.ncx"
+    assert cli("build", MLP, "--calibrate", X, "-o", out).returncode == 0
+    proc = cli("inspect", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "nJ dynamic" in proc.stdout and "nJ / step" in proc.stdout
+
+
 def test_inspect_artifact_and_model(mlp_artifact):
     proc = cli("inspect", mlp_artifact)
     assert proc.returncode == 0, proc.stderr
-    for word in ("Populations", "Synapse blocks", "Placement", "net.net.3", "qcfs L=8", "lower bound"):
+    for word in ("Populations", "Synapse blocks", "Placement", "net.net.3", "qcfs L=8", "lower bound", "build with --calibrate for an estimate"):
         assert word in proc.stdout
     proc = cli("inspect", MLP)
     assert proc.returncode == 0 and "net.net.6" in proc.stdout
@@ -115,6 +126,9 @@ def test_bad_target_and_flags(tmp_path):
     assert_bad_input(cli("build", MLP, "--target", "spinnaker", "-o", tmp_path / "m.ncx"), "unknown target")
     assert_bad_input(cli("build", MLP, "--encoding", "morse", "-o", tmp_path / "m.ncx"), "encoding")
     assert_bad_input(cli("build", MLP, "--product", "outer", "-o", tmp_path / "m.ncx"), "product form 'outer'")
+    assert_bad_input(cli("build", MLP, "--mask-ratio", "0.5", "-o", tmp_path / "m.ncx"), "--mask-ratio 0.5 matches no mask")
+    assert_bad_input(cli("build", MLP, "--mask-ratio", "attn=1", "-o", tmp_path / "m.ncx"), "outside [0, 1)")
+    assert_bad_input(cli("build", MLP, "--failure-mode", "quantal", "-o", tmp_path / "m.ncx"), "failure mode 'quantal'")
     assert not (tmp_path / "m.ncx").exists()
 
 

@@ -25,11 +25,15 @@ def _masked(x: np.ndarray, p: float, group: str, seed: int, t: int) -> np.ndarra
     return x * survivors(seed, stream_id(group), t, np.arange(x.shape[1]), failure_threshold(p))
 
 
-def _block_input(net: Network, blk, x: np.ndarray, seed: int, t: int) -> np.ndarray:
+def _block_input(net: Network, blk, x: np.ndarray, seed: int, t: int, events: dict, fanout: np.ndarray) -> np.ndarray:
+    """A block's input to its target, and (into `events`) its synaptic events this step."""
     if blk.failure <= 0 or blk.failure_mode == "spike":
-        return apply_block(net, blk, _masked(x, blk.failure, blk.failure_group, seed, t))
+        sent = _masked(x, blk.failure, blk.failure_group, seed, t)
+        events[blk.name] = events.get(blk.name, 0) + (sent != 0).astype(np.int64) @ fanout
+        return apply_block(net, blk, sent)
     m = block_matrix(blk, x.shape[1], block_weight(net, blk, False))
     keep = survivors(seed, stream_id(blk.name), t, synapse_ids(m), failure_threshold(blk.failure))
+    events[blk.name] = events.get(blk.name, 0) + (x != 0).astype(np.int64) @ np.bincount(m.indices[keep], minlength=m.shape[1])
     return np.asarray(sp.csr_matrix((m.data * keep, m.indices, m.indptr), shape=m.shape) @ x.T).T
 
 
@@ -41,8 +45,8 @@ def run_reference(net: Network, x: np.ndarray, steps: int, seed: int = 0, progre
     counts = {name: np.zeros(state.shape, np.int64) for name, state in v.items()}
     readout = net.readout
     acc = np.zeros((b, readout.size))
+    events: dict[str, np.ndarray] = {}
     fanout = {blk.name: source_fanout(blk, net.source_of(blk).size) for blk in net.synapses()}
-    synops = np.zeros(b, np.int64)
     sums: dict[str, np.ndarray] = {}  # running sums of telescoping products' operands
     emitted: dict[str, np.ndarray] = {}
     for t in range(steps):
@@ -65,7 +69,7 @@ def run_reference(net: Network, x: np.ndarray, steps: int, seed: int = 0, progre
                 else:
                     values[pop.name] = product(net, pop, ops, lambda v: v).reshape(b, -1)
                 continue
-            total = pop.bias[None] + sum((_block_input(net, blk, values[net.source_of(blk).name], seed, t) for blk in net.incoming(pop.name)), np.zeros((b, pop.size)))
+            total = pop.bias[None] + sum((_block_input(net, blk, values[net.source_of(blk).name], seed, t, events, fanout[blk.name]) for blk in net.incoming(pop.name)), np.zeros((b, pop.size)))
             if isinstance(pop, IFPopulation):
                 v[pop.name] += total
                 spikes = v[pop.name] >= pop.threshold
@@ -76,9 +80,8 @@ def run_reference(net: Network, x: np.ndarray, steps: int, seed: int = 0, progre
                 values[pop.name] = pop.ann(total)
             elif isinstance(pop, Readout) and t >= readout_start:
                 acc += total
-        for blk in net.synapses():
-            synops += (values[net.source_of(blk).name] != 0).astype(np.int64) @ fanout[blk.name]
         if progress is not None:
             progress(t + 1)
     output = acc.reshape((b,) + tuple(net.meta["output_shape"]))
-    return RunResult("reference", steps, output, acc, counts, synops, 0, v, None)
+    synops = sum(events.values(), np.zeros(b, np.int64))
+    return RunResult("reference", steps, output, acc, counts, synops, 0, v, None, events)

@@ -18,6 +18,10 @@ class RunResult:
     input_saturated: int = 0  # input elements clipped to the payload range
     membranes: dict[str, np.ndarray] = field(default_factory=dict)  # population -> [B, n] final v
     rasters: dict[str, np.ndarray] | None = field(default=None)  # population -> [T, B, n] uint8
+    # Per edge and sample [B], after failures: synaptic events of each block, and spike messages
+    # (nonzero outputs sent) on each block and each product operand ("PRODUCT:a", "PRODUCT:b").
+    events: dict[str, np.ndarray] = field(default_factory=dict)
+    messages: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def spikes(self) -> dict[str, np.ndarray]:

@@ -8,7 +8,7 @@ the exact integer. Lava executes the same semantics with its own fixed-point pro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,28 +56,30 @@ class _Block:
     matrix: sp.csr_matrix | None = None  # per-synapse failure: the explicit integer matrix
     ids: np.ndarray | None = None  # ... and its synapses' counters
 
-    def current(self, out: np.ndarray, seed: int, t: int) -> tuple[np.ndarray, np.ndarray]:
+    def current(self, out: np.ndarray, seed: int, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Integer current [B, n_target] from the source's integer output [B, n_source], and the
-        synaptic events per sample."""
+        synaptic events and spike messages per sample."""
         b = self.block
         if self.matrix is not None:
             return self._current_failing_synapses(out, seed, t)
         if self.fail_threshold:
             out = out * survivors(seed, self.fail_stream, t, np.arange(out.shape[1]), self.fail_threshold)
-        events = (out != 0).astype(np.int64) @ self.fanout
+        sent = (out != 0).astype(np.int64)
+        events = sent @ self.fanout
         view = gather(out, b.in_index, b.view_shape).astype(self.dtype)
         y = b.kernel.apply(view, self.weight).reshape(out.shape[0], -1)
         if b.out_index is not None:
             y = gather(y, b.out_index, b.out_index.shape).reshape(out.shape[0], -1)
-        return shift(np.rint(y).astype(np.int64), b.w_shift), events
+        return shift(np.rint(y).astype(np.int64), b.w_shift), events, sent.sum(axis=1)
 
-    def _current_failing_synapses(self, out: np.ndarray, seed: int, t: int) -> tuple[np.ndarray, np.ndarray]:
+    def _current_failing_synapses(self, out: np.ndarray, seed: int, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         m = self.matrix
         keep = survivors(seed, self.fail_stream, t, self.ids, self.fail_threshold)
         kept = sp.csr_matrix((m.data * keep, m.indices, m.indptr), shape=m.shape)
         y = np.asarray(kept @ out.T.astype(np.float64)).T
-        events = (out != 0).astype(np.int64) @ np.bincount(m.indices[keep], minlength=m.shape[1])
-        return shift(np.rint(y).astype(np.int64), self.block.w_shift), events
+        sent = (out != 0).astype(np.int64)
+        events = sent @ np.bincount(m.indices[keep], minlength=m.shape[1])
+        return shift(np.rint(y).astype(np.int64), self.block.w_shift), events, sent.sum(axis=1)
 
 
 def _failing_block(blk: _Block, n_source: int) -> _Block:
@@ -107,6 +109,7 @@ class _Run:
     counts: dict[str, np.ndarray]
     rasters: dict[str, np.ndarray] | None
     readout_start: int = 0
+    messages: dict[str, np.ndarray] = field(default_factory=dict)  # per edge, [B]
     encoded: np.ndarray | None = None
     saturated: int = 0
 
@@ -184,6 +187,8 @@ def _operand(run: _Run, source: str, p: float, group: str, t: int) -> np.ndarray
 def _step_product(sim, pop: Product, run: _Run, t: int, current):
     a, b = sim.net.operands(pop.name)
     outs = {a.name: _operand(run, a.name, pop.failure_a, pop.failure_group_a, t), b.name: _operand(run, b.name, pop.failure_b, pop.failure_group_b, t)}
+    for side, src in (("a", a.name), ("b", b.name)):
+        run.messages[f"{pop.name}:{side}"] = run.messages.get(f"{pop.name}:{side}", 0) + (outs[src] != 0).sum(axis=1)
     if pop.form == "coincidence":
         y = product(sim.net, pop, outs, lambda v: v.astype(np.float64))
         run.out[pop.name] = coincidence_payload(y, pop.out_shift).reshape(run.batch, -1)
@@ -232,7 +237,7 @@ class Simulator:
             KINDS[type(pop)][0](self, pop, run, x)
             run.out[pop.name] = np.zeros((b, pop.size), np.int64)
         buffers: dict[str, np.ndarray] = {}
-        synops = np.zeros(b, np.int64)
+        events = {blk.block.name: np.zeros(b, np.int64) for blk in self.blocks}
         for t in range(steps):
             # 1. Every block delivers what it computed last step.
             current = {name: bias + np.zeros((b, 1), np.int64) for name, bias in self.bias.items()}
@@ -244,8 +249,9 @@ class Simulator:
                 KINDS[type(pop)][1](self, pop, run, t, current.get(pop.name, 0))
             # 3. Every block integrates this step's output, to deliver it next step.
             for blk in self.blocks:
-                buffers[blk.block.name], events = blk.current(run.out[blk.source], seed, t)
-                synops += events
+                buffers[blk.block.name], n_events, n_sent = blk.current(run.out[blk.source], seed, t)
+                events[blk.block.name] += n_events
+                run.messages[blk.block.name] = run.messages.get(blk.block.name, 0) + n_sent
             if progress is not None:
                 progress(t + 1)
 
@@ -253,4 +259,5 @@ class Simulator:
         acc = run.state[readout.name]
         output = (acc / readout.scale).reshape((b,) + tuple(self.net.meta["output_shape"]))
         membranes = {name: run.state[name] for name in run.counts}
-        return RunResult("sim", steps, output, acc, run.counts, synops, run.saturated, membranes, run.rasters)
+        synops = sum(events.values(), np.zeros(b, np.int64))
+        return RunResult("sim", steps, output, acc, run.counts, synops, run.saturated, membranes, run.rasters, events, run.messages)

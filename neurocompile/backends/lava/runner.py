@@ -128,15 +128,29 @@ class LavaNetwork:
             self.procs[src.name].s_out.connect(self.failures[key].s_in)
         return self.failures[key].s_out
 
-    def events(self, block: SynapseBlock, active: dict[str, np.ndarray]) -> int:
-        """Synaptic events of one block in the last run, from the counts of what it received."""
-        if block.failure > 0 and block.failure_mode == "synapse":
-            return int(self.conns[block.name].events.get()[0])
-        if block.failure > 0:
-            sent = np.rint(self.failures[(self.net.source_of(block).name, block.failure_group)].active.get()).astype(np.int64)
-        else:
-            sent = active[self.net.source_of(block).name]
-        return int(sent @ self.fanout[block.name])
+    def sent(self, src, p: float, group: str, active: dict[str, np.ndarray]) -> np.ndarray:
+        """Per neuron of a source: the nonzero outputs that went out on an edge in the last run
+        (through the edge's mask, if any)."""
+        if p > 0:
+            return np.rint(self.failures[(src.name, group)].active.get()).astype(np.int64)
+        return active[src.name]
+
+    def traffic(self, active: dict[str, np.ndarray]) -> tuple[dict[str, int], dict[str, int]]:
+        """Synaptic events per block and spike messages per edge in the last run."""
+        events, messages = {}, {}
+        for block in self.net.synapses():
+            src = self.net.source_of(block)
+            if block.failure > 0 and block.failure_mode == "synapse":
+                events[block.name] = int(self.conns[block.name].events.get()[0])
+                messages[block.name] = int(active[src.name].sum())
+            else:
+                sent = self.sent(src, block.failure, block.failure_group, active)
+                events[block.name] = int(sent @ self.fanout[block.name])
+                messages[block.name] = int(sent.sum())
+        for prod in (p for p in self.net.populations() if isinstance(p, Product)):
+            for side, src in zip("ab", self.net.operands(prod.name)):
+                messages[f"{prod.name}:{side}"] = int(self.sent(src, getattr(prod, f"failure_{side}"), getattr(prod, f"failure_group_{side}"), active).sum())
+        return events, messages
 
     def membrane(self, value_int: int):
         # The float models run in the same membrane units, unrounded.
@@ -256,7 +270,8 @@ def run_lava(net: Network, x: np.ndarray, steps: int, payload_bits: int, membran
     rasters = {p.name: np.zeros((steps, b, p.size), np.uint8) for p in spiking} if record else None
     readout = net.readout
     acc = np.zeros((b, readout.size), np.float64 if precision == "float" else np.int64)
-    synops = np.zeros(b, np.int64)
+    events: dict[str, np.ndarray] = {}
+    messages: dict[str, np.ndarray] = {}
     lava_net = LavaNetwork(net, steps, seed, precision, record, payload_bits, membrane_bits, readout_start)
     try:
         for k in range(b):
@@ -278,10 +293,14 @@ def run_lava(net: Network, x: np.ndarray, steps: int, payload_bits: int, membran
             active[inp.name] = steps * (encoded[k] != 0) if inp.graded else np.rint(lava_net.procs[inp.name].count.get()).astype(np.int64)
             raw = lava_net.procs[readout.name].acc.get()
             acc[k] = raw if precision == "float" else np.rint(raw).astype(np.int64)
-            synops[k] = sum(lava_net.events(blk, active) for blk in net.synapses())
+            for store, counted in zip((events, messages), lava_net.traffic(active)):
+                for name, n in counted.items():
+                    store.setdefault(name, np.zeros(b, np.int64))[k] = n
             if progress is not None:
                 progress(k + 1)
     finally:
         lava_net.stop()
     output = (acc / readout.scale).reshape((b,) + tuple(net.meta["output_shape"]))
-    return RunResult("lava" if precision == "fixed" else "lava-float", steps, output, acc, counts, synops, saturated, membranes, rasters)
+    synops = sum(events.values(), np.zeros(b, np.int64))
+    return RunResult("lava" if precision == "fixed" else "lava-float", steps, output, acc, counts, synops, saturated, membranes, rasters,
+                     events, messages)
