@@ -88,12 +88,20 @@ def artifact_summary(art: Artifact) -> Table:
         ("cores / chips", f"{p['totals']['cores']} / {p['totals']['chips']} (lower bound {p['lower_bound_cores']} cores)"),
         ("host ops", ", ".join(f"{h['node']} ({h['kind']})" for h in p["host_ops"]) or "-"),
         ("synapses on cores", f"{r['operations']['fraction_on_cores']:.0%}"),
+        ("spike traffic per step", _traffic(r)),
         ("synaptic failure", _failures(art.net)),
         ("energy (ANN-rate estimate)", _energy_estimate(r)),
     ]
     for k, v in rows:
         t.add_row(k, v)
     return t
+
+
+def _traffic(report: dict) -> str:
+    t = report.get("spike_traffic_per_step")
+    if not t:
+        return "-"
+    return f"{t['inter_core']:.4g} messages between cores ({t['inter_chip']:.4g} between chips or to the host), {t['local']:.4g} local; weighted by {t['weighted_by']}"
 
 
 def _failures(net: Network) -> str:

@@ -55,3 +55,41 @@ def test_shipped_models_quantize_without_warnings(artifacts, model):
     report = artifacts(model).report
     assert report["warnings"] == []
     assert max(q["weight_rel_error"] for q in report["quantization"].values()) < 0.05
+
+
+def _target_with(tmp_path, key: str, value: int):
+    """loihi2 with one per-core limit lowered (and plenty of cores), so that it binds alone."""
+    spec = (GRAPHS.parent / "targets" / "loihi2.toml").read_text()
+    spec = spec.replace("chips = 8 ", "chips = 64 ")
+    lines = [f"{key} = {value}" if line.split("=")[0].strip() == key else line for line in spec.splitlines()]
+    path = tmp_path / f"{key}.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return load_target(str(path))
+
+
+# (limit, value that makes it bind on the digits MLP, the placement field it limits)
+LIMITS = [("neurons", 24, "neurons"), ("synapse_memory_bits", 20000, "synapse_bits"), ("fan_in_axons", 200, "fan_in_axons"), ("fan_out_axons", 30, "fan_out_axons")]
+
+
+@pytest.mark.parametrize("strategy", ["packed", "naive"])
+@pytest.mark.parametrize("limit,value,field", LIMITS)
+def test_each_limit_alone_binds_and_every_core_respects_it(tmp_path, limit, value, field, strategy):
+    target = _target_with(tmp_path, limit, value)
+    net, _, _ = compile_network(GRAPHS / "digits_mlp.onnx", target, BuildOptions())
+    placement = place(net, target, strategy)
+    assert placement_problems(net, target, placement) == []
+    used = max(c[field] for c in placement["cores"])
+    assert value // 2 < used <= value, (field, used, value)
+
+
+def test_packing_beats_one_slice_per_core_on_the_digits_mst():
+    from neurocompile.partition.traffic import neuron_rates, spike_traffic
+
+    target = load_target("loihi2-sim")
+    net, _, _ = compile_network(GRAPHS / "digits_mst.onnx", target, BuildOptions())
+    rates = neuron_rates(net, np.load(GRAPHS / "digits_mst_test_x.npy")[:32])
+    packed, naive = place(net, target, "packed"), place(net, target, "naive")
+    for placement in (packed, naive):
+        assert placement_problems(net, target, placement) == []
+    assert packed["lower_bound_cores"] <= packed["totals"]["cores"] < naive["totals"]["cores"]
+    assert spike_traffic(net, packed, rates)["inter_core"] < spike_traffic(net, naive, rates)["inter_core"]

@@ -1,8 +1,9 @@
 """Placement: populations -> core slices -> cores -> chips.
 
 The packer walks populations in topological order and cuts each into the longest slices that fit
-one core under every limit, one population per core. Populations that run off the neurocores
-(the input encoding) are listed as host ops.
+one core under every limit; slices then share cores where they fit together (the `naive` strategy,
+one slice per core, is kept for comparison). Nodes that run off the neurocores (the input
+encoding, host ops, products) are listed as host ops with the reason.
 """
 
 from __future__ import annotations
@@ -53,52 +54,129 @@ def _host_reason(net: Network, pop) -> str:
     return f"{pop.op} has no neuron form; it runs on the host"
 
 
-def _pack(net: Network, target: Target, patterns: dict, caps: dict[str, int]):
-    """One population after another, each cut into the longest slices that fit a core."""
+def _slices(net: Network, target: Target, patterns: dict, caps: dict[str, int]) -> list[tuple[str, int, int, Cost]]:
+    """Every population cut into the longest slices that fit one core (at most `caps` neurons)."""
     core, wbits = target.core, target.numerics["weight_mantissa_bits"]
-    cores: list[dict[str, Any]] = []
-    core_of: dict[str, np.ndarray] = {}  # population -> core index of each neuron
+    out = []
     for name, pats in patterns.items():
         n = net.node(name).size
-        owner = np.empty(n, np.int64)
         start = 0
         while start < n:
             stop, cost = _longest_fit(pats, start, n, core, wbits, name, caps.get(name, n))
-            owner[start:stop] = len(cores)
-            cores.append({"slices": [{"population": name, "start": start, "stop": stop}], "neurons": cost.neurons,
-                          "synapse_bits": cost.synapse_bits, "fan_in_axons": cost.fan_in_axons, "fan_out_axons": 0})
+            out.append((name, start, stop, cost))
             start = stop
-        core_of[name] = owner
+    return out
+
+
+# How many of the most recently opened cores a slice may join: enough to fill the tails that
+# slicing leaves, few enough that a core holds neighbouring layers (short, local spike paths).
+PACK_WINDOW = 16
+STRATEGIES = ("packed", "naive")
+
+
+def _affinity(patterns: list, start: int, stop: int, core_of: dict[str, np.ndarray], cores: int) -> np.ndarray:
+    """Per core: how many distinct source neurons placed there reach this slice. Putting the
+    slice on that core turns those spikes' inter-core messages into local ones."""
+    score = np.zeros(cores + 1, np.int64)
+    for src, m in patterns:
+        if src not in core_of:
+            continue  # the host (the input) or not placed yet
+        cols = np.unique(m[start:stop].indices)
+        score += np.bincount(core_of[src][cols] + 1, minlength=cores + 1)[: cores + 1]
+    return score[1:]
+
+
+def _pack(net: Network, target: Target, patterns: dict, slices, fan_out_bound: np.ndarray, strategy: str):
+    """Slices onto cores in topological order. `naive`: one slice per core. `packed`: a slice
+    joins, among the last PACK_WINDOW cores with room for it under every limit, the one that
+    holds most of its input neurons (else the first). Costs add up, which can only
+    over-estimate: synapses of one source into two slices of a core are counted twice, and a
+    slice's fan-out bound counts destination slices, not cores."""
+    core = target.core
+    cores: list[dict[str, Any]] = []
+    core_of = {name: np.full(net.node(name).size, -1, np.int64) for name in patterns}
+    for (name, start, stop, cost), fan_out in zip(slices, fan_out_bound):
+        home = None
+        if strategy == "packed":
+            window = range(max(0, len(cores) - PACK_WINDOW), len(cores))
+            fits = [k for k in window if cores[k]["fan_out_bound"] + fan_out <= core["fan_out_axons"] and Cost(
+                cores[k]["neurons"] + cost.neurons, cores[k]["synapse_bits"] + cost.synapse_bits, cores[k]["fan_in_axons"] + cost.fan_in_axons).fits(core)]
+            if fits:
+                score = _affinity(patterns[name], start, stop, core_of, len(cores))
+                home = max(fits, key=lambda k: (score[k], -k))
+        if home is None:
+            home = len(cores)
+            cores.append({"slices": [], "neurons": 0, "synapse_bits": 0, "fan_in_axons": 0, "fan_out_axons": 0, "fan_out_bound": 0})
+        c = cores[home]
+        c["slices"].append({"population": name, "start": start, "stop": stop})
+        c["neurons"] += cost.neurons
+        c["synapse_bits"] += cost.synapse_bits
+        c["fan_in_axons"] += cost.fan_in_axons
+        c["fan_out_bound"] += int(fan_out)
+        core_of[name][start:stop] = home
     return cores, core_of
 
 
-def _count_fan_out(net: Network, cores: list[dict], core_of: dict[str, np.ndarray]) -> None:
-    """Each neuron needs one output axon per distinct destination core (the host counts as one)."""
-    for name, owner in core_of.items():
-        pop = net.node(name)
-        srcs: list[np.ndarray] = []
-        dests: list[np.ndarray] = []
-        for block in net.outgoing(name):
-            tgt = net.target_of(block)
-            m = block_matrix(block, pop.size, (block.w_mant != 0).astype(np.float64)).tocoo()
-            srcs.append(m.col)
-            dests.append(core_of[tgt.name][m.row] if tgt.name in core_of else np.full(m.col.size, HOST))
-        if any(isinstance(net.node(succ), Product) for succ in net.graph.successors(name)):
-            srcs.append(np.arange(pop.size))  # operands of a spike product: every neuron to the host
-            dests.append(np.full(pop.size, HOST))
-        if not srcs:
-            continue
-        pairs = np.unique(np.stack([np.concatenate(srcs), np.concatenate(dests)]), axis=1)
-        per_neuron = np.bincount(pairs[0], minlength=pop.size)
-        fan_out = np.bincount(owner, weights=per_neuron, minlength=len(cores))
-        for c in np.flatnonzero(fan_out):
-            cores[c]["fan_out_axons"] += int(fan_out[c])
+def destinations(net: Network, name: str, owner: dict[str, np.ndarray], units: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The distinct (neuron, destination unit) pairs of a population's synapses, given the unit
+    (a slice or a core) of every placed neuron; HOST stands for the host. None: no synapses."""
+    pop = net.node(name)
+    srcs: list[np.ndarray] = []
+    dests: list[np.ndarray] = []
+    for block in net.outgoing(name):
+        tgt = net.target_of(block)
+        m = block_matrix(block, pop.size, (block.w_mant != 0).astype(np.float64)).tocoo()
+        srcs.append(m.col)
+        dests.append(owner[tgt.name][m.row] if tgt.name in owner else np.full(m.col.size, HOST))
+    if any(isinstance(net.node(succ), Product) for succ in net.graph.successors(name)):
+        srcs.append(np.arange(pop.size))  # operands of a spike product: every neuron to the host
+        dests.append(np.full(pop.size, HOST))
+    if not srcs:
+        return None
+    # One integer key per pair (destination HOST = -1 maps to 0): a 1-D unique is fast.
+    keys = np.unique(np.concatenate(srcs).astype(np.int64) * (units + 1) + np.concatenate(dests) + 1)
+    return keys // (units + 1), keys % (units + 1) - 1
 
 
-MAX_REPACKS = 32
+def fan_out(net: Network, owner: dict[str, np.ndarray], units: int) -> np.ndarray:
+    """Output axons per unit: each neuron needs one per distinct destination unit."""
+    out = np.zeros(units, np.int64)
+    for name, own in owner.items():
+        pairs = destinations(net, name, owner, units)
+        if pairs is not None:
+            out += np.bincount(own[pairs[0]], minlength=units).astype(np.int64)
+    return out
 
 
-def place(net: Network, target: Target) -> dict[str, Any]:
+MAX_RESLICES = 32
+
+
+def _slice_within_fan_out(net: Network, target: Target, patterns: dict):
+    """Slices whose fan-out bound fits a core: a slice sending to too many destination slices is
+    cut smaller, and the bounds recounted (the destinations' slicing may change too)."""
+    limit = target.core["fan_out_axons"]
+    caps: dict[str, int] = {}
+    for _ in range(MAX_RESLICES):
+        slices = _slices(net, target, patterns, caps)
+        owner = {name: np.empty(net.node(name).size, np.int64) for name in patterns}
+        for k, (name, start, stop, _) in enumerate(slices):
+            owner[name][start:stop] = k
+        bound = fan_out(net, owner, len(slices))
+        over = np.flatnonzero(bound > limit)
+        if not over.size:
+            return slices, bound
+        for k in over:
+            name, start, stop, _ = slices[k]
+            if stop - start == 1:
+                raise NeurocompileError(f"population '{name}': neuron {start} needs {bound[k]} fan-out axons; a core has {limit}")
+            caps[name] = min(caps.get(name, stop - start), max(1, (stop - start) * limit // int(bound[k])))
+    worst = int(np.argmax(bound))
+    raise NeurocompileError(f"population '{slices[worst][0]}': a slice needs {bound[worst]} fan-out axons, more than a core's {limit}, after {MAX_RESLICES} cuts")
+
+
+def place(net: Network, target: Target, strategy: str = "packed") -> dict[str, Any]:
+    if strategy not in STRATEGIES:
+        raise NeurocompileError(f"placement strategy '{strategy}' is not one of {', '.join(STRATEGIES)}")
     core = target.core
     wbits = target.numerics["weight_mantissa_bits"]
     patterns = {p.name: fanin_patterns(net, p.name) for p in net.populations() if not p.on_host}
@@ -107,23 +185,10 @@ def place(net: Network, target: Target) -> dict[str, Any]:
     for name, pats in patterns.items():
         whole = slice_cost(pats, 0, net.node(name).size, core, wbits)
         unsplit = Cost(unsplit.neurons + whole.neurons, unsplit.synapse_bits + whole.synapse_bits, unsplit.fan_in_axons + whole.fan_in_axons)
-    # Fan-out depends on where the targets landed: pack, count, and pack again with smaller
-    # slices where a core sends to too many destinations.
-    caps: dict[str, int] = {}
-    for _ in range(MAX_REPACKS):
-        cores, core_of = _pack(net, target, patterns, caps)
-        _count_fan_out(net, cores, core_of)
-        over = [c for c in cores if c["fan_out_axons"] > core["fan_out_axons"]]
-        if not over:
-            break
-        for c in over:
-            name = c["slices"][0]["population"]
-            if c["neurons"] == 1:
-                raise NeurocompileError(f"population '{name}': one neuron needs {c['fan_out_axons']} fan-out axons; a core has {core['fan_out_axons']}")
-            caps[name] = min(caps.get(name, c["neurons"]), max(1, c["neurons"] * core["fan_out_axons"] // c["fan_out_axons"]))
-    else:
-        worst = max(cores, key=lambda c: c["fan_out_axons"])
-        raise NeurocompileError(f"core of '{worst['slices'][0]['population']}': {worst['fan_out_axons']} fan-out axons exceed the core's {core['fan_out_axons']} after {MAX_REPACKS} repacks")
+    slices, bound = _slice_within_fan_out(net, target, patterns)
+    cores, core_of = _pack(net, target, patterns, slices, bound, strategy)
+    for c, n in zip(cores, fan_out(net, core_of, len(cores))):
+        c["fan_out_axons"] = int(n)
 
     per_chip = target.spec["chip"]["cores"]
     available = per_chip * target.spec["system"]["chips"]

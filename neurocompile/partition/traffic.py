@@ -1,0 +1,52 @@
+"""Spike traffic of a placement: how many spike messages per step leave their core or their chip.
+
+A neuron's spike is sent once to every distinct core its synapses reach (Loihi's fan-out axons);
+a copy to its own core stays local. Weighted by each neuron's expected spikes per step (from
+`neuron_rates`, the ANN's activations over the threshold) or, without rates, by one spike each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..backends.ann import evaluate
+from ..ir.graph import Network
+from ..ir.nodes import IFPopulation
+from .place import HOST, destinations
+
+
+def core_owner(net: Network, placement: dict) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per placed population, the core index of each neuron; and each core's chip."""
+    owner = {p.name: np.full(p.size, HOST, np.int64) for p in net.populations() if not p.on_host}
+    for k, core in enumerate(placement["cores"]):
+        for sl in core["slices"]:
+            owner[sl["population"]][sl["start"]:sl["stop"]] = k
+    chips = np.array([c["chip"] for c in placement["cores"]], np.int64)
+    return owner, chips
+
+
+def neuron_rates(net: Network, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Expected spikes per step of every IF neuron on inputs x (mean over the batch)."""
+    post = evaluate(net, x)["post"]
+    return {p.name: np.clip(post[p.name] / p.threshold, 0.0, 1.0).mean(axis=0) for p in net.populations() if isinstance(p, IFPopulation)}
+
+
+def spike_traffic(net: Network, placement: dict, rates: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    owner, chips = core_owner(net, placement)
+    units = len(placement["cores"])
+    local = inter_core = inter_chip = 0.0
+    for name, own in owner.items():
+        pairs = destinations(net, name, owner, units)
+        if pairs is None:
+            continue
+        neuron, dest = pairs
+        weight = rates[name][neuron] if rates is not None and name in rates else np.ones(neuron.size)
+        here = own[neuron]
+        same_core = dest == here
+        off_chip = (dest == HOST) | (chips[here] != chips[np.maximum(dest, 0)])
+        local += float(weight[same_core].sum())
+        inter_core += float(weight[~same_core].sum())
+        inter_chip += float(weight[off_chip].sum())
+    return {"local": local, "inter_core": inter_core, "inter_chip": inter_chip, "weighted_by": "ANN rates" if rates is not None else "one spike per neuron"}
