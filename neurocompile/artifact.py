@@ -60,6 +60,18 @@ def json_bytes(doc: Any) -> bytes:
         raise NeurocompileError(f"artifact would hold a non-finite number: {e}") from None
 
 
+def write_file_atomic(path: str | Path, data: bytes) -> None:
+    """Writes a temporary sibling, then renames it into place: no reader sees half a file."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise NeurocompileError(f"cannot write {path}: {e.strerror or e}") from None
+
+
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     """An .npz that np.load reads, with fixed timestamps and order so equal arrays give equal bytes."""
     buf = io.BytesIO()

@@ -166,6 +166,35 @@ def compare(
 
 
 @app.command()
+def hil(
+    artifact: Path = typer.Argument(..., help="Artifact directory (*.ncx)."),
+    input: Path = typer.Option(..., "--input", "-i", help="Inputs, float32 [batch, ...input shape] (.npy)."),
+    steps: int = typer.Option(..., "--steps", "-T", help="Time steps per sample."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random streams (default: the artifact's)."),
+    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Use only the first N samples."),
+    standin: str = typer.Option("loihi2-sim", "--standin", help="Where to run when no Loihi 2 is attached: loihi2-sim (Lava's Loihi2SimCfg)."),
+    report: Path = typer.Option(Path("hil_report.json"), "--report", help="Where to write the JSON report (with provenance)."),
+) -> None:
+    """Hardware in the loop: run on Loihi 2 (or the stand-in) and check every population at every
+    step against the simulator; exit 0 when identical, 1 with the first divergence."""
+    from .artifact import json_bytes, write_file_atomic
+    from .hil import hil_check
+
+    art, x = _load_run_inputs(artifact, input, samples)
+    seed = art.manifest["options"].get("seed", 0) if seed is None else seed
+    with _progress() as bar:
+        task = bar.add_task("device: samples", total=x.shape[0])
+        result = hil_check(art, x, steps, seed, standin, progress=lambda n: bar.update(task, completed=n))
+    write_file_atomic(report, json_bytes(result))
+    out.print(f"device: {result['device']}")
+    if result["identical"]:
+        out.print(f"identical: every population agrees with the simulator at every step ({x.shape[0]} samples x {steps} steps); report {report}")
+    else:
+        out.print(f"[red]first divergence:[/red] {result['divergence'] or 'readout or synaptic traffic differs'}; report {report}")
+    raise typer.Exit(0 if result["identical"] else 1)
+
+
+@app.command()
 def inspect(
     path: Path = typer.Argument(..., help="An artifact directory or an ONNX model."),
     target: str = typer.Option("loihi2-sim", "--target", "-t", help="Target for an ONNX model."),

@@ -1,0 +1,69 @@
+"""Compile an MST with Swin-T's ImageNet shape for loihi2: time and peak memory per stage.
+
+Swin-T: 224x224x3, patch 4, embed 96, depths 2-2-6-2, heads 3-6-12-24, window 7, random weights,
+exported by the project's own model code. The build is `neurocompile build` (compile_network),
+timed at each of its stages; then the validator re-checks every core.
+
+    .venv/bin/python benchmarks/swin_t_compile.py [--target loihi2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from neurocompile.compiler import BuildOptions, compile_network
+from neurocompile.models.mst import MaskedSpikingTransformer, export_onnx
+from neurocompile.partition.validate import placement_problems
+from neurocompile.targets import load_target
+
+
+def peak_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--target", default="loihi2")
+    args = ap.parse_args()
+    target = load_target(args.target)
+    rows: list[tuple[str, float, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "swin_t_mst.onnx"
+        torch.manual_seed(0)
+        t0 = time.perf_counter()
+        export_onnx(MaskedSpikingTransformer().eval(), path, 224, 3)
+        export_s = time.perf_counter() - t0
+        marks: list[tuple[str, float]] = []
+        start = time.perf_counter()
+        net, placement, report = compile_network(path, target, BuildOptions(), step=lambda name: marks.append((name, time.perf_counter())) or rows.append((name, 0.0, peak_gib())))
+        end = time.perf_counter()
+    stamps = [t for _, t in marks] + [end]
+    rows = [(name, stamps[k + 1] - stamps[k], mem) for k, ((name, _), (_, _, mem)) in enumerate(zip(marks, rows))]
+    t1 = time.perf_counter()
+    problems = placement_problems(net, target, placement)
+    validate_s = time.perf_counter() - t1
+    table = Table(title=f"Swin-T-shaped MST (224x224, depths 2-2-6-2), build for {args.target}", title_justify="left")
+    for col in ("stage", "seconds", "peak memory at start (GiB)"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for name, seconds, mem in rows:
+        table.add_row(name, f"{seconds:.1f}", f"{mem:.2f}")
+    table.add_row("build total", f"{end - start:.1f}", f"{peak_gib():.2f}", style="bold")
+    console = Console()
+    console.print(f"ONNX export (not part of the build): {export_s:.1f} s")
+    console.print(table)
+    p = placement
+    console.print(f"{report['neurons']} neurons, {report['synapses']} synapses; {p['totals']['cores']} cores on {p['totals']['chips']} chips, "
+                  f"lower bound {p['lower_bound_cores']} (x{p['totals']['cores'] / p['lower_bound_cores']:.2f}); "
+                  f"validator: {len(problems)} problems in {validate_s:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
