@@ -99,9 +99,26 @@ def _vi(name, shape):
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
 
 
+def _qcfs_model(path, up: float, ratio: float | None = None):
+    """x -> MatMul -> QCFS(up) [-> mask(ratio) -> MatMul]."""
+    consts = {"up": up, "L": 8.0, "half": 0.5, "zero": 0.0, "one": 1.0, "r": 0.0 if ratio is None else ratio}
+    inits = [onnx.numpy_helper.from_array(np.array(v, np.float32), k) for k, v in consts.items()]
+    inits.append(onnx.numpy_helper.from_array(np.ones((4, 4), np.float32), "w"))
+    ops = [("MatMul", ["x", "w"], "h"), ("Div", ["h", "up"], "d"), ("Mul", ["d", "L"], "m"), ("Add", ["m", "half"], "a"), ("Floor", ["a"], "f"),
+           ("Div", ["f", "L"], "q"), ("Clip", ["q", "zero", "one"], "c"), ("Mul", ["c", "up"], "s")]
+    nodes = [helper.make_node(op, ins, [out], name=f"act/{op}_{k}") for k, (op, ins, out) in enumerate(ops)]
+    out = "s"
+    if ratio is not None:
+        nodes += [helper.make_node("RandomUniformLike", ["s"], ["u"], name="mask/RandomUniformLike"), helper.make_node("Greater", ["u", "r"], ["k"], name="mask/Greater"),
+                  helper.make_node("Cast", ["k"], ["kf"], to=TensorProto.FLOAT), helper.make_node("Mul", ["s", "kf"], ["sm"]), helper.make_node("MatMul", ["sm", "w"], ["y"])]
+        out = "y"
+    return _model(path, nodes, [_vi("x", [1, 4])], [_vi(out, [1, 4])], inits)
+
+
 def bad_models(tmp):
     w = onnx.numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
     nan = onnx.numpy_helper.from_array(np.full((4, 4), np.nan, np.float32), "w")
+    inf = onnx.numpy_helper.from_array(np.where(np.eye(4) > 0, np.inf, 1.0).astype(np.float32), "w")
     return {
         "not-onnx": ((tmp / "a.onnx").write_text("hello, I am a text file") and tmp / "a.onnx", ["not an onnx model"]),
         "truncated": ((tmp / "b.onnx").write_bytes(MLP.read_bytes()[:3000]) and tmp / "b.onnx", ["truncated"]),
@@ -110,11 +127,17 @@ def bad_models(tmp):
         "dynamic-shape": (_model(tmp / "d.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], [_vi("x", [1, "tokens", 4])], [_vi("y", [1, "tokens", 4])], [w]), ["dynamic", "tokens"]),
         "old-opset": (_model(tmp / "e.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], [_vi("x", [1, 4])], [_vi("y", [1, 4])], [w], opset=11), ["opset 11"]),
         "nan-weights": (_model(tmp / "f.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], [_vi("x", [1, 4])], [_vi("y", [1, 4])], [nan]), ["nan"]),
+        "inf-weights": (_model(tmp / "g.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], [_vi("x", [1, 4])], [_vi("y", [1, 4])], [inf]), ["inf"]),
+        "zero-threshold": (_qcfs_model(tmp / "h.onnx", 0.0), ["QCFS", "up = 0", "positive"]),
+        "negative-threshold": (_qcfs_model(tmp / "i.onnx", -1.0), ["QCFS", "up = -1", "positive"]),
+        "mask-ratio-above-1": (_qcfs_model(tmp / "j.onnx", 1.0, 1.5), ["mask/Greater", "mask ratio 1.5", "outside [0, 1)"]),
+        "mask-ratio-negative": (_qcfs_model(tmp / "k.onnx", 1.0, -0.5), ["mask/Greater", "mask ratio -0.5", "outside [0, 1)"]),
         "relu-uncalibrated": (GRAPHS / "digits_mlp_relu.onnx", ["--calibrate"]),
     }
 
 
-@pytest.mark.parametrize("case", ["not-onnx", "truncated", "missing", "unsupported-op", "dynamic-shape", "old-opset", "nan-weights", "relu-uncalibrated"])
+@pytest.mark.parametrize("case", ["not-onnx", "truncated", "missing", "unsupported-op", "dynamic-shape", "old-opset", "nan-weights", "inf-weights",
+                                  "zero-threshold", "negative-threshold", "mask-ratio-above-1", "mask-ratio-negative", "relu-uncalibrated"])
 def test_bad_model(tmp_path, case):
     model, words = bad_models(tmp_path)[case]
     out = tmp_path / "out" / "m.ncx"

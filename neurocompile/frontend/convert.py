@@ -143,7 +143,15 @@ def onnx_to_ir(path: str | Path, encoding: str = "current") -> Network:
                 raise NeurocompileError(f"{describe(node)} reads tensor '{name}' that nothing produces")
             else:
                 args.append(values[name])
-        outs = handler(ctx, node, args)
+        try:
+            outs = handler(ctx, node, args)
+        except NeurocompileError:
+            raise
+        except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, OverflowError) as e:
+            # Handlers check what converted networks contain; anything else malformed (shapes
+            # that do not broadcast, attributes out of range, ...) still ends here, named.
+            detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise NeurocompileError(f"{describe(node)}: cannot convert its inputs ({detail})") from None
         for name, value in zip(node.output, outs):
             if name:
                 # numpy turns 0-d results into scalars; a constant is always an ndarray here.

@@ -89,9 +89,11 @@ def compare(ctx, node, inputs):
     ratio = np.asarray(ratio, np.float64)
     if ratio.size == 0 or np.any(ratio != ratio.flat[0]):
         raise NeurocompileError(f"{describe(node)}: the mask ratio must be one constant")
-    frac = (float(ratio.flat[0]) - draw.low) / (draw.high - draw.low)
-    p = min(max(frac, 0.0), 1.0) if keep_above else 1.0 - min(max(frac, 0.0), 1.0)
-    return [Mask(draw.shape, _check_ratio(node, p), draw.group)]
+    r = float(ratio.flat[0])
+    frac = (r - draw.low) / (draw.high - draw.low)
+    if not 0.0 <= frac <= 1.0:
+        raise NeurocompileError(f"{describe(node)}: mask ratio {r:g} is outside [0, 1) (the draws lie in [{draw.low:g}, {draw.high:g}))")
+    return [Mask(draw.shape, _check_ratio(node, frac if keep_above else 1.0 - frac), draw.group)]
 
 
 def apply_mask(node, x, mask: Mask) -> Affine:
