@@ -72,6 +72,28 @@ def test_semantic_corners(layers, x):
     assert_identical(art, np.asarray(x), 12)
 
 
+@pytest.mark.parametrize("mode,p", [("spike", 0.5), ("spike", 0.75), ("synapse", 0.5), ("synapse", 0.75)])
+def test_synaptic_failure_corners(mode, p):
+    # Three sources fanning out to two targets each, the middle block failing.
+    net = chain([{"n": 3, "w": [[8], [6], [4]]}, {"n": 6, "w": np.vstack([np.eye(3), np.eye(3)]).astype(int) * 8}])
+    block = next(b for b in net.synapses() if b.name == "b1")
+    block.failure, block.failure_group, block.failure_mode = p, "corner", mode
+    sim, _ = assert_identical(_Artifact(net), np.ones((2, 1)), 24, seed=5)
+    assert 0 < sim.counts["l1"].sum() < sim.counts["l0"].sum() * 2  # some, not all, got through
+
+
+def test_residual_sum_of_two_blocks():
+    # l1 sums a block from l0 and, through a second chain link, the input directly.
+    from neurocompile.ir.kernels import Dense
+    from neurocompile.ir.nodes import SynapseBlock
+
+    net = chain([{"n": 2, "w": [[5], [3]]}, {"n": 2, "w": [[4, 0], [0, -2]]}])
+    w = np.array([[3], [6]], np.int32)
+    net.connect(SynapseBlock("skip", (1, 1), kernel=Dense(weight=w.astype(np.float64)), w_mant=w, w_shift=0, acc_bound=int(w.max()) * 2**15), "in", "l1")
+    net.validate()
+    assert_identical(_Artifact(net), np.array([[1.0], [2.0]]), 16)
+
+
 def test_lava_floating_point_models_track_the_fixed_point_run(artifacts, digits):
     art = artifacts("digits_mlp")
     x = digits[0][:2]
