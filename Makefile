@@ -2,7 +2,8 @@
 PYTHON310 ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10.*/bin/python3.10; do $$p -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
-STEPS ?= 32
+STEPS ?= 48
+SAMPLES ?= 1
 
 .PHONY: setup demo test bench graphs clean
 
@@ -15,11 +16,12 @@ $(BIN)/neurocompile: pyproject.toml
 
 setup: $(BIN)/neurocompile
 
-# The main job: build the shipped CNN for Loihi 2 (simulated), run it on both backends, compare.
+# The main job: build the shipped digits MST for Loihi 2 (simulated), run it on both backends and
+# compare (Lava runs each process as an OS process: about a minute for one sample of 48 steps).
 demo: setup
-	$(BIN)/neurocompile build graphs/digits_cnn.onnx --target loihi2-sim -o out/digits_cnn.ncx
-	$(BIN)/neurocompile inspect out/digits_cnn.ncx
-	$(BIN)/neurocompile compare out/digits_cnn.ncx --input graphs/digits_test_x.npy --samples 4 --steps $(STEPS)
+	$(BIN)/neurocompile build graphs/digits_mst.onnx --target loihi2-sim -o out/digits_mst.ncx
+	$(BIN)/neurocompile inspect out/digits_mst.ncx
+	$(BIN)/neurocompile compare out/digits_mst.ncx --input graphs/digits_mst_test_x.npy --samples $(SAMPLES) --steps $(STEPS)
 
 test: setup
 	$(BIN)/python -m pytest -q
