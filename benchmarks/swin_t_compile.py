@@ -43,7 +43,12 @@ def main() -> None:
         export_s = time.perf_counter() - t0
         marks: list[tuple[str, float]] = []
         start = time.perf_counter()
-        net, placement, report = compile_network(path, target, BuildOptions(), step=lambda name: marks.append((name, time.perf_counter())) or rows.append((name, 0.0, peak_gib())))
+        def step(name: str) -> None:
+            marks.append((name, time.perf_counter()))
+            rows.append((name, 0.0, peak_gib()))
+            print(f"  {name} (peak so far {peak_gib():.2f} GiB)", flush=True)
+
+        net, placement, report = compile_network(path, target, BuildOptions(), step=step)
         end = time.perf_counter()
     stamps = [t for _, t in marks] + [end]
     rows = [(name, stamps[k + 1] - stamps[k], mem) for k, ((name, _), (_, _, mem)) in enumerate(zip(marks, rows))]

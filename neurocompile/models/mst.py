@@ -24,6 +24,9 @@ Everything exports to ONNX opset 17 with static shapes as standard ops: layout i
 Reshape / Transpose / Slice / Concat (torch.roll becomes Slice + Concat), RSM is
 RandomUniformLike -> Greater -> Cast -> Mul, a token BatchNorm is Transpose ->
 BatchNormalization -> Transpose, QCFS is Div -> Mul -> Add -> Floor -> Div -> Clip -> Mul.
+A mask at ratio 0 exports nothing, unless the model is built with ``mask_nodes=True``: then
+every mask site (q, k, attention, first MLP layer) exports its RSM chain, at ratio 0 too, so
+that the compiler's ``--mask-ratio`` can set any of them on one exported model.
 """
 
 from __future__ import annotations
@@ -44,24 +47,29 @@ SHIFT_MASK_VALUE = -100.0
 class RandomSpikeMask(nn.Module):
     """RSM: each spike survives with probability ``1 - ratio``; active in eval mode too.
 
-    With ``ratio == 0`` the module is the identity and adds nothing to the graph (no random
-    op). Otherwise it exports as RandomUniformLike -> Greater -> Cast -> Mul. No rescaling by
-    the keep probability: this is not dropout, masked spikes are simply lost.
+    Computes ``x * (torch.rand_like(x) > ratio)``, which exports as RandomUniformLike ->
+    Greater -> Cast -> Mul. No rescaling by the keep probability: this is not dropout, masked
+    spikes are simply lost. With ``ratio == 0`` the module is the identity and adds nothing to
+    the graph (no random op), unless ``export_at_zero`` is set: then it computes (and exports)
+    the same chain with ratio 0, a mask that is present but keeps every spike (save a draw of
+    exactly 0.0, probability 2**-24), so a compiler can set its ratio later. That draw also
+    advances torch's random generator, as any active mask does.
     """
 
-    def __init__(self, ratio: float = 0.0):
+    def __init__(self, ratio: float = 0.0, export_at_zero: bool = False):
         super().__init__()
         if not 0.0 <= ratio < 1.0:
             raise ValueError(f"mask ratio must lie in [0, 1), got {ratio}")
         self.ratio = float(ratio)
+        self.export_at_zero = bool(export_at_zero)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.ratio == 0.0:
+        if self.ratio == 0.0 and not self.export_at_zero:
             return x
         return x * (torch.rand_like(x) > self.ratio).to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f"ratio={self.ratio}"
+        return f"ratio={self.ratio}" + (", export_at_zero=True" if self.export_at_zero else "")
 
 
 class TokenBatchNorm(nn.Module):
@@ -121,7 +129,11 @@ def shifted_window_mask(height: int, width: int, window: int, shift: int) -> tor
 
 
 class WindowAttention(nn.Module):
-    """Spiking multi-head self-attention inside windows of ``window * window`` tokens."""
+    """Spiking multi-head self-attention inside windows of ``window * window`` tokens.
+
+    ``mask_ratio`` masks the q, k and attention spikes; ``mask_nodes`` keeps those three masks
+    in the graph at ratio 0 too (``RandomSpikeMask.export_at_zero``).
+    """
 
     def __init__(
         self,
@@ -132,6 +144,7 @@ class WindowAttention(nn.Module):
         mask_ratio: float = 0.0,
         qkv_bias: bool = True,
         up: float = UP_INIT,
+        mask_nodes: bool = False,
     ):
         super().__init__()
         if dim % num_heads:
@@ -144,10 +157,10 @@ class WindowAttention(nn.Module):
         self.q_act = QCFS(levels, up)
         self.k_act = QCFS(levels, up)
         self.v_act = QCFS(levels, up)
-        self.q_mask = RandomSpikeMask(mask_ratio)
-        self.k_mask = RandomSpikeMask(mask_ratio)
+        self.q_mask = RandomSpikeMask(mask_ratio, mask_nodes)
+        self.k_mask = RandomSpikeMask(mask_ratio, mask_nodes)
         self.attn_act = QCFS(levels, up)
-        self.attn_mask = RandomSpikeMask(mask_ratio)
+        self.attn_mask = RandomSpikeMask(mask_ratio, mask_nodes)
         self.out_act = QCFS(levels, up)  # after attn @ v
         self.proj = nn.Linear(dim, dim)
         self.proj_act = QCFS(levels, up)
@@ -182,7 +195,10 @@ class WindowAttention(nn.Module):
 
 
 class Mlp(nn.Module):
-    """fc1 -> [BN] -> QCFS -> [RSM] -> fc2 -> [BN] -> QCFS (BN only with ``norm=True``)."""
+    """fc1 -> [BN] -> QCFS -> [RSM] -> fc2 -> [BN] -> QCFS (BN only with ``norm=True``).
+
+    The RSM is in the graph when ``mask_ratio > 0`` or ``mask_nodes`` (then also at ratio 0).
+    """
 
     def __init__(
         self,
@@ -192,12 +208,13 @@ class Mlp(nn.Module):
         mask_ratio: float = 0.0,
         norm: bool = False,
         up: float = UP_INIT,
+        mask_nodes: bool = False,
     ):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.norm1 = TokenBatchNorm(hidden) if norm else nn.Identity()
         self.act1 = QCFS(levels, up)
-        self.mask = RandomSpikeMask(mask_ratio)
+        self.mask = RandomSpikeMask(mask_ratio, mask_nodes)
         self.fc2 = nn.Linear(hidden, dim)
         self.norm2 = TokenBatchNorm(dim) if norm else nn.Identity()
         self.act2 = QCFS(levels, up)
@@ -224,6 +241,7 @@ class MSTBlock(nn.Module):
         mlp_norm: bool = False,
         norm2_on_skip: bool = True,
         up: float = UP_INIT,
+        mask_nodes: bool = False,
     ):
         super().__init__()
         self.height, self.width = resolution
@@ -236,10 +254,15 @@ class MSTBlock(nn.Module):
         self.norm2_on_skip = norm2_on_skip
         self.norm1 = TokenBatchNorm(dim)
         self.act1 = QCFS(levels, up)
-        self.attn = WindowAttention(dim, num_heads, window, levels, attn_mask_ratio, up=up)
+        self.attn = WindowAttention(
+            dim, num_heads, window, levels, attn_mask_ratio, up=up, mask_nodes=mask_nodes
+        )
         self.norm2 = TokenBatchNorm(dim)
         self.act2 = QCFS(levels, up)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), levels, mlp_mask_ratio, mlp_norm, up=up)
+        self.mlp = Mlp(
+            dim, int(dim * mlp_ratio), levels, mlp_mask_ratio, mlp_norm, up=up,
+            mask_nodes=mask_nodes,
+        )
         if shift:
             mask = shifted_window_mask(self.height, self.width, window, shift)
             self.register_buffer("shift_mask", mask, persistent=False)
@@ -303,8 +326,12 @@ class MaskedSpikingTransformer(nn.Module):
     """Swin-style MST sized entirely by its arguments (Swin-T: the defaults, ~28 M parameters).
 
     ``attn_mask_ratio`` masks the q, k and attention spike tensors of every block;
-    ``mlp_mask_ratio`` the output of the first MLP layer. ``mlp_norm`` adds the BatchNorm after
-    each MLP linear that MST uses on ImageNet.
+    ``mlp_mask_ratio`` the output of the first MLP layer. A mask at ratio 0 is left out of the
+    graph, unless ``mask_nodes`` is set: then all four masks of every block are computed and
+    exported (RandomUniformLike -> Greater -> Cast -> Mul), those at ratio 0 present but
+    inactive, so that one exported model can be compiled at many ratios (``--mask-ratio``).
+    The weights do not depend on ``mask_nodes``: a state dict loads either way. ``mlp_norm``
+    adds the BatchNorm after each MLP linear that MST uses on ImageNet.
     """
 
     def __init__(
@@ -324,6 +351,7 @@ class MaskedSpikingTransformer(nn.Module):
         mlp_norm: bool = False,
         norm2_on_skip: bool = True,
         up_init: float = UP_INIT,
+        mask_nodes: bool = False,
     ):
         super().__init__()
         if len(depths) != len(num_heads):
@@ -335,7 +363,7 @@ class MaskedSpikingTransformer(nn.Module):
             embed_dim=embed_dim, depths=tuple(depths), num_heads=tuple(num_heads),
             window_size=window_size, mlp_ratio=mlp_ratio, levels=levels,
             attn_mask_ratio=attn_mask_ratio, mlp_mask_ratio=mlp_mask_ratio, mlp_norm=mlp_norm,
-            norm2_on_skip=norm2_on_skip, up_init=up_init,
+            norm2_on_skip=norm2_on_skip, up_init=up_init, mask_nodes=mask_nodes,
         )
         side = img_size // patch_size
         self.tokens = side * side
@@ -355,6 +383,7 @@ class MaskedSpikingTransformer(nn.Module):
                         mlp_ratio=mlp_ratio, levels=levels,
                         attn_mask_ratio=attn_mask_ratio, mlp_mask_ratio=mlp_mask_ratio,
                         mlp_norm=mlp_norm, norm2_on_skip=norm2_on_skip, up=up_init,
+                        mask_nodes=mask_nodes,
                     )
                 )
             self.stages.append(stage)
