@@ -2,7 +2,9 @@
 
 Per inference (one sample of T steps), with the constants of the target file's `[energy]` table:
 
-    E = synaptic events x synaptic_op_j            (after failures: a failed spike costs nothing)
+    E = synaptic events x synaptic_op_j            (after failures: a failed spike costs nothing;
+                                                     a spike product's events are its coincident
+                                                     operand pairs, priced as on cores)
       + IF neurons x T x neuron_update_j           (every neuron on a core updates every step)
       + spike messages x spike_intra_chip_j        (a nonzero output sent on an edge)
         (x spike_inter_chip_j instead where the edge leaves its chip or reaches the host)
@@ -23,6 +25,7 @@ import numpy as np
 from .backends.ann import evaluate
 from .backends.result import RunResult
 from .ir.connectivity import source_fanout
+from .ir.indexing import gather
 from .ir.graph import Network
 from .ir.nodes import IFPopulation, Product
 from .targets import Target
@@ -86,6 +89,10 @@ def run_energy(net: Network, target: Target, placement: dict, result: RunResult)
             t["synaptic_events"] += events
             t["energy_j"] += events * e["synaptic_op_j"]
     for pop in net.populations():
+        if isinstance(pop, Product) and pop.name in result.events:
+            r = row(pop.name)
+            r["synaptic_events"] += float(np.mean(result.events[pop.name]))
+            r["energy_j"] += r["synaptic_events"] * e["synaptic_op_j"]
         if isinstance(pop, IFPopulation):
             r = row(pop.name)
             r["neuron_updates"] = float(pop.size * steps)
@@ -127,6 +134,11 @@ def expected_activity(net: Network, x: np.ndarray) -> RunResult:
         events[block.name] = np.array([rate[src.name] @ source_fanout(block, src.size) * (1.0 - block.failure)])
         if block.failure_mode == "synapse":
             messages[block.name] = np.array([rate[src.name].sum()])
+    for prod in (p for p in net.populations() if isinstance(p, Product)):
+        a, b = net.operands(prod.name)
+        ra = gather(rate[a.name][None] * (1.0 - prod.failure_a), prod.a_index, prod.a_shape)
+        rb = gather(rate[b.name][None] * (1.0 - prod.failure_b), prod.b_index, prod.b_shape)
+        events[prod.name] = np.array([float((ra.sum(axis=-2) * rb.sum(axis=-1)).sum())])  # independent operands
     counts = {p.name: rate[p.name][None] for p in net.populations() if isinstance(p, IFPopulation)}
     synops = sum(events.values(), np.zeros(1))
     return RunResult("ann-estimate", 1, np.zeros((1, net.readout.size)), np.zeros((1, net.readout.size)), counts, synops,

@@ -38,3 +38,11 @@ def telescoping(sums: np.ndarray, emitted: np.ndarray, t: int, out_shift: int, b
 def telescoping_step_limit(k: int, max_a: int, max_b: int) -> int:
     """The most steps over which k x S_A x S_B stays exact in float64."""
     return math.isqrt((EXACT_FLOAT64 - 1) // max(1, k * max_a * max_b))
+
+
+def coincidences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The synaptic events of A @ B: pairs of nonzero entries A[..., m, k], B[..., k, n] that meet
+    (what coincidence neurons on cores would count, or the host's multiply-accumulates), summed
+    over all but the first (batch) axis. a [B, ..., M, K], b [B, ..., K, N]."""
+    per_k = (a != 0).sum(axis=-2) * (b != 0).sum(axis=-1)
+    return per_k.reshape(per_k.shape[0], -1).sum(axis=1)

@@ -5,7 +5,7 @@ coincidence form counts coincidences. And the readout window (`readout_start`)."
 import numpy as np
 import pytest
 
-from neurocompile.products import coincidence, telescoping, telescoping_step_limit
+from neurocompile.products import coincidence, coincidences, telescoping, telescoping_step_limit
 
 
 def _run_telescoping(a, b, out_shift, bound):
@@ -66,3 +66,11 @@ def test_telescoping_gives_the_product_of_rates_where_coincidence_counts_coincid
 def test_step_limit_keeps_the_sums_exact_in_float64():
     limit = telescoping_step_limit(16, 2**15, 1)
     assert 16 * limit**2 * 2**15 < 2**53 <= 16 * (limit + 1) ** 2 * 2**15
+
+
+def test_coincidences_count_the_nonzero_pairs_that_meet():
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 2, (2, 3, 4, 5)) * rng.integers(1, 9, (2, 3, 4, 5))
+    b = rng.integers(0, 2, (2, 3, 5, 6))
+    brute = np.einsum("xwmk,xwkn->x", (a != 0).astype(int), (b != 0).astype(int))
+    np.testing.assert_array_equal(coincidences(a, b), brute)

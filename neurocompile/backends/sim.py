@@ -19,7 +19,7 @@ from ..ir.connectivity import block_matrix, source_fanout, synapse_ids
 from ..ir.graph import Network
 from ..ir.indexing import gather
 from ..ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout, SynapseBlock
-from ..products import coincidence as coincidence_payload, telescoping as telescoping_payload
+from ..products import coincidence as coincidence_payload, coincidences, telescoping as telescoping_payload
 from ..rng import failure_threshold, rate_probability, rate_spikes, stream_id, survivors
 from .ann import product
 from .result import RunResult
@@ -110,6 +110,7 @@ class _Run:
     rasters: dict[str, np.ndarray] | None
     readout_start: int = 0
     messages: dict[str, np.ndarray] = field(default_factory=dict)  # per edge, [B]
+    events: dict[str, np.ndarray] = field(default_factory=dict)  # per block and product, [B]
     encoded: np.ndarray | None = None
     saturated: int = 0
 
@@ -189,6 +190,9 @@ def _step_product(sim, pop: Product, run: _Run, t: int, current):
     outs = {a.name: _operand(run, a.name, pop.failure_a, pop.failure_group_a, t), b.name: _operand(run, b.name, pop.failure_b, pop.failure_group_b, t)}
     for side, src in (("a", a.name), ("b", b.name)):
         run.messages[f"{pop.name}:{side}"] = run.messages.get(f"{pop.name}:{side}", 0) + (outs[src] != 0).sum(axis=1)
+    av = gather(outs[a.name], pop.a_index, pop.a_shape)
+    bv = gather(outs[b.name], pop.b_index, pop.b_shape)
+    run.events[pop.name] = run.events.get(pop.name, 0) + coincidences(av, bv)
     if pop.form == "coincidence":
         y = product(sim.net, pop, outs, lambda v: v.astype(np.float64))
         run.out[pop.name] = coincidence_payload(y, pop.out_shift).reshape(run.batch, -1)
@@ -237,7 +241,8 @@ class Simulator:
             KINDS[type(pop)][0](self, pop, run, x)
             run.out[pop.name] = np.zeros((b, pop.size), np.int64)
         buffers: dict[str, np.ndarray] = {}
-        events = {blk.block.name: np.zeros(b, np.int64) for blk in self.blocks}
+        events = run.events
+        events.update({blk.block.name: np.zeros(b, np.int64) for blk in self.blocks})
         for t in range(steps):
             # 1. Every block delivers what it computed last step.
             current = {name: bias + np.zeros((b, 1), np.int64) for name, bias in self.bias.items()}

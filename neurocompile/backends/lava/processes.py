@@ -22,7 +22,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from ...hostops import layernorm_fixed, softmax_fixed
 from ...ir.connectivity import synapse_ids
 from ...ir.indexing import gather
-from ...products import coincidence, telescoping
+from ...products import coincidence, coincidences, telescoping
 from ...rng import rate_spikes, survivors
 
 
@@ -290,6 +290,7 @@ class SpikeProduct(AbstractProcess):
         self.emitted = Var(shape=(node.size,), init=0)
         self.t = Var(shape=(1,), init=0)
         self.active = Var(shape=(node.size,), init=0)
+        self.events = Var(shape=(1,), init=0)  # coincident operand pairs (products.coincidences)
         self.proc_params["node"] = node
 
 
@@ -297,6 +298,7 @@ class _ProductModel(PyLoihiProcessModel):
     def run_spk(self):
         node = self.proc_params["node"]
         a, b = self.a_in.recv(), self.b_in.recv()
+        self.events[:] += int(coincidences(gather(a[None], node.a_index, node.a_shape), gather(b[None], node.b_index, node.b_shape))[0])
         if node.form == "telescoping":
             self.sum_a[:] += a
             self.sum_b[:] += b
@@ -322,6 +324,7 @@ class PySpikeProductFixed(_ProductModel):
     emitted: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
     t: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     active: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    events: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
 
     def coincidence(self, ab):
         return coincidence(ab, self.proc_params["node"].out_shift).astype(np.int32)
@@ -345,6 +348,7 @@ class PySpikeProductFloat(_ProductModel):
     emitted: np.ndarray = LavaPyType(np.ndarray, float)
     t: np.ndarray = LavaPyType(np.ndarray, np.int64)
     active: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    events: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
     def coincidence(self, ab):
         return ab / 2.0 ** self.proc_params["node"].out_shift

@@ -148,6 +148,7 @@ class LavaNetwork:
                 events[block.name] = int(sent @ self.fanout[block.name])
                 messages[block.name] = int(sent.sum())
         for prod in (p for p in self.net.populations() if isinstance(p, Product)):
+            events[prod.name] = int(self.procs[prod.name].events.get()[0])
             for side, src in zip("ab", self.net.operands(prod.name)):
                 messages[f"{prod.name}:{side}"] = int(self.sent(src, getattr(prod, f"failure_{side}"), getattr(prod, f"failure_group_{side}"), active).sum())
         return events, messages
@@ -249,7 +250,7 @@ PROCESSES = {
     InputPopulation: (_input, _reset_input),
     IFPopulation: (_if, _reset_if),
     HostOp: (_host, lambda lnet, pop, proc: _zero(proc.active)),
-    Product: (_product, lambda lnet, pop, proc: _zero(proc.sum_a, proc.sum_b, proc.emitted, proc.t, proc.active)),
+    Product: (_product, lambda lnet, pop, proc: _zero(proc.sum_a, proc.sum_b, proc.emitted, proc.t, proc.active, proc.events)),
     ReadoutNode: (_readout, lambda lnet, pop, proc: _zero(proc.acc, proc.t)),
 }
 
