@@ -3,8 +3,9 @@
 Per inference (one sample of T steps), with the constants of the target file's `[energy]` table:
 
     E = synaptic events x synaptic_op_j            (after failures: a failed spike costs nothing;
-                                                     a spike product's events are its coincident
-                                                     operand pairs, priced as on cores)
+                                                     a spike product's events are those of
+                                                     coincidence neurons on cores:
+                                                     products.product_events)
       + IF neurons x T x neuron_update_j           (every neuron on a core updates every step)
       + spike messages x spike_intra_chip_j        (a nonzero output sent on an edge)
         (x spike_inter_chip_j instead where the edge leaves its chip or reaches the host)
@@ -138,7 +139,8 @@ def expected_activity(net: Network, x: np.ndarray) -> RunResult:
         a, b = net.operands(prod.name)
         ra = gather(rate[a.name][None] * (1.0 - prod.failure_a), prod.a_index, prod.a_shape)
         rb = gather(rate[b.name][None] * (1.0 - prod.failure_b), prod.b_index, prod.b_shape)
-        events[prod.name] = np.array([float((ra.sum(axis=-2) * rb.sum(axis=-1)).sum())])  # independent operands
+        meets = float((ra.sum(axis=-2) * rb.sum(axis=-1)).sum())  # independent operands
+        events[prod.name] = np.array([float(ra.sum()) * rb.shape[-1] + float(rb.sum()) * ra.shape[-2] + meets])  # products.product_events
     counts = {p.name: rate[p.name][None] for p in net.populations() if isinstance(p, IFPopulation)}
     synops = sum(events.values(), np.zeros(1))
     return RunResult("ann-estimate", 1, np.zeros((1, net.readout.size)), np.zeros((1, net.readout.size)), counts, synops,

@@ -40,9 +40,15 @@ def telescoping_step_limit(k: int, max_a: int, max_b: int) -> int:
     return math.isqrt((EXACT_FLOAT64 - 1) // max(1, k * max_a * max_b))
 
 
-def coincidences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The synaptic events of A @ B: pairs of nonzero entries A[..., m, k], B[..., k, n] that meet
-    (what coincidence neurons on cores would count, or the host's multiply-accumulates), summed
-    over all but the first (batch) axis. a [B, ..., M, K], b [B, ..., K, N]."""
-    per_k = (a != 0).sum(axis=-2) * (b != 0).sum(axis=-1)
-    return per_k.reshape(per_k.shape[0], -1).sum(axis=1)
+def product_events(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The synaptic events of A @ B lowered onto coincidence neurons, one neuron per (m, k, n)
+    that fires when A[m, k] and B[k, n] are both nonzero, feeding a sum neuron per (m, n): each
+    nonzero A[m, k] reaches the N neurons of its row, each nonzero B[k, n] the M of its column,
+    and each coincidence reaches its sum. Summed over all but the first (batch) axis.
+    a [B, ..., M, K], b [B, ..., K, N]."""
+    nz_a, nz_b = a != 0, b != 0
+    m, n = a.shape[-2], b.shape[-1]
+    meets = nz_a.sum(axis=-2) * nz_b.sum(axis=-1)
+    batch = a.shape[0]
+    return (nz_a.reshape(batch, -1).sum(axis=1) * n + nz_b.reshape(batch, -1).sum(axis=1) * m
+            + meets.reshape(batch, -1).sum(axis=1))

@@ -5,7 +5,7 @@ coincidence form counts coincidences. And the readout window (`readout_start`)."
 import numpy as np
 import pytest
 
-from neurocompile.products import coincidence, coincidences, telescoping, telescoping_step_limit
+from neurocompile.products import coincidence, product_events, telescoping, telescoping_step_limit
 
 
 def _run_telescoping(a, b, out_shift, bound):
@@ -68,9 +68,12 @@ def test_step_limit_keeps_the_sums_exact_in_float64():
     assert 16 * limit**2 * 2**15 < 2**53 <= 16 * (limit + 1) ** 2 * 2**15
 
 
-def test_coincidences_count_the_nonzero_pairs_that_meet():
+def test_product_events_count_deliveries_to_coincidence_neurons_and_their_coincidences():
     rng = np.random.default_rng(3)
     a = rng.integers(0, 2, (2, 3, 4, 5)) * rng.integers(1, 9, (2, 3, 4, 5))
     b = rng.integers(0, 2, (2, 3, 5, 6))
-    brute = np.einsum("xwmk,xwkn->x", (a != 0).astype(int), (b != 0).astype(int))
-    np.testing.assert_array_equal(coincidences(a, b), brute)
+    # brute force over the coincidence neurons (x, w, m, k, n): inputs received, then firings
+    pa = np.broadcast_to((a != 0)[..., None], (2, 3, 4, 5, 6))
+    pb = np.broadcast_to((b != 0)[:, :, None], (2, 3, 4, 5, 6))
+    brute = pa.sum(axis=(1, 2, 3, 4)) + pb.sum(axis=(1, 2, 3, 4)) + (pa & pb).sum(axis=(1, 2, 3, 4))
+    np.testing.assert_array_equal(product_events(a, b), brute)

@@ -14,7 +14,7 @@ from ..ir.connectivity import block_matrix, source_fanout, synapse_ids
 from ..ir.graph import Network
 from ..ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout
 from ..ir.indexing import gather
-from ..products import coincidences
+from ..products import product_events
 from ..rng import failure_threshold, rate_probability, rate_spikes, stream_id, survivors
 from .ann import apply_block, block_weight, product
 from .result import RunResult
@@ -61,7 +61,7 @@ def run_reference(net: Network, x: np.ndarray, steps: int, seed: int = 0, progre
                 a, b_ = net.operands(pop.name)
                 ops = {a.name: _masked(values[a.name], pop.failure_a, pop.failure_group_a, seed, t),
                        b_.name: _masked(values[b_.name], pop.failure_b, pop.failure_group_b, seed, t)}
-                events[pop.name] = events.get(pop.name, 0) + coincidences(gather(ops[a.name], pop.a_index, pop.a_shape), gather(ops[b_.name], pop.b_index, pop.b_shape))
+                events[pop.name] = events.get(pop.name, 0) + product_events(gather(ops[a.name], pop.a_index, pop.a_shape), gather(ops[b_.name], pop.b_index, pop.b_shape))
                 if pop.form == "telescoping":
                     for name in ops:
                         key = f"{pop.name}/{name}"

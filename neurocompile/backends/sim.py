@@ -19,7 +19,7 @@ from ..ir.connectivity import block_matrix, source_fanout, synapse_ids
 from ..ir.graph import Network
 from ..ir.indexing import gather
 from ..ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout, SynapseBlock
-from ..products import coincidence as coincidence_payload, coincidences, telescoping as telescoping_payload
+from ..products import coincidence as coincidence_payload, product_events, telescoping as telescoping_payload
 from ..rng import failure_threshold, rate_probability, rate_spikes, stream_id, survivors
 from .ann import product
 from .result import RunResult
@@ -192,7 +192,7 @@ def _step_product(sim, pop: Product, run: _Run, t: int, current):
         run.messages[f"{pop.name}:{side}"] = run.messages.get(f"{pop.name}:{side}", 0) + (outs[src] != 0).sum(axis=1)
     av = gather(outs[a.name], pop.a_index, pop.a_shape)
     bv = gather(outs[b.name], pop.b_index, pop.b_shape)
-    run.events[pop.name] = run.events.get(pop.name, 0) + coincidences(av, bv)
+    run.events[pop.name] = run.events.get(pop.name, 0) + product_events(av, bv)
     if pop.form == "coincidence":
         y = product(sim.net, pop, outs, lambda v: v.astype(np.float64))
         run.out[pop.name] = coincidence_payload(y, pop.out_shift).reshape(run.batch, -1)

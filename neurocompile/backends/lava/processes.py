@@ -22,7 +22,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from ...hostops import layernorm_fixed, softmax_fixed
 from ...ir.connectivity import synapse_ids
 from ...ir.indexing import gather
-from ...products import coincidence, coincidences, telescoping
+from ...products import coincidence, product_events, telescoping
 from ...rng import rate_spikes, survivors
 
 
@@ -290,7 +290,7 @@ class SpikeProduct(AbstractProcess):
         self.emitted = Var(shape=(node.size,), init=0)
         self.t = Var(shape=(1,), init=0)
         self.active = Var(shape=(node.size,), init=0)
-        self.events = Var(shape=(1,), init=0)  # coincident operand pairs (products.coincidences)
+        self.events = Var(shape=(1,), init=0)  # synaptic events on coincidence neurons (products.product_events)
         self.proc_params["node"] = node
 
 
@@ -298,7 +298,7 @@ class _ProductModel(PyLoihiProcessModel):
     def run_spk(self):
         node = self.proc_params["node"]
         a, b = self.a_in.recv(), self.b_in.recv()
-        self.events[:] += int(coincidences(gather(a[None], node.a_index, node.a_shape), gather(b[None], node.b_index, node.b_shape))[0])
+        self.events[:] += int(product_events(gather(a[None], node.a_index, node.a_shape), gather(b[None], node.b_index, node.b_shape))[0])
         if node.form == "telescoping":
             self.sum_a[:] += a
             self.sum_b[:] += b
