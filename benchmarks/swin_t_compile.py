@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from neurocompile.compiler import BuildOptions, compile_network
+from neurocompile.errors import NeurocompileError
 from neurocompile.models.mst import MaskedSpikingTransformer, export_onnx
 from neurocompile.partition.validate import placement_problems
 from neurocompile.targets import load_target
@@ -48,13 +49,14 @@ def main() -> None:
             rows.append((name, 0.0, peak_gib()))
             print(f"  {name} (peak so far {peak_gib():.2f} GiB)", flush=True)
 
-        net, placement, report = compile_network(path, target, BuildOptions(), step=step)
+        refused = None
+        try:
+            net, placement, report = compile_network(path, target, BuildOptions(), step=step)
+        except NeurocompileError as err:  # the model does not fit: report how far the build got
+            refused = str(err)
         end = time.perf_counter()
     stamps = [t for _, t in marks] + [end]
     rows = [(name, stamps[k + 1] - stamps[k], mem) for k, ((name, _), (_, _, mem)) in enumerate(zip(marks, rows))]
-    t1 = time.perf_counter()
-    problems = placement_problems(net, target, placement)
-    validate_s = time.perf_counter() - t1
     table = Table(title=f"Swin-T-shaped MST (224x224, depths 2-2-6-2), build for {args.target}", title_justify="left")
     for col in ("stage", "seconds", "peak memory at start (GiB)"):
         table.add_column(col, justify="left" if col == "stage" else "right")
@@ -64,6 +66,12 @@ def main() -> None:
     console = Console()
     console.print(f"ONNX export (not part of the build): {export_s:.1f} s")
     console.print(table)
+    if refused:
+        console.print(f"build refused at '{rows[-1][0]}': {refused}")
+        return
+    t1 = time.perf_counter()
+    problems = placement_problems(net, target, placement)
+    validate_s = time.perf_counter() - t1
     p = placement
     console.print(f"{report['neurons']} neurons, {report['synapses']} synapses; {p['totals']['cores']} cores on {p['totals']['chips']} chips, "
                   f"lower bound {p['lower_bound_cores']} (x{p['totals']['cores'] / p['lower_bound_cores']:.2f}); "

@@ -93,3 +93,39 @@ def test_packing_beats_one_slice_per_core_on_the_digits_mst():
         assert placement_problems(net, target, placement) == []
     assert packed["lower_bound_cores"] <= packed["totals"]["cores"] < naive["totals"]["cores"]
     assert spike_traffic(net, packed, rates)["inter_core"] < spike_traffic(net, naive, rates)["inter_core"]
+
+
+@pytest.mark.parametrize("model", ["digits_mst", "digits_cnn"])
+def test_rows_of_a_block_equal_those_of_its_whole_matrix(model):
+    from neurocompile.ir.connectivity import block_matrix, block_rows
+
+    net, _, _ = compile_network(GRAPHS / f"{model}.onnx", load_target("loihi2"), BuildOptions())
+    rng = np.random.default_rng(0)
+    kinds = set()
+    for block in net.synapses():
+        n = net.source_of(block).size
+        whole = block_matrix(block, n)
+        kinds.add((block.kernel.kind, block.in_index is not None, block.out_index is not None))
+        for _ in range(3):
+            start = int(rng.integers(0, whole.shape[0]))
+            stop = int(rng.integers(start, whole.shape[0] + 1))
+            rows = block_rows(block, n, start, stop)
+            assert rows.shape == (stop - start, n)
+            assert abs(rows - whole[start:stop]).max() == 0 if rows.nnz or whole[start:stop].nnz else True
+    assert len(kinds) >= 3  # dense, elementwise, conv or sparse, with and without index maps
+
+
+def test_a_neuron_too_large_for_any_core_is_refused_before_blocks_are_built_whole(tmp_path, monkeypatch):
+    import importlib
+
+    place_module = importlib.import_module("neurocompile.partition.place")
+
+    target = _target_with(tmp_path, "fan_in_axons", 40)
+    net, _, _ = compile_network(GRAPHS / "digits_mlp.onnx", load_target("loihi2"), BuildOptions())
+
+    def built_whole(*args):
+        raise AssertionError("a block was built whole before the single-neuron check")
+
+    monkeypatch.setattr(place_module, "fanin_patterns", built_whole)
+    with pytest.raises(NeurocompileError, match=r"population '[^']+': neuron 0 alone needs \d+ fan-in axons .* a core has 40 axons"):
+        place(net, target)

@@ -29,6 +29,26 @@ def block_matrix(block: SynapseBlock, n_source: int, weights: np.ndarray | None 
     return m
 
 
+def block_rows(block: SynapseBlock, n_source: int, start: int, stop: int, weights: np.ndarray | None = None) -> sp.csr_matrix:
+    """Rows start..stop of `block_matrix`, built without the rest of the matrix: what a slice of
+    the target population receives, for blocks too large to hold whole."""
+    view_rows = np.arange(start, stop, dtype=np.int64) if block.out_index is None else block.out_index.ravel()[start:stop].astype(np.int64)
+    present = view_rows >= 0
+    m = block.kernel.rows(tuple(block.view_shape), view_rows[present], block.kernel.weight if weights is None else weights)
+    per_row = np.zeros(stop - start, np.int64)
+    per_row[present] = np.diff(m.indptr)  # targets the out_index leaves empty get empty rows
+    data, cols = m.data, m.indices.astype(np.int64)
+    rows = np.repeat(np.arange(stop - start), per_row)
+    if block.in_index is not None:
+        cols = block.in_index.ravel()[cols].astype(np.int64)
+        keep = cols >= 0
+        data, cols, rows = data[keep], cols[keep], rows[keep]
+    out = sp.csr_matrix((data, (rows, cols)), shape=(stop - start, n_source))
+    out.sum_duplicates()
+    out.eliminate_zeros()
+    return out
+
+
 def source_fanout(block: SynapseBlock, n_source: int) -> np.ndarray:
     """Nonzero synapses leaving each source neuron through this block."""
     if block.out_index is None:

@@ -43,6 +43,11 @@ class Kernel:
     def to_sparse(self, view_shape: tuple[int, ...], w: np.ndarray | None = None) -> sp.csr_matrix:
         raise NotImplementedError
 
+    def rows(self, view_shape: tuple[int, ...], positions: np.ndarray, w: np.ndarray | None = None) -> sp.csr_matrix:
+        """Rows `positions` (flat output positions) of `to_sparse`: [len(positions), n_view].
+        Kernels whose matrix is too large to build override it to build only those rows."""
+        return sp.csr_matrix(self.to_sparse(view_shape, w)[positions])
+
     def max_abs_row_sum(self, view_shape: tuple[int, ...], w: np.ndarray) -> float:
         """Largest sum of |weights| reaching one output: bounds the accumulator."""
         m = self.to_sparse(view_shape, np.abs(w))
@@ -88,6 +93,11 @@ class Elementwise(Kernel):
         n = int(np.prod(view_shape))
         return sp.csr_matrix((np.broadcast_to(w, view_shape).ravel().astype(np.float64), (np.arange(n), np.arange(n))), shape=(n, n))
 
+    def rows(self, view_shape, positions, w=None):
+        w = np.broadcast_to(self.weight if w is None else w, view_shape).ravel()
+        positions = np.asarray(positions, np.int64)
+        return sp.csr_matrix((w[positions].astype(np.float64), (np.arange(positions.size), positions)), shape=(positions.size, w.size))
+
     def max_abs_row_sum(self, view_shape, w):
         return float(np.abs(w).max()) if w.size else 0.0
 
@@ -117,6 +127,15 @@ class Dense(Kernel):
         lead = int(np.prod(view_shape[:-1]))
         block = sp.csr_matrix(w.astype(np.float64))
         return sp.kron(sp.identity(lead, format="csr"), block, format="csr")
+
+    def rows(self, view_shape, positions, w=None):
+        w = self.weight if w is None else w
+        positions = np.asarray(positions, np.int64)
+        n_out, n_in = w.shape
+        lead, o = np.divmod(positions, n_out)
+        block = sp.csr_matrix(w[o].astype(np.float64))  # row k: W[o_k, :], columns of lead 0
+        block.indices = (block.indices + np.repeat(lead * n_in, np.diff(block.indptr))).astype(np.int64)
+        return sp.csr_matrix((block.data, block.indices, block.indptr), shape=(positions.size, int(np.prod(view_shape))))
 
     def max_abs_row_sum(self, view_shape, w):
         return float(np.abs(w).sum(axis=1).max()) if w.size else 0.0

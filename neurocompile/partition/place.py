@@ -18,16 +18,36 @@ from ..ir.connectivity import block_matrix
 from ..ir.graph import Network
 from ..ir.nodes import InputPopulation, Product
 from ..targets import Target
-from .resources import Cost, fanin_patterns, slice_cost
+from .resources import Cost, fanin_patterns, neuron_patterns, slice_cost
+
+
+def _one_neuron_fits(cost: Cost, core: dict, pop: str, neuron: int) -> None:
+    if not cost.fits(core):
+        raise NeurocompileError(
+            f"population '{pop}': neuron {neuron} alone needs {cost.fan_in_axons} fan-in axons and {cost.synapse_bits} synapse bits; "
+            f"a core has {core['fan_in_axons']} axons and {core['synapse_memory_bits']} bits"
+        )
+
+
+# Neurons checked before any block is built whole: the first, middle and last of each
+# population (padding and shifted windows make the ends differ from the rest).
+PROBES = (0.0, 0.5, 1.0)
+
+
+def check_single_neurons(net: Network, target: Target) -> None:
+    """Refuse, before the costly slicing, a population one of whose neurons cannot fit a core
+    alone; slicing then checks every neuron. Costs only a few rows per population."""
+    core, wbits = target.core, target.numerics["weight_mantissa_bits"]
+    for pop in net.populations():
+        if pop.on_host:
+            continue
+        for neuron in sorted({round(f * (pop.size - 1)) for f in PROBES}):
+            _one_neuron_fits(slice_cost(neuron_patterns(net, pop.name, neuron), 0, 1, core, wbits), core, pop.name, neuron)
 
 
 def _longest_fit(patterns, start: int, n: int, core: dict, wbits: int, pop: str, cap: int) -> tuple[int, Cost]:
     first = slice_cost(patterns, start, start + 1, core, wbits)
-    if not first.fits(core):
-        raise NeurocompileError(
-            f"population '{pop}': one neuron alone needs {first.fan_in_axons} fan-in axons and {first.synapse_bits} synapse bits; "
-            f"a core has {core['fan_in_axons']} axons and {core['synapse_memory_bits']} bits"
-        )
+    _one_neuron_fits(first, core, pop, start)
     lo, hi = start + 1, min(n, start + core["neurons"], start + cap)
     best = first
     while lo < hi:  # largest stop in (lo, hi] that fits
@@ -179,6 +199,7 @@ def place(net: Network, target: Target, strategy: str = "packed") -> dict[str, A
         raise NeurocompileError(f"placement strategy '{strategy}' is not one of {', '.join(STRATEGIES)}")
     core = target.core
     wbits = target.numerics["weight_mantissa_bits"]
+    check_single_neurons(net, target)
     patterns = {p.name: fanin_patterns(net, p.name) for p in net.populations() if not p.on_host}
     host_ops = [{"node": p.name, "kind": p.kind, "why": _host_reason(net, p)} for p in net.populations() if p.on_host]
     unsplit = Cost(0, 0, 0)  # every population on one ideal core: what the lower bound counts

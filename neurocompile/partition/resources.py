@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..ir.connectivity import block_matrix
+from ..ir.connectivity import block_matrix, block_rows
 from ..ir.graph import Network
 
 
@@ -35,6 +35,22 @@ def fanin_patterns(net: Network, pop_name: str) -> list[tuple[str, sp.csr_matrix
         pattern = block_matrix(block, src.size, (block.w_mant != 0).astype(np.float64))
         pattern.data[:] = 1.0
         merged[src.name] = pattern if src.name not in merged else merged[src.name] + pattern
+    out = []
+    for name in sorted(merged):
+        m = sp.csr_matrix(merged[name])
+        m.data[:] = 1.0
+        out.append((name, m))
+    return out
+
+
+def neuron_patterns(net: Network, pop_name: str, neuron: int) -> list[tuple[str, sp.csr_matrix]]:
+    """`fanin_patterns` of one neuron ([1, n_source] each), built from its rows alone: what a
+    population's largest blocks cost to check before any of them is built whole."""
+    merged: dict[str, sp.csr_matrix] = {}
+    for block in net.incoming(pop_name):
+        src = net.source_of(block)
+        row = block_rows(block, src.size, neuron, neuron + 1, (block.w_mant != 0).astype(np.float64))
+        merged[src.name] = row if src.name not in merged else merged[src.name] + row
     out = []
     for name in sorted(merged):
         m = sp.csr_matrix(merged[name])
