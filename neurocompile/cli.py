@@ -4,6 +4,7 @@ ARCHITECTURE.md). Bad input of any kind ends with one line on stderr and exit co
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -228,9 +229,22 @@ def version() -> None:
     out.print(f"neurocompile {__version__}")
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the program stands so that cleanup (Lava's processes) runs."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:  # typer turns Ctrl-C into a returned 130
+            if code == 130:
+                err.print("interrupted")
+            sys.exit(code)
     except NeurocompileError as e:
         if STATE["debug"]:
             traceback.print_exc()
@@ -241,6 +255,9 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except Terminated:
+        err.print("terminated")
+        sys.exit(128 + signal.SIGTERM)
     except typer.TyperException as e:  # the parser's own errors: unknown option, missing argument
         command = getattr(getattr(e, "ctx", None), "command_path", "neurocompile")
         err.print(f"error: {e.format_message()} (see `{command} --help`)", markup=False, highlight=False, soft_wrap=True)

@@ -174,3 +174,23 @@ def test_hardware_target_without_a_board_says_what_is_missing(tmp_path):
     out = tmp_path / "hw.ncx"
     assert cli("build", MLP, "--target", "loihi2", "-o", out).returncode == 0
     assert_bad_input(cli("run", out, "--input", X, "--steps", 4, "--samples", 1, "--backend", "lava"), "lava-loihi", "loihi2-sim")
+
+
+def test_compare_exits_1_on_a_divergence(mlp_artifact, monkeypatch, capsys):
+    # In-process, with the comparison made to disagree: the exit code must reach the shell
+    # (typer returns, rather than raises, the code of an Exit in non-standalone mode).
+    import neurocompile.cli as cli_module
+    import neurocompile.runs as runs
+
+    real = runs.compare_results
+
+    def disagree(a, b):
+        cmp = real(a, b)
+        return {**cmp, "identical": False, "divergence_text": "planted"}
+
+    monkeypatch.setattr(runs, "compare_results", disagree)
+    monkeypatch.setattr(sys, "argv", ["neurocompile", "compare", str(mlp_artifact), "--input", str(X), "--steps", "4", "--samples", "1"])
+    with pytest.raises(SystemExit) as exit_:
+        cli_module.main()
+    assert exit_.value.code == 1
+    assert "first divergence" in capsys.readouterr().out
