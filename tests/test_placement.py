@@ -129,3 +129,25 @@ def test_a_neuron_too_large_for_any_core_is_refused_before_blocks_are_built_whol
     monkeypatch.setattr(place_module, "fanin_patterns", built_whole)
     with pytest.raises(NeurocompileError, match=r"population '[^']+': neuron 0 alone needs \d+ fan-in axons .* a core has 40 axons"):
         place(net, target)
+
+
+@pytest.mark.parametrize("model", ["digits_mst", "digits_cnn"])
+def test_token_wise_fan_in_costs_what_its_explicit_matrix_costs(model):
+    from neurocompile.partition.leads import LeadPattern
+    from neurocompile.partition.resources import _matrix_pattern, fanin_patterns, slice_cost
+
+    target = load_target("loihi2")
+    net, _, _ = compile_network(GRAPHS / f"{model}.onnx", target, BuildOptions())
+    rng = np.random.default_rng(1)
+    checked = 0
+    for pop in (p for p in net.populations() if not p.on_host):
+        for src, pattern in fanin_patterns(net, pop.name):
+            if not isinstance(pattern, LeadPattern):
+                continue
+            matrix = _matrix_pattern(net, pop.name, src)
+            for _ in range(10):
+                start = int(rng.integers(0, pop.size))
+                stop = int(rng.integers(start + 1, pop.size + 1))
+                assert slice_cost([(src, pattern)], start, stop, target.core, 8) == slice_cost([(src, matrix)], start, stop, target.core, 8)
+            checked += 1
+    assert checked >= 2

@@ -18,7 +18,7 @@ from ..ir.connectivity import block_matrix
 from ..ir.graph import Network
 from ..ir.nodes import InputPopulation, Product
 from ..targets import Target
-from .resources import Cost, fanin_patterns, neuron_patterns, slice_cost
+from .resources import Cost, axons_of, fanin_patterns, neuron_patterns, slice_cost
 
 
 def _one_neuron_fits(cost: Cost, core: dict, pop: str, neuron: int) -> None:
@@ -101,7 +101,7 @@ def _affinity(patterns: list, start: int, stop: int, core_of: dict[str, np.ndarr
     for src, m in patterns:
         if src not in core_of:
             continue  # the host (the input) or not placed yet
-        cols = np.unique(m[start:stop].indices)
+        cols = axons_of(m, start, stop)[0]
         score += np.bincount(core_of[src][cols] + 1, minlength=cores + 1)[: cores + 1]
     return score[1:]
 

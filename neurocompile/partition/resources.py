@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from ..ir.connectivity import block_matrix, block_rows
 from ..ir.graph import Network
+from .leads import LeadPattern, lead_pattern
 
 
 @dataclass
@@ -26,21 +27,38 @@ class Cost:
         return self.neurons <= core["neurons"] and self.synapse_bits <= core["synapse_memory_bits"] and self.fan_in_axons <= core["fan_in_axons"]
 
 
-def fanin_patterns(net: Network, pop_name: str) -> list[tuple[str, sp.csr_matrix]]:
-    """Per source population, the 0/1 pattern [n_target, n_source] of all its synapses into
-    `pop_name` (blocks from the same source share axons, so their patterns merge)."""
-    merged: dict[str, sp.csr_matrix] = {}
+def fanin_patterns(net: Network, pop_name: str) -> list[tuple[str, "sp.csr_matrix | LeadPattern"]]:
+    """Per source population, the synapses of all its blocks into `pop_name` (blocks from the
+    same source share axons, so their patterns merge): a LeadPattern where the blocks are
+    token-wise (no matrix is built), else the 0/1 matrix [n_target, n_source]."""
+    out = []
+    for name in sorted({net.source_of(b).name for b in net.incoming(pop_name)}):
+        leads = lead_pattern(net, pop_name, name)
+        out.append((name, leads if leads is not None else _matrix_pattern(net, pop_name, name)))
+    return out
+
+
+def _matrix_pattern(net: Network, pop_name: str, source: str) -> sp.csr_matrix:
+    merged = None
     for block in net.incoming(pop_name):
         src = net.source_of(block)
+        if src.name != source:
+            continue
         pattern = block_matrix(block, src.size, (block.w_mant != 0).astype(np.float64))
         pattern.data[:] = 1.0
-        merged[src.name] = pattern if src.name not in merged else merged[src.name] + pattern
-    out = []
-    for name in sorted(merged):
-        m = sp.csr_matrix(merged[name])
-        m.data[:] = 1.0
-        out.append((name, m))
-    return out
+        merged = pattern if merged is None else merged + pattern
+    m = sp.csr_matrix(merged)
+    m.data[:] = 1.0
+    return m
+
+
+def axons_of(pattern, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """(source neuron, synapses into the slice) of every axon a slice start..stop receives."""
+    if isinstance(pattern, LeadPattern):
+        return pattern.per_axon(start, stop)
+    per_axon = np.bincount(pattern[start:stop].indices, minlength=pattern.shape[1])
+    present = np.flatnonzero(per_axon)
+    return present, per_axon[present]
 
 
 def neuron_patterns(net: Network, pop_name: str, neuron: int) -> list[tuple[str, sp.csr_matrix]]:
@@ -69,10 +87,8 @@ def axon_bits(synapses_per_axon: np.ndarray, core: dict, weight_bits: int) -> in
 
 def slice_cost(patterns, start: int, stop: int, core: dict, weight_bits: int) -> Cost:
     bits = axons = 0
-    for _, m in patterns:
-        sub = m[start:stop]
-        per_axon = np.bincount(sub.indices, minlength=m.shape[1])
-        per_axon = per_axon[per_axon > 0]
+    for _, pattern in patterns:
+        _, per_axon = axons_of(pattern, start, stop)
         axons += per_axon.size
         bits += axon_bits(per_axon, core, weight_bits)
     return Cost(stop - start, bits, axons)
