@@ -151,3 +151,27 @@ def test_token_wise_fan_in_costs_what_its_explicit_matrix_costs(model):
                 assert slice_cost([(src, pattern)], start, stop, target.core, 8) == slice_cost([(src, matrix)], start, stop, target.core, 8)
             checked += 1
     assert checked >= 2
+
+
+def test_token_wise_destinations_equal_those_of_the_explicit_matrices():
+    import importlib
+
+    from neurocompile.partition.resources import _matrix_pattern
+    from neurocompile.partition.traffic import core_owner
+
+    place_module = importlib.import_module("neurocompile.partition.place")
+    target = load_target("loihi2")
+    net, placement, _ = compile_network(GRAPHS / "digits_mst.onnx", target, BuildOptions())
+    owner, _ = core_owner(net, placement)
+    explicit = place_module.FaninCache(net)
+    for block in net.synapses():
+        tgt, src = net.target_of(block).name, net.source_of(block).name
+        explicit[(tgt, src)] = _matrix_pattern(net, tgt, src)
+    units = len(placement["cores"])
+    for name in owner:
+        fast = place_module.destinations(net, name, owner, units)
+        slow = place_module.destinations(net, name, owner, units, explicit)
+        assert (fast is None) == (slow is None)
+        if fast is not None:
+            np.testing.assert_array_equal(fast[0], slow[0])
+            np.testing.assert_array_equal(fast[1], slow[1])

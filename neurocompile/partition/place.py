@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import NeurocompileError
-from ..ir.connectivity import block_matrix
 from ..ir.graph import Network
 from ..ir.nodes import InputPopulation, Product
 from ..targets import Target
+from .leads import LeadPattern
 from .resources import Cost, axons_of, fanin_patterns, neuron_patterns, slice_cost
 
 
@@ -137,32 +137,67 @@ def _pack(net: Network, target: Target, patterns: dict, slices, fan_out_bound: n
     return cores, core_of
 
 
-def destinations(net: Network, name: str, owner: dict[str, np.ndarray], units: int) -> tuple[np.ndarray, np.ndarray] | None:
+class FaninCache(dict):
+    """(target, source) -> that pair's fan-in pattern (resources.fanin_patterns), built once."""
+
+    def __init__(self, net: Network):
+        super().__init__()
+        self.net = net
+
+    def get_pattern(self, target: str, source: str):
+        if (target, source) not in self:
+            for src, pattern in fanin_patterns(self.net, target):
+                self[(target, src)] = pattern
+        return self[(target, source)]
+
+
+def _lead_destinations(pattern: LeadPattern, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(source neuron, unit) pairs into a token-wise target: per run of a lead's channels that
+    one unit holds, the slots with a synapse into that run."""
+    w = pattern.width
+    flat = np.arange(own.size)
+    starts = np.flatnonzero((flat % w == 0) | np.concatenate([[True], own[1:] != own[:-1]]))
+    stops = np.append(starts[1:], own.size)
+    lead = starts // w
+    counts = pattern.prefix[stops - lead * w] - pattern.prefix[starts - lead * w]  # [runs, slots]
+    srcs = pattern.sources[lead]
+    reached = (srcs >= 0) & (counts > 0)
+    return srcs[reached], np.broadcast_to(own[starts][:, None], reached.shape)[reached]
+
+
+def destinations(net: Network, name: str, owner: dict[str, np.ndarray], units: int, fanin: FaninCache | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """The distinct (neuron, destination unit) pairs of a population's synapses, given the unit
     (a slice or a core) of every placed neuron; HOST stands for the host. None: no synapses."""
     pop = net.node(name)
+    fanin = fanin if fanin is not None else FaninCache(net)
     srcs: list[np.ndarray] = []
     dests: list[np.ndarray] = []
-    for block in net.outgoing(name):
-        tgt = net.target_of(block)
-        m = block_matrix(block, pop.size, (block.w_mant != 0).astype(np.float64)).tocoo()
-        srcs.append(m.col)
-        dests.append(owner[tgt.name][m.row] if tgt.name in owner else np.full(m.col.size, HOST))
+    for tgt in sorted({net.target_of(b).name for b in net.outgoing(name)}):
+        pattern = fanin.get_pattern(tgt, name)
+        if isinstance(pattern, LeadPattern):
+            own = owner[tgt] if tgt in owner else np.full(net.node(tgt).size, HOST, np.int64)
+            s, d = _lead_destinations(pattern, own)
+        else:
+            m = pattern.tocoo()
+            s, d = m.col, (owner[tgt][m.row] if tgt in owner else np.full(m.col.size, HOST))
+        srcs.append(s)
+        dests.append(d)
     if any(isinstance(net.node(succ), Product) for succ in net.graph.successors(name)):
         srcs.append(np.arange(pop.size))  # operands of a spike product: every neuron to the host
         dests.append(np.full(pop.size, HOST))
     if not srcs:
         return None
     # One integer key per pair (destination HOST = -1 maps to 0): a 1-D unique is fast.
-    keys = np.unique(np.concatenate(srcs).astype(np.int64) * (units + 1) + np.concatenate(dests) + 1)
+    keys = np.unique(np.concatenate(srcs).astype(np.int64) * (units + 1) + np.concatenate(dests).astype(np.int64) + 1)
     return keys // (units + 1), keys % (units + 1) - 1
 
 
-def fan_out(net: Network, owner: dict[str, np.ndarray], units: int) -> np.ndarray:
+def fan_out(net: Network, owner: dict[str, np.ndarray], units: int, fanin: FaninCache | None = None) -> np.ndarray:
     """Output axons per unit: each neuron needs one per distinct destination unit."""
+    fanin = fanin if fanin is not None else FaninCache(net)
     out = np.zeros(units, np.int64)
     for name, own in owner.items():
-        pairs = destinations(net, name, owner, units)
+        pairs = destinations(net, name, owner, units, fanin)
         if pairs is not None:
             out += np.bincount(own[pairs[0]], minlength=units).astype(np.int64)
     return out
@@ -171,7 +206,7 @@ def fan_out(net: Network, owner: dict[str, np.ndarray], units: int) -> np.ndarra
 MAX_RESLICES = 32
 
 
-def _slice_within_fan_out(net: Network, target: Target, patterns: dict):
+def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: FaninCache):
     """Slices whose fan-out bound fits a core: a slice sending to too many destination slices is
     cut smaller, and the bounds recounted (the destinations' slicing may change too)."""
     limit = target.core["fan_out_axons"]
@@ -181,7 +216,7 @@ def _slice_within_fan_out(net: Network, target: Target, patterns: dict):
         owner = {name: np.empty(net.node(name).size, np.int64) for name in patterns}
         for k, (name, start, stop, _) in enumerate(slices):
             owner[name][start:stop] = k
-        bound = fan_out(net, owner, len(slices))
+        bound = fan_out(net, owner, len(slices), fanin)
         over = np.flatnonzero(bound > limit)
         if not over.size:
             return slices, bound
@@ -206,9 +241,11 @@ def place(net: Network, target: Target, strategy: str = "packed") -> dict[str, A
     for name, pats in patterns.items():
         whole = slice_cost(pats, 0, net.node(name).size, core, wbits)
         unsplit = Cost(unsplit.neurons + whole.neurons, unsplit.synapse_bits + whole.synapse_bits, unsplit.fan_in_axons + whole.fan_in_axons)
-    slices, bound = _slice_within_fan_out(net, target, patterns)
+    fanin = FaninCache(net)
+    fanin.update({(name, src): pattern for name, pats in patterns.items() for src, pattern in pats})
+    slices, bound = _slice_within_fan_out(net, target, patterns, fanin)
     cores, core_of = _pack(net, target, patterns, slices, bound, strategy)
-    for c, n in zip(cores, fan_out(net, core_of, len(cores))):
+    for c, n in zip(cores, fan_out(net, core_of, len(cores), fanin)):
         c["fan_out_axons"] = int(n)
 
     per_chip = target.spec["chip"]["cores"]
