@@ -175,3 +175,18 @@ def test_token_wise_destinations_equal_those_of_the_explicit_matrices():
         if fast is not None:
             np.testing.assert_array_equal(fast[0], slow[0])
             np.testing.assert_array_equal(fast[1], slow[1])
+
+
+@pytest.mark.parametrize("limit,value", [(None, None), ("synapse_memory_bits", 100000), ("fan_in_axons", 1100), ("neurons", 50)])
+def test_token_wise_slicing_finds_the_slices_of_the_general_search(tmp_path, limit, value):
+    import importlib
+
+    from neurocompile.partition.resources import fanin_patterns
+
+    place_module = importlib.import_module("neurocompile.partition.place")
+    target = load_target("loihi2") if limit is None else _target_with(tmp_path, limit, value)
+    net, _, _ = compile_network(GRAPHS / "digits_mst.onnx", load_target("loihi2"), BuildOptions())
+    patterns = {p.name: fanin_patterns(net, p.name) for p in net.populations() if not p.on_host}
+    for caps in ({}, {name: 37 for name in patterns}):
+        fast = place_module._slices(net, target, patterns, caps, fast=True)
+        assert fast == place_module._slices(net, target, patterns, caps, fast=False)

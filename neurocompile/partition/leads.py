@@ -3,15 +3,15 @@
 A transformer's blocks are mostly dense on the last axis (the same matrix for every token) or
 elementwise, with index maps that only move whole tokens (window partition, rolls, patch
 merging). Seen from a target population laid out as leads x width (tokens x channels), every
-axon of such a block feeds one lead, and the synapses it makes there are a column of the
+axon of such a block feeds whole leads, and the synapses it makes in one are a column of the
 block's matrix. So a slice's cost needs, per lead it touches, which axons the lead has and the
 column counts of the channel range it covers: prefix sums over the matrix's rows, not the
 billions of synapses of a Swin-T.
 
 `lead_pattern` builds that description for all blocks from one source into one target, or
 returns None when a block does not have this form (convolutions, general sparse kernels, index
-maps that split tokens) or when a source neuron feeds two axon slots: those keep the explicit
-matrix. Costs equal those of the explicit matrix exactly (tests/test_placement.py).
+maps that split tokens) or when a source neuron reaches one lead twice: those keep the explicit
+matrix. A source neuron may feed several leads (a token's channels feed every head's lead). Costs equal those of the explicit matrix exactly (tests/test_placement.py).
 """
 
 from __future__ import annotations
@@ -25,100 +25,125 @@ from ..ir.kernels import Dense, Elementwise
 
 
 @dataclass
+class Part:
+    """One block's share: per target lead, the source neuron of each of the block's inputs
+    (-1: none), and where the lead's channels start among the kernel's outputs."""
+
+    sources: np.ndarray  # [leads, n_in]
+    offset: np.ndarray  # [leads]
+    prefix: np.ndarray  # [n_out + 1, n_in]: synapses of input i into kernel outputs 0..o-1
+
+
+@dataclass
 class LeadPattern:
     width: int  # target neurons per lead
-    sources: np.ndarray  # [leads, slots] the source neuron of each axon slot of a lead, -1: none
-    prefix: np.ndarray  # [width + 1, slots] synapses of slot j into a lead's channels 0..o-1
-    n_source: int
+    parts: list[Part]
+    shared: bool = False  # a source neuron feeds several leads (one axon, synapses in each)
 
-    @property
-    def leads(self) -> int:
-        return self.sources.shape[0]
-
-    def counts(self, lead: int, a: int, b: int) -> np.ndarray:
-        """Synapses of each present axon of `lead` into its channels a..b-1 (zeros dropped)."""
-        c = self.prefix[b] - self.prefix[a]
-        c = c[(self.sources[lead] >= 0) & (c > 0)]
-        return c
+    def _spans(self, start: int, stop: int) -> list[tuple[np.ndarray, int, int]]:
+        """The slice as (leads, first channel, stop channel) groups: partial ends, whole middle."""
+        w = self.width
+        first, last = start // w, (stop - 1) // w
+        if first == last:
+            return [(np.array([first]), start - first * w, stop - first * w)]
+        spans = [(np.array([first]), start - first * w, w)]
+        if last > first + 1:
+            spans.append((np.arange(first + 1, last), 0, w))
+        spans.append((np.array([last]), 0, stop - last * w))
+        return spans
 
     def per_axon(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """(source neuron, synapses) of every axon into target neurons start..stop-1."""
         srcs, cnts = [], []
-        first, last = start // self.width, (stop - 1) // self.width
-        if first == last or stop - start <= 2 * self.width:
-            spans = [(p, max(start - p * self.width, 0), min(stop - p * self.width, self.width)) for p in range(first, last + 1)]
-        else:
-            spans = [(first, start - first * self.width, self.width), (last, 0, stop - last * self.width)]
-        for p, a, b in spans:
-            c = self.prefix[b] - self.prefix[a]
-            keep = (self.sources[p] >= 0) & (c > 0)
-            srcs.append(self.sources[p][keep])
-            cnts.append(c[keep])
-        if len(spans) == 2 and last > first + 1:  # whole leads in between
-            full = self.prefix[self.width]
-            inner = self.sources[first + 1:last]
-            keep = (inner >= 0) & (full > 0)[None, :]
-            srcs.append(inner[keep])
-            cnts.append(np.broadcast_to(full, inner.shape)[keep])
-        return np.concatenate(srcs), np.concatenate(cnts)
+        for leads, a, b in self._spans(start, stop):
+            for part in self.parts:
+                off = part.offset[leads][:, None]
+                c = part.prefix[off + b, np.arange(part.prefix.shape[1])] - part.prefix[off + a, np.arange(part.prefix.shape[1])]
+                s = part.sources[leads]
+                keep = (s >= 0) & (c > 0)
+                srcs.append(s[keep])
+                cnts.append(c[keep])
+        srcs, cnts = np.concatenate(srcs), np.concatenate(cnts)
+        if self.shared:
+            srcs, inverse = np.unique(srcs, return_inverse=True)
+            cnts = np.bincount(inverse, weights=cnts).astype(np.int64)
+        return srcs, cnts
+
+    def runs(self, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(source neuron, unit) pairs given the unit of every target neuron: per run of a
+        lead's channels that one unit holds, the inputs with a synapse into that run."""
+        w = self.width
+        flat = np.arange(own.size)
+        starts = np.flatnonzero((flat % w == 0) | np.concatenate([[True], own[1:] != own[:-1]]))
+        stops = np.append(starts[1:], own.size)
+        lead = starts // w
+        srcs, units = [], []
+        for part in self.parts:
+            off = part.offset[lead][:, None]
+            cols = np.arange(part.prefix.shape[1])
+            c = part.prefix[off + (stops - lead * w)[:, None], cols] - part.prefix[off + (starts - lead * w)[:, None], cols]
+            s = part.sources[lead]
+            reached = (s >= 0) & (c > 0)
+            srcs.append(s[reached])
+            units.append(np.broadcast_to(own[starts][:, None], reached.shape)[reached])
+        return np.concatenate(srcs), np.concatenate(units)
 
 
-def _dense_slots(block, kernel: Dense, n_source: int, leads: int, width: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _dense_part(block, kernel: Dense, n_source: int, leads: int, width: int) -> Part | None:
     n_out, n_in = kernel.weight.shape
     view = tuple(block.view_shape)
-    if n_out != width:
-        return None
     view_leads = int(np.prod(view[:-1]))
     vin = (block.in_index if block.in_index is not None else np.arange(n_source)).reshape(view_leads, n_in)
     if block.out_index is None:
-        if view_leads != leads:
+        if view_leads * n_out != leads * width:
             return None
-        rows = vin
+        first = np.arange(leads, dtype=np.int64) * width
     else:
-        oi = block.out_index.reshape(leads, width)
-        first = oi[:, :1]
-        present = first[:, 0] >= 0
-        whole_tokens = np.where(present[:, None], oi == first + np.arange(width), oi == -1).all() and (first[present] % width == 0).all()
-        if not whole_tokens:
+        oi = block.out_index.reshape(leads, width).astype(np.int64)
+        first = oi[:, 0]
+        present = first >= 0
+        if not np.where(present[:, None], oi == first[:, None] + np.arange(width), oi == -1).all():
             return None
-        rows = np.full((leads, n_in), -1, vin.dtype)
-        rows[present] = vin[first[present, 0] // width]
+    present = first >= 0
+    offset = np.where(present, first % n_out, 0)
+    if (offset + width > n_out).any():
+        return None  # a lead would span two of the kernel's tokens
+    rows = np.full((leads, n_in), -1, np.int64)
+    rows[present] = vin[first[present] // n_out]
     pattern = (block.w_mant != 0).astype(np.int32)
     prefix = np.vstack([np.zeros((1, n_in), np.int32), np.cumsum(pattern, axis=0, dtype=np.int32)])
-    return rows.astype(np.int64), prefix
+    return Part(rows, offset, prefix)
 
 
-def _elementwise_slots(block, n_source: int, leads: int, width: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _elementwise_part(block, n_source: int, leads: int, width: int) -> Part | None:
     if block.out_index is not None or int(np.prod(block.view_shape)) != leads * width:
         return None
     vin = (block.in_index if block.in_index is not None else np.arange(n_source)).reshape(leads, width).astype(np.int64)
     nonzero = np.broadcast_to(block.w_mant != 0, tuple(block.view_shape)).reshape(leads, width)
-    rows = np.where(nonzero, vin, -1)
-    # slot i of a lead feeds only channel i
-    prefix = (np.arange(width)[None, :] < np.arange(width + 1)[:, None]).astype(np.int32)
-    return rows, prefix
+    prefix = (np.arange(width)[None, :] < np.arange(width + 1)[:, None]).astype(np.int32)  # input i feeds channel i
+    return Part(np.where(nonzero, vin, -1), np.zeros(leads, np.int64), prefix)
 
 
 def lead_pattern(net: Network, target: str, source: str) -> LeadPattern | None:
     tgt, src = net.node(target), net.node(source)
     width = int(tgt.shape[-1]) if len(tgt.shape) > 1 else 1
     leads = tgt.size // width
-    rows, prefixes = [], []
+    parts = []
     for block in net.incoming(target):
         if net.source_of(block).name != source:
             continue
         if isinstance(block.kernel, Dense):
-            slots = _dense_slots(block, block.kernel, src.size, leads, width)
+            part = _dense_part(block, block.kernel, src.size, leads, width)
         elif isinstance(block.kernel, Elementwise):
-            slots = _elementwise_slots(block, src.size, leads, width)
+            part = _elementwise_part(block, src.size, leads, width)
         else:
-            slots = None
-        if slots is None:
+            part = None
+        if part is None:
             return None
-        rows.append(slots[0])
-        prefixes.append(slots[1])
-    sources = np.concatenate(rows, axis=1)
-    used = sources[sources >= 0]
-    if np.unique(used).size != used.size:
-        return None  # a source neuron in two slots: its synapses would merge into one axon
-    return LeadPattern(width, sources, np.concatenate(prefixes, axis=1), src.size)
+        parts.append(part)
+    lead_of = [np.broadcast_to(np.arange(leads)[:, None], p.sources.shape)[p.sources >= 0] for p in parts]
+    used = np.concatenate([p.sources[p.sources >= 0] for p in parts])
+    pairs = np.concatenate(lead_of).astype(np.int64) * src.size + used
+    if np.unique(pairs).size != pairs.size:
+        return None  # a source neuron twice in one lead: its synapses there would merge
+    return LeadPattern(width, parts, shared=np.unique(used).size != used.size)

@@ -18,6 +18,7 @@ from ..ir.graph import Network
 from ..ir.nodes import InputPopulation, Product
 from ..targets import Target
 from .leads import LeadPattern
+from .slicing import TokenwiseSlicer
 from .resources import Cost, axons_of, fanin_patterns, neuron_patterns, slice_cost
 
 
@@ -74,15 +75,18 @@ def _host_reason(net: Network, pop) -> str:
     return f"{pop.op} has no neuron form; it runs on the host"
 
 
-def _slices(net: Network, target: Target, patterns: dict, caps: dict[str, int]) -> list[tuple[str, int, int, Cost]]:
+def _slices(net: Network, target: Target, patterns: dict, caps: dict[str, int], fast: bool = True) -> list[tuple[str, int, int, Cost]]:
     """Every population cut into the longest slices that fit one core (at most `caps` neurons)."""
     core, wbits = target.core, target.numerics["weight_mantissa_bits"]
     out = []
     for name, pats in patterns.items():
         n = net.node(name).size
+        tokenwise = fast and pats and all(isinstance(m, LeadPattern) for _, m in pats)
+        slicer = TokenwiseSlicer([m for _, m in pats], n, core, wbits) if tokenwise else None
         start = 0
         while start < n:
-            stop, cost = _longest_fit(pats, start, n, core, wbits, name, caps.get(name, n))
+            found = slicer.longest(start, caps.get(name, n)) if slicer else None
+            stop, cost = found if found else _longest_fit(pats, start, n, core, wbits, name, caps.get(name, n))
             out.append((name, start, stop, cost))
             start = stop
     return out
@@ -151,20 +155,6 @@ class FaninCache(dict):
         return self[(target, source)]
 
 
-def _lead_destinations(pattern: LeadPattern, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(source neuron, unit) pairs into a token-wise target: per run of a lead's channels that
-    one unit holds, the slots with a synapse into that run."""
-    w = pattern.width
-    flat = np.arange(own.size)
-    starts = np.flatnonzero((flat % w == 0) | np.concatenate([[True], own[1:] != own[:-1]]))
-    stops = np.append(starts[1:], own.size)
-    lead = starts // w
-    counts = pattern.prefix[stops - lead * w] - pattern.prefix[starts - lead * w]  # [runs, slots]
-    srcs = pattern.sources[lead]
-    reached = (srcs >= 0) & (counts > 0)
-    return srcs[reached], np.broadcast_to(own[starts][:, None], reached.shape)[reached]
-
-
 def destinations(net: Network, name: str, owner: dict[str, np.ndarray], units: int, fanin: FaninCache | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """The distinct (neuron, destination unit) pairs of a population's synapses, given the unit
     (a slice or a core) of every placed neuron; HOST stands for the host. None: no synapses."""
@@ -176,7 +166,7 @@ def destinations(net: Network, name: str, owner: dict[str, np.ndarray], units: i
         pattern = fanin.get_pattern(tgt, name)
         if isinstance(pattern, LeadPattern):
             own = owner[tgt] if tgt in owner else np.full(net.node(tgt).size, HOST, np.int64)
-            s, d = _lead_destinations(pattern, own)
+            s, d = pattern.runs(own)
         else:
             m = pattern.tocoo()
             s, d = m.col, (owner[tgt][m.row] if tgt in owner else np.full(m.col.size, HOST))

@@ -1,0 +1,141 @@
+"""Cutting a token-wise population into core-sized slices without pricing every candidate.
+
+Where every source reaches a population through a LeadPattern, a slice's cost is the sum of
+its leads' costs (different leads use different axons), and leads with the same structure
+(which inputs they have, where their channels start in the kernel) cost the same. So per class
+of leads two tables, the cost of channels a..width-1 and of channels 0..b-1, and the running
+sum of whole leads' costs answer the greedy "longest slice from here that fits" with a few
+binary searches. Slices inside one lead, which wide layers need, are found once per class and
+starting channel and reused.
+
+A source neuron that feeds several leads (a token's channels feed every head) has one axon for
+all of them, so leads are additive only while a slice does not hold two leads that share a
+source; a slice that would is left to the general search (`None`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .leads import LeadPattern
+from .resources import Cost
+
+
+def _bits_each(n: np.ndarray, core: dict, weight_bits: int) -> np.ndarray:
+    """resources.axon_bits per axon (0 for an axon with no synapse)."""
+    blocks = -(-n // core["synapses_per_axon_block"])
+    bits = n * (weight_bits + core["synapse_index_bits"]) + blocks * core["synapse_header_bits"]
+    return -(-bits // core["synapse_word_bits"]) * core["synapse_word_bits"]
+
+
+def _share_gap(patterns: list[LeadPattern]) -> int:
+    """The fewest leads apart two leads that share a source neuron are (no sharing: huge)."""
+    gap = np.iinfo(np.int64).max
+    for pattern in (p for p in patterns if p.shared):
+        leads = np.concatenate([np.broadcast_to(np.arange(part.sources.shape[0])[:, None], part.sources.shape)[part.sources >= 0] for part in pattern.parts])
+        srcs = np.concatenate([part.sources[part.sources >= 0] for part in pattern.parts])
+        order = np.lexsort((leads, srcs))
+        same = srcs[order][1:] == srcs[order][:-1]
+        if same.any():
+            gap = min(gap, int(np.diff(leads[order])[same].min()))
+    return gap
+
+
+class TokenwiseSlicer:
+    def __init__(self, patterns: list[LeadPattern], n: int, core: dict, weight_bits: int):
+        self.core, self.wbits, self.n = core, weight_bits, n
+        self.w = patterns[0].width
+        self.parts = [part for p in patterns for part in p.parts]
+        self.gap = _share_gap(patterns)
+        keys = []
+        for part in self.parts:
+            valid = np.packbits(part.sources >= 0, axis=1)
+            _, ids = np.unique(valid, axis=0, return_inverse=True)
+            keys += [part.offset, ids.ravel()]
+        _, first, cls = np.unique(np.stack(keys, axis=1), axis=0, return_index=True, return_inverse=True)
+        self.cls, self.rep = cls.ravel(), first
+        # per class: cost of channels a..w-1 (head) and 0..b-1 (tail), for a, b in 0..w
+        tables = [self._tables(int(r)) for r in self.rep]
+        self.head_bits = np.stack([t[0] for t in tables])
+        self.head_axons = np.stack([t[1] for t in tables])
+        self.tail_bits = np.stack([t[2] for t in tables])
+        self.tail_axons = np.stack([t[3] for t in tables])
+        full_bits, full_axons = self.tail_bits[self.cls, self.w], self.tail_axons[self.cls, self.w]
+        self.cum_bits = np.concatenate([[0], np.cumsum(full_bits)])
+        self.cum_axons = np.concatenate([[0], np.cumsum(full_axons)])
+        self.inner: dict[tuple[int, int, int], tuple[int, int, int]] = {}
+
+    def _tables(self, lead: int):
+        w = self.w
+        hb, ha, tb, ta = (np.zeros(w + 1, np.int64) for _ in range(4))
+        for part in self.parts:
+            valid = part.sources[lead] >= 0
+            off = int(part.offset[lead])
+            rows = part.prefix[off: off + w + 1][:, valid].astype(np.int64)  # [w + 1, inputs]
+            tail = rows - rows[0]
+            head = rows[-1] - rows
+            tb += _bits_each(tail, self.core, self.wbits).sum(axis=1)
+            ta += (tail > 0).sum(axis=1)
+            hb += _bits_each(head, self.core, self.wbits).sum(axis=1)
+            ha += (head > 0).sum(axis=1)
+        return hb, ha, tb, ta
+
+    def _within(self, lead: int, a: int, b: int) -> tuple[int, int]:
+        bits = axons = 0
+        for part in self.parts:
+            valid = part.sources[lead] >= 0
+            off = int(part.offset[lead])
+            c = (part.prefix[off + b] - part.prefix[off + a])[valid].astype(np.int64)
+            bits += int(_bits_each(c, self.core, self.wbits).sum())
+            axons += int((c > 0).sum())
+        return bits, axons
+
+    def _fits(self, bits: int, axons: int) -> bool:
+        return bits <= self.core["synapse_memory_bits"] and axons <= self.core["fan_in_axons"]
+
+    def longest(self, start: int, cap: int) -> tuple[int, Cost] | None:
+        """The longest slice from `start` that fits (at most `cap` neurons), as the general
+        search would find it; None where leads sharing a source would meet in it."""
+        w, core = self.w, self.core
+        end = min(self.n, start + core["neurons"], start + cap)
+        p0, a = divmod(start, w)
+        c0 = int(self.cls[p0])
+        if p0 * w + w > end or not self._fits(int(self.head_bits[c0, a]), int(self.head_axons[c0, a])):
+            b_max = min(w, end - p0 * w)
+            key = (c0, a, b_max)
+            if key not in self.inner:  # largest b in (a, b_max] with channels a..b-1 fitting
+                lo, hi = a + 1, b_max
+                best = self._within(p0, a, lo)
+                if not self._fits(*best):
+                    return None  # one neuron alone does not fit: the general search says so
+                while lo < hi:
+                    mid = (lo + hi + 1) // 2
+                    cost = self._within(p0, a, mid)
+                    if self._fits(*cost):
+                        lo, best = mid, cost
+                    else:
+                        hi = mid - 1
+                self.inner[key] = (lo, *best)
+            b, bits, axons = self.inner[key]
+            return p0 * w + b, Cost(b - a, bits, axons)
+        bits, axons = int(self.head_bits[c0, a]), int(self.head_axons[c0, a])
+        # whole leads p0+1 .. p-1 while they fit
+        first = p0 + 1
+        last_whole = min(end // w, len(self.cls))
+        k_bits = np.searchsorted(self.cum_bits, self.cum_bits[first] + core["synapse_memory_bits"] - bits, side="right") - 1
+        k_axons = np.searchsorted(self.cum_axons, self.cum_axons[first] + core["fan_in_axons"] - axons, side="right") - 1
+        p = int(min(k_bits, k_axons, last_whole))
+        bits += int(self.cum_bits[p] - self.cum_bits[first])
+        axons += int(self.cum_axons[p] - self.cum_axons[first])
+        stop = p * w
+        if p < len(self.cls) and stop < end:  # channels 0..b-1 of lead p
+            c = int(self.cls[p])
+            b_max = min(w, end - stop)
+            ok = (self.tail_bits[c, : b_max + 1] <= core["synapse_memory_bits"] - bits) & (self.tail_axons[c, : b_max + 1] <= core["fan_in_axons"] - axons)
+            b = int(np.flatnonzero(ok).max())  # tables grow with b, and b = 0 costs nothing
+            bits += int(self.tail_bits[c, b])
+            axons += int(self.tail_axons[c, b])
+            stop += b
+        if (stop - 1) // w - p0 >= self.gap:
+            return None
+        return stop, Cost(stop - start, bits, axons)
