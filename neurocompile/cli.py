@@ -4,6 +4,7 @@ ARCHITECTURE.md). Bad input of any kind ends with one line on stderr and exit co
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import traceback
@@ -233,7 +234,12 @@ class Terminated(BaseException):
     """SIGTERM, raised where the program stands so that cleanup (Lava's processes) runs."""
 
 
+MAIN_PID = os.getpid()
+
+
 def _on_sigterm(signum, frame):
+    if os.getpid() != MAIN_PID:  # a process Lava forked inherits the handler: end it quietly
+        os._exit(128 + signum)
     raise Terminated
 
 

@@ -200,6 +200,38 @@ class LavaNetwork:
         if anchor.runtime is not None:
             anchor.stop()
 
+    def abort(self, grace_s: float = 5.0) -> None:
+        """Ends Lava's OS processes after an error or an interrupt, without Lava's stop: the
+        interrupt may have cut a message between the runtime and a process in half, and then
+        that stop raises or waits forever. The shared memory of the channels is released
+        (lava-nc 0.10.0's messaging infrastructure), then every process still running,
+        including one started before the runtime registered it, is terminated and reaped."""
+        import multiprocessing
+
+        runtime = self.procs[self.net.readout.name].runtime
+        infrastructure = getattr(runtime, "_messaging_infrastructure", None)
+        _end(list(getattr(infrastructure, "_actors", [])), grace_s)
+        manager = getattr(infrastructure, "_smm", None)
+        if manager is not None:
+            manager.shutdown()
+        _end(multiprocessing.active_children(), grace_s)
+
+
+def _end(processes: list, grace_s: float) -> None:
+    """Terminate, then kill what is left after `grace_s`. Polls is_alive (which reaps) rather
+    than join: Lava's processes override join with one that blocks."""
+    import time
+
+    alive = [p for p in processes if p.is_alive()]
+    for p in alive:
+        p.terminate()
+    deadline = time.monotonic() + grace_s
+    while any(p.is_alive() for p in alive) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for p in alive:
+        if p.is_alive():
+            p.kill()
+
 
 def _input(lnet: LavaNetwork, pop: InputPopulation):
     from .processes import GradedInput, RateInput
@@ -299,8 +331,10 @@ def run_lava(net: Network, x: np.ndarray, steps: int, payload_bits: int, membran
                     store.setdefault(name, np.zeros(b, np.int64))[k] = n
             if progress is not None:
                 progress(k + 1)
-    finally:
-        lava_net.stop()
+    except BaseException:
+        lava_net.abort()
+        raise
+    lava_net.stop()
     output = (acc / readout.scale).reshape((b,) + tuple(net.meta["output_shape"]))
     synops = sum(events.values(), np.zeros(b, np.int64))
     return RunResult("lava" if precision == "fixed" else "lava-float", steps, output, acc, counts, synops, saturated, membranes, rasters,
