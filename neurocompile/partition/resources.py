@@ -38,18 +38,16 @@ def fanin_patterns(net: Network, pop_name: str) -> list[tuple[str, "sp.csr_matri
     return out
 
 
-def _matrix_pattern(net: Network, pop_name: str, source: str) -> sp.csr_matrix:
-    merged = None
-    for block in net.incoming(pop_name):
-        src = net.source_of(block)
-        if src.name != source:
-            continue
-        pattern = block_matrix(block, src.size, (block.w_mant != 0).astype(np.float64))
-        pattern.data[:] = 1.0
-        merged = pattern if merged is None else merged + pattern
-    m = sp.csr_matrix(merged)
+def _union(rows_per_block: list[sp.csr_matrix]) -> sp.csr_matrix:
+    """0/1 union of the patterns of blocks from one source (they share axons)."""
+    m = sp.csr_matrix(sum(rows_per_block[1:], rows_per_block[0]))
     m.data[:] = 1.0
     return m
+
+
+def _matrix_pattern(net: Network, pop_name: str, source: str) -> sp.csr_matrix:
+    blocks = [b for b in net.incoming(pop_name) if net.source_of(b).name == source]
+    return _union([block_matrix(b, net.node(source).size, (b.w_mant != 0).astype(np.float64)) for b in blocks])
 
 
 def axons_of(pattern, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,25 +62,23 @@ def axons_of(pattern, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
 def neuron_patterns(net: Network, pop_name: str, neuron: int) -> list[tuple[str, sp.csr_matrix]]:
     """`fanin_patterns` of one neuron ([1, n_source] each), built from its rows alone: what a
     population's largest blocks cost to check before any of them is built whole."""
-    merged: dict[str, sp.csr_matrix] = {}
+    rows: dict[str, list[sp.csr_matrix]] = {}
     for block in net.incoming(pop_name):
         src = net.source_of(block)
-        row = block_rows(block, src.size, neuron, neuron + 1, (block.w_mant != 0).astype(np.float64))
-        merged[src.name] = row if src.name not in merged else merged[src.name] + row
-    out = []
-    for name in sorted(merged):
-        m = sp.csr_matrix(merged[name])
-        m.data[:] = 1.0
-        out.append((name, m))
-    return out
+        rows.setdefault(src.name, []).append(block_rows(block, src.size, neuron, neuron + 1, (block.w_mant != 0).astype(np.float64)))
+    return [(name, _union(rows[name])) for name in sorted(rows)]
 
 
-def axon_bits(synapses_per_axon: np.ndarray, core: dict, weight_bits: int) -> int:
+def axon_bits_each(synapses_per_axon: np.ndarray, core: dict, weight_bits: int) -> np.ndarray:
+    """Synapse memory of each axon (0 for an axon without synapses)."""
     n = synapses_per_axon
     blocks = -(-n // core["synapses_per_axon_block"])
     bits = n * (weight_bits + core["synapse_index_bits"]) + blocks * core["synapse_header_bits"]
-    words = -(-bits // core["synapse_word_bits"])
-    return int(words.sum()) * core["synapse_word_bits"]
+    return -(-bits // core["synapse_word_bits"]) * core["synapse_word_bits"]
+
+
+def axon_bits(synapses_per_axon: np.ndarray, core: dict, weight_bits: int) -> int:
+    return int(axon_bits_each(synapses_per_axon, core, weight_bits).sum())
 
 
 def slice_cost(patterns, start: int, stop: int, core: dict, weight_bits: int) -> Cost:

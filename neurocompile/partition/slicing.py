@@ -18,14 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .leads import LeadPattern
-from .resources import Cost
-
-
-def _bits_each(n: np.ndarray, core: dict, weight_bits: int) -> np.ndarray:
-    """resources.axon_bits per axon (0 for an axon with no synapse)."""
-    blocks = -(-n // core["synapses_per_axon_block"])
-    bits = n * (weight_bits + core["synapse_index_bits"]) + blocks * core["synapse_header_bits"]
-    return -(-bits // core["synapse_word_bits"]) * core["synapse_word_bits"]
+from .resources import Cost, axon_bits_each
 
 
 def _share_gap(patterns: list[LeadPattern]) -> int:
@@ -74,9 +67,9 @@ class TokenwiseSlicer:
             rows = part.prefix[off: off + w + 1][:, valid].astype(np.int64)  # [w + 1, inputs]
             tail = rows - rows[0]
             head = rows[-1] - rows
-            tb += _bits_each(tail, self.core, self.wbits).sum(axis=1)
+            tb += axon_bits_each(tail, self.core, self.wbits).sum(axis=1)
             ta += (tail > 0).sum(axis=1)
-            hb += _bits_each(head, self.core, self.wbits).sum(axis=1)
+            hb += axon_bits_each(head, self.core, self.wbits).sum(axis=1)
             ha += (head > 0).sum(axis=1)
         return hb, ha, tb, ta
 
@@ -86,7 +79,7 @@ class TokenwiseSlicer:
             valid = part.sources[lead] >= 0
             off = int(part.offset[lead])
             c = (part.prefix[off + b] - part.prefix[off + a])[valid].astype(np.int64)
-            bits += int(_bits_each(c, self.core, self.wbits).sum())
+            bits += int(axon_bits_each(c, self.core, self.wbits).sum())
             axons += int((c > 0).sum())
         return bits, axons
 
