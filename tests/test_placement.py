@@ -190,3 +190,21 @@ def test_token_wise_slicing_finds_the_slices_of_the_general_search(tmp_path, lim
     for caps in ({}, {name: 37 for name in patterns}):
         fast = place_module._slices(net, target, patterns, caps, fast=True)
         assert fast == place_module._slices(net, target, patterns, caps, fast=False)
+
+
+@pytest.mark.parametrize("fan_out_axons", [4096, 300])
+def test_slice_fan_out_bounds_equal_a_full_recount(tmp_path, fan_out_axons):
+    import importlib
+
+    from neurocompile.partition.resources import fanin_patterns
+
+    place_module = importlib.import_module("neurocompile.partition.place")
+    target = _target_with(tmp_path, "fan_out_axons", fan_out_axons)
+    net, _, _ = compile_network(GRAPHS / "digits_mst.onnx", load_target("loihi2"), BuildOptions())
+    patterns = {p.name: fanin_patterns(net, p.name) for p in net.populations() if not p.on_host}
+    slices, bound = place_module._slice_within_fan_out(net, target, patterns, place_module.FaninCache(net))
+    owner = {name: np.empty(net.node(name).size, np.int64) for name in patterns}
+    for k, (name, start, stop, _) in enumerate(slices):
+        owner[name][start:stop] = k
+    np.testing.assert_array_equal(bound, place_module.fan_out(net, owner, len(slices)))
+    assert bound.max() <= fan_out_axons

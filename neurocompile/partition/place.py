@@ -75,21 +75,25 @@ def _host_reason(net: Network, pop) -> str:
     return f"{pop.op} has no neuron form; it runs on the host"
 
 
+def _slice_population(net: Network, target: Target, name: str, pats: list, cap: int, fast: bool = True) -> list[tuple[str, int, int, Cost]]:
+    """A population cut into the longest slices that fit one core (at most `cap` neurons)."""
+    core, wbits = target.core, target.numerics["weight_mantissa_bits"]
+    n = net.node(name).size
+    tokenwise = fast and pats and all(isinstance(m, LeadPattern) for _, m in pats)
+    slicer = TokenwiseSlicer([m for _, m in pats], n, core, wbits) if tokenwise else None
+    out = []
+    start = 0
+    while start < n:
+        found = slicer.longest(start, cap) if slicer else None
+        stop, cost = found if found else _longest_fit(pats, start, n, core, wbits, name, cap)
+        out.append((name, start, stop, cost))
+        start = stop
+    return out
+
+
 def _slices(net: Network, target: Target, patterns: dict, caps: dict[str, int], fast: bool = True) -> list[tuple[str, int, int, Cost]]:
     """Every population cut into the longest slices that fit one core (at most `caps` neurons)."""
-    core, wbits = target.core, target.numerics["weight_mantissa_bits"]
-    out = []
-    for name, pats in patterns.items():
-        n = net.node(name).size
-        tokenwise = fast and pats and all(isinstance(m, LeadPattern) for _, m in pats)
-        slicer = TokenwiseSlicer([m for _, m in pats], n, core, wbits) if tokenwise else None
-        start = 0
-        while start < n:
-            found = slicer.longest(start, caps.get(name, n)) if slicer else None
-            stop, cost = found if found else _longest_fit(pats, start, n, core, wbits, name, caps.get(name, n))
-            out.append((name, start, stop, cost))
-            start = stop
-    return out
+    return [sl for name, pats in patterns.items() for sl in _slice_population(net, target, name, pats, caps.get(name, net.node(name).size), fast)]
 
 
 # How many of the most recently opened cores a slice may join: enough to fill the tails that
@@ -196,25 +200,68 @@ def fan_out(net: Network, owner: dict[str, np.ndarray], units: int, fanin: Fanin
 MAX_RESLICES = 32
 
 
+def _reach(net: Network, source: str, tgt: str, local: np.ndarray, fanin: FaninCache) -> np.ndarray:
+    """Per neuron of `source`: how many slices of `tgt` its synapses reach (`local`: the slice
+    of each neuron of `tgt`)."""
+    pattern = fanin.get_pattern(tgt, source)
+    if isinstance(pattern, LeadPattern):
+        s, u = pattern.runs(local)
+    else:
+        m = pattern.tocoo()
+        s, u = m.col, local[m.row]
+    units = int(local.max()) + 1
+    keys = np.unique(s.astype(np.int64) * units + u)
+    return np.bincount(keys // units, minlength=net.node(source).size)
+
+
+def _reaches_host(net: Network, source: str, placed: dict, fanin: FaninCache) -> np.ndarray:
+    """Per neuron of `source`: 1 where it sends to the host (a host op, a product, the readout
+    off the cores), which takes one fan-out axon however many host nodes it feeds."""
+    n = net.node(source).size
+    host = np.zeros(n, bool)
+    for tgt in {net.target_of(b).name for b in net.outgoing(source)} - set(placed):
+        host[_reach(net, source, tgt, np.zeros(net.node(tgt).size, np.int64), fanin) > 0] = True
+    if any(isinstance(net.node(succ), Product) for succ in net.graph.successors(source)):
+        host[:] = True
+    return host.astype(np.int64)
+
+
 def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: FaninCache):
     """Slices whose fan-out bound fits a core: a slice sending to too many destination slices is
-    cut smaller, and the bounds recounted (the destinations' slicing may change too)."""
+    cut smaller, and the bounds recounted. A neuron's bound is, per target population, the
+    slices of it that its synapses reach, plus one axon to the host; only the populations
+    whose slicing changed are cut and counted again."""
     limit = target.core["fan_out_axons"]
     caps: dict[str, int] = {}
+    sliced: dict[str, list] = {}
+    local: dict[str, np.ndarray] = {}
+    reach: dict[tuple[str, str], np.ndarray] = {}
+    targets = {name: sorted({net.target_of(b).name for b in net.outgoing(name)} & set(patterns)) for name in patterns}
+    host = {name: _reaches_host(net, name, patterns, fanin) for name in patterns}
+    dirty = set(patterns)
     for _ in range(MAX_RESLICES):
-        slices = _slices(net, target, patterns, caps)
-        owner = {name: np.empty(net.node(name).size, np.int64) for name in patterns}
-        for k, (name, start, stop, _) in enumerate(slices):
-            owner[name][start:stop] = k
-        bound = fan_out(net, owner, len(slices), fanin)
+        for name in dirty:
+            sliced[name] = _slice_population(net, target, name, patterns[name], caps.get(name, net.node(name).size))
+            local[name] = np.repeat(np.arange(len(sliced[name])), [stop - start for _, start, stop, _ in sliced[name]])
+        for name in patterns:
+            for tgt in targets[name]:
+                if tgt in dirty or (name, tgt) not in reach:
+                    reach[(name, tgt)] = _reach(net, name, tgt, local[tgt], fanin)
+        slices = [sl for name in patterns for sl in sliced[name]]
+        bound = np.concatenate([
+            np.bincount(local[name], weights=sum((reach[(name, t)] for t in targets[name]), host[name]), minlength=len(sliced[name])).astype(np.int64)
+            for name in patterns
+        ])
         over = np.flatnonzero(bound > limit)
         if not over.size:
             return slices, bound
+        dirty = set()
         for k in over:
             name, start, stop, _ = slices[k]
             if stop - start == 1:
                 raise NeurocompileError(f"population '{name}': neuron {start} needs {bound[k]} fan-out axons; a core has {limit}")
             caps[name] = min(caps.get(name, stop - start), max(1, (stop - start) * limit // int(bound[k])))
+            dirty.add(name)
     worst = int(np.argmax(bound))
     raise NeurocompileError(f"population '{slices[worst][0]}': a slice needs {bound[worst]} fan-out axons, more than a core's {limit}, after {MAX_RESLICES} cuts")
 
