@@ -208,3 +208,14 @@ def test_slice_fan_out_bounds_equal_a_full_recount(tmp_path, fan_out_axons):
         owner[name][start:stop] = k
     np.testing.assert_array_equal(bound, place_module.fan_out(net, owner, len(slices)))
     assert bound.max() <= fan_out_axons
+
+
+@pytest.mark.parametrize("model", ["digits_mst", "digits_cnn"])
+def test_synapses_per_source_neuron_are_counted_without_the_matrix(model):
+    from neurocompile.ir.connectivity import block_matrix, source_fanout
+
+    net, _, _ = compile_network(GRAPHS / f"{model}.onnx", load_target("loihi2"), BuildOptions())
+    for block in net.synapses():
+        n = net.source_of(block).size
+        whole = block_matrix(block, n, (block.kernel.weight != 0).astype(np.float64))
+        np.testing.assert_array_equal(source_fanout(block, n), np.bincount(whole.indices, minlength=n))

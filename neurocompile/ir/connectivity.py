@@ -51,15 +51,17 @@ def block_rows(block: SynapseBlock, n_source: int, start: int, stop: int, weight
 
 def source_fanout(block: SynapseBlock, n_source: int) -> np.ndarray:
     """Nonzero synapses leaving each source neuron through this block."""
-    if block.out_index is None:
-        per_view = block.kernel.fanout(tuple(block.view_shape))
-        if block.in_index is None:
-            return per_view
-        flat = block.in_index.ravel()
-        keep = flat >= 0
-        return np.bincount(flat[keep], weights=per_view[keep], minlength=n_source).astype(np.int64)
-    pattern = block_matrix(block, n_source, (block.kernel.weight != 0).astype(np.float64))
-    return np.bincount(pattern.indices, minlength=n_source).astype(np.int64)
+    view = tuple(block.view_shape)
+    uses = None
+    if block.out_index is not None:  # how many targets take each kernel output
+        taken = block.out_index.ravel()
+        uses = np.bincount(taken[taken >= 0], minlength=int(np.prod(block.kernel.out_shape(view))))
+    per_view = block.kernel.fanout(view, uses)
+    if block.in_index is None:
+        return per_view
+    flat = block.in_index.ravel()
+    keep = flat >= 0
+    return np.bincount(flat[keep], weights=per_view[keep], minlength=n_source).astype(np.int64)
 
 
 def n_synapses(block: SynapseBlock, n_source: int) -> int:

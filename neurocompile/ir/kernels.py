@@ -59,9 +59,13 @@ class Kernel:
         m.eliminate_zeros()
         return m
 
-    def fanout(self, view_shape: tuple[int, ...]) -> np.ndarray:
-        """Number of nonzero synapses leaving each view element (flat, length n_view)."""
-        return np.bincount(self.connectivity(view_shape).indices, minlength=int(np.prod(view_shape))).astype(np.int64)
+    def fanout(self, view_shape: tuple[int, ...], uses: np.ndarray | None = None) -> np.ndarray:
+        """Number of nonzero synapses leaving each view element (flat, length n_view); with
+        `uses` (per flat output, how many targets take it), each synapse counts that often."""
+        m = self.connectivity(view_shape)
+        if uses is None:
+            return np.bincount(m.indices, minlength=int(np.prod(view_shape))).astype(np.int64)
+        return np.rint(m.T @ uses.astype(np.float64)).astype(np.int64)
 
     # --- serialization: scalars go to graph.json, arrays to params.npz
     def scalars(self) -> dict[str, Any]:
@@ -101,8 +105,9 @@ class Elementwise(Kernel):
     def max_abs_row_sum(self, view_shape, w):
         return float(np.abs(w).max()) if w.size else 0.0
 
-    def fanout(self, view_shape):
-        return (np.broadcast_to(self.weight, view_shape) != 0).ravel().astype(np.int64)
+    def fanout(self, view_shape, uses=None):
+        nonzero = (np.broadcast_to(self.weight, view_shape) != 0).ravel().astype(np.int64)
+        return nonzero if uses is None else nonzero * uses
 
 
 @register
@@ -140,9 +145,11 @@ class Dense(Kernel):
     def max_abs_row_sum(self, view_shape, w):
         return float(np.abs(w).sum(axis=1).max()) if w.size else 0.0
 
-    def fanout(self, view_shape):
-        per_input = (self.weight != 0).sum(axis=0)
-        return np.tile(per_input, int(np.prod(view_shape[:-1]))).astype(np.int64)
+    def fanout(self, view_shape, uses=None):
+        nonzero = (self.weight != 0).astype(np.int64)
+        if uses is None:
+            return np.tile(nonzero.sum(axis=0), int(np.prod(view_shape[:-1])))
+        return (uses.reshape(-1, nonzero.shape[0]).astype(np.int64) @ nonzero).ravel()
 
 
 @register
