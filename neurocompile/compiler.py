@@ -17,6 +17,7 @@ from .ir.connectivity import n_synapses
 from .ir.graph import Network
 from .ir.nodes import ENCODINGS, IFPopulation, Product
 from .partition import place
+from .partition.place import FaninCache
 from .partition.traffic import neuron_rates, spike_traffic
 from .passes.calibrate import calibrate_thresholds, needs_calibration
 from .passes.dce import eliminate_dead_code
@@ -90,10 +91,11 @@ def compile_network(model: str | Path, target: Target, options: BuildOptions, st
             qreport[name]["activation_rel_error"] = err
     net.validate()
     step("place")
-    placement = place(net, target)
+    fanin = FaninCache(net)
+    placement = place(net, target, fanin=fanin)
     report = summarize(net, target, placement, qreport, thresholds, input_range)
     step("estimate traffic")
-    report["spike_traffic_per_step"] = spike_traffic(net, placement, neuron_rates(net, calib[:256]) if calib is not None else None)
+    report["spike_traffic_per_step"] = spike_traffic(net, placement, neuron_rates(net, calib[:256]) if calib is not None else None, fanin)
     if calib is not None:
         report["estimated_energy_per_step"] = run_energy(net, target, placement, expected_activity(net, calib[:256]))
     report["warnings"] = quantization_warnings(qreport)

@@ -158,6 +158,9 @@ class FaninCache(dict):
                 self[(target, src)] = pattern
         return self[(target, source)]
 
+    def sources(self, target: str) -> list[str]:
+        return sorted({self.net.source_of(b).name for b in self.net.incoming(target)})
+
 
 def destinations(net: Network, name: str, owner: dict[str, np.ndarray], units: int, fanin: FaninCache | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """The distinct (neuron, destination unit) pairs of a population's synapses, given the unit
@@ -266,20 +269,20 @@ def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: F
     raise NeurocompileError(f"population '{slices[worst][0]}': a slice needs {bound[worst]} fan-out axons, more than a core's {limit}, after {MAX_RESLICES} cuts")
 
 
-def place(net: Network, target: Target, strategy: str = "packed") -> dict[str, Any]:
+def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCache | None = None) -> dict[str, Any]:
+    """`fanin`: a cache of fan-in patterns to fill, for what later reads them (traffic)."""
     if strategy not in STRATEGIES:
         raise NeurocompileError(f"placement strategy '{strategy}' is not one of {', '.join(STRATEGIES)}")
     core = target.core
     wbits = target.numerics["weight_mantissa_bits"]
     check_single_neurons(net, target)
-    patterns = {p.name: fanin_patterns(net, p.name) for p in net.populations() if not p.on_host}
+    fanin = fanin if fanin is not None else FaninCache(net)
+    patterns = {p.name: [(src, fanin.get_pattern(p.name, src)) for src in fanin.sources(p.name)] for p in net.populations() if not p.on_host}
     host_ops = [{"node": p.name, "kind": p.kind, "why": _host_reason(net, p)} for p in net.populations() if p.on_host]
     unsplit = Cost(0, 0, 0)  # every population on one ideal core: what the lower bound counts
     for name, pats in patterns.items():
         whole = slice_cost(pats, 0, net.node(name).size, core, wbits)
         unsplit = Cost(unsplit.neurons + whole.neurons, unsplit.synapse_bits + whole.synapse_bits, unsplit.fan_in_axons + whole.fan_in_axons)
-    fanin = FaninCache(net)
-    fanin.update({(name, src): pattern for name, pats in patterns.items() for src, pattern in pats})
     slices, bound = _slice_within_fan_out(net, target, patterns, fanin)
     cores, core_of = _pack(net, target, patterns, slices, bound, strategy)
     for c, n in zip(cores, fan_out(net, core_of, len(cores), fanin)):

@@ -14,7 +14,7 @@ import numpy as np
 from ..backends.ann import evaluate
 from ..ir.graph import Network
 from ..ir.nodes import IFPopulation
-from .place import HOST, destinations
+from .place import HOST, FaninCache, destinations
 
 
 def core_owner(net: Network, placement: dict) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -33,12 +33,12 @@ def neuron_rates(net: Network, x: np.ndarray) -> dict[str, np.ndarray]:
     return {p.name: np.clip(post[p.name] / p.threshold, 0.0, 1.0).mean(axis=0) for p in net.populations() if isinstance(p, IFPopulation)}
 
 
-def spike_traffic(net: Network, placement: dict, rates: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+def spike_traffic(net: Network, placement: dict, rates: dict[str, np.ndarray] | None = None, fanin: FaninCache | None = None) -> dict[str, Any]:
     owner, chips = core_owner(net, placement)
     units = len(placement["cores"])
     local = inter_core = inter_chip = 0.0
     for name, own in owner.items():
-        pairs = destinations(net, name, owner, units)
+        pairs = destinations(net, name, owner, units, fanin)
         if pairs is None:
             continue
         neuron, dest = pairs
