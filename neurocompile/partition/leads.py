@@ -11,7 +11,8 @@ billions of synapses of a Swin-T.
 `lead_pattern` builds that description for all blocks from one source into one target, or
 returns None when a block does not have this form (convolutions, general sparse kernels, index
 maps that split tokens) or when a source neuron reaches one lead twice: those keep the explicit
-matrix. A source neuron may feed several leads (a token's channels feed every head's lead). Costs equal those of the explicit matrix exactly (tests/test_placement.py).
+matrix. A source neuron may feed several leads (a token's channels feed every head's lead).
+Costs equal those of the explicit matrix exactly (tests/test_placement.py).
 """
 
 from __future__ import annotations
