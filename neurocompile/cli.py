@@ -247,7 +247,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = app(standalone_mode=False)
-        if isinstance(code, int) and code:  # typer turns Ctrl-C into a returned 130
+        if isinstance(code, int) and code:  # typer returns, not raises, an Exit's code (Ctrl-C: 130)
             if code == 130:
                 err.print("interrupted")
             sys.exit(code)
