@@ -1,10 +1,10 @@
-"""Compile an MST with Swin-T's ImageNet shape for loihi2: time and peak memory per stage.
+"""Compile an MST with Swin-T's ImageNet shape for Loihi 2: time and peak memory per stage.
 
 Swin-T: 224x224x3, patch 4, embed 96, depths 2-2-6-2, heads 3-6-12-24, window 7, random weights,
 exported by the project's own model code. The build is `neurocompile build` (compile_network),
 timed at each of its stages; then the validator re-checks every core.
 
-    .venv/bin/python benchmarks/swin_t_compile.py [--target loihi2]
+    .venv/bin/python benchmarks/swin_t_compile.py [--target loihi2-halapoint]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def peak_gib() -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--target", default="loihi2")
+    ap.add_argument("--target", default="loihi2-halapoint", help="a system with enough chips for Swin-T (about 925 chips of 128 cores)")
     args = ap.parse_args()
     target = load_target(args.target)
     rows: list[tuple[str, float, float]] = []

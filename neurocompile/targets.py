@@ -121,12 +121,30 @@ def load_target(name_or_path: str) -> Target:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    return validate_spec(_read_raw(path, ()), where=str(path))
+
+
+def _read_raw(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """The file's tables; `extends = "CHIP"` (a chip file in targets/, or a path relative to this
+    file) starts from that file's tables and overrides them key by key, so that a system
+    built of a known chip states only what differs."""
     try:
         with open(path, "rb") as f:
             raw = tomli.load(f)
     except tomli.TOMLDecodeError as e:
         raise NeurocompileError(f"target file {path} is not valid TOML: {e}") from None
-    return validate_spec(raw, where=str(path))
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw
+    base = TARGETS_DIR / f"{base_name}.toml" if not str(base_name).endswith(".toml") else (path.parent / base_name)
+    if not base.is_file():
+        raise NeurocompileError(f"{path}: extends '{base_name}', which is neither a chip in {TARGETS_DIR} nor a file")
+    if base.resolve() in seen:
+        raise NeurocompileError(f"{path}: extends '{base_name}' in a cycle")
+    merged = _read_raw(base, seen + (path.resolve(),))
+    for key, value in raw.items():
+        merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
 
 
 def validate_spec(raw: dict[str, Any], where: str) -> dict[str, Any]:

@@ -48,3 +48,19 @@ def test_bad_target_files_are_named(tmp_path, edit, message):
 def test_unknown_target_lists_the_known_ones():
     with pytest.raises(NeurocompileError, match="loihi2-sim"):
         load_target("truenorth")
+
+
+def test_a_system_extends_its_chip_and_states_only_what_differs():
+    chip, system = load_target("loihi2").spec, load_target("loihi2-halapoint").spec
+    assert system["system"]["chips"] == 1152 and chip["system"]["chips"] == 8
+    for section in ("numerics", "core", "chip", "energy"):
+        assert system[section] == chip[section], section
+    assert system["assumptions"] == chip["assumptions"] and system["name"] == "loihi2-halapoint"
+
+
+@pytest.mark.parametrize("extends, message", [("nochip", "neither a chip"), ("self.toml", "cycle")])
+def test_a_bad_extends_is_refused_with_its_name(tmp_path, extends, message):
+    path = tmp_path / "self.toml"
+    path.write_text(f'extends = "{extends}"\nname = "x"\n')
+    with pytest.raises(NeurocompileError, match=message):
+        load_target(str(path))
