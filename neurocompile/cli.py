@@ -81,16 +81,17 @@ def _load_run_inputs(artifact: Path, input: Path, samples: Optional[int]):
     return art, x
 
 
-def _run_with_progress(art, x, steps, backend, seed, record=False, precision="fixed", readout_start="0"):
+def _run_with_progress(art, x, steps, backend, seed, record=False, precision="fixed", readout_start="0", per_core=False):
     from .runs import run_backend
 
     with _progress() as bar:
         total = x.shape[0] if backend == "lava" else steps
         task = bar.add_task(f"{backend}: {'samples' if backend == 'lava' else 'steps'}", total=total)
         return run_backend(art, x, steps, backend, seed, record=record, precision=precision, progress=lambda n: bar.update(task, completed=n),
-                           readout_start=readout_start)
+                           readout_start=readout_start, per_core=per_core)
 
 
+PER_CORE_HELP = "Lava: emit one process per core slice of the artifact's placement (default: one per population)."
 READOUT_START_HELP = ("First step the readout sums (default 0: every step). 'latency' skips the steps the first input needs "
                       "to cross the pipeline (report.json's latency_steps; 0 for --backend reference).")
 
@@ -106,6 +107,7 @@ def run(
     labels: Optional[Path] = typer.Option(None, "--labels", help="Integer labels [batch] (.npy): report accuracy."),
     precision: str = typer.Option("fixed", "--precision", help="fixed (bit-accurate) or float (Lava's floating_pt models)."),
     readout_start: str = typer.Option("0", "--readout-start", help=READOUT_START_HELP),
+    per_core: bool = typer.Option(False, "--per-core", help=PER_CORE_HELP),
     result: Optional[Path] = typer.Option(None, "--out", help="Write the result (.npz): output, spikes/<population>, counts/<population>, totals."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
@@ -116,7 +118,9 @@ def run(
     art, x = _load_run_inputs(artifact, input, samples)
     seed = art.manifest["options"].get("seed", 0) if seed is None else seed
     y = np.load(labels, allow_pickle=False) if labels else None
-    res = _run_with_progress(art, x, steps, backend, seed, precision=precision, readout_start=readout_start)
+    if per_core and backend != "lava":
+        raise NeurocompileError(f"--per-core shapes the Lava emission; --backend {backend} has none")
+    res = _run_with_progress(art, x, steps, backend, seed, precision=precision, readout_start=readout_start, per_core=per_core)
     if result:
         save_result(result, res)
     energy = run_energy(art.net, art.target, art.placement, res) if backend != "reference" else None
@@ -143,6 +147,7 @@ def compare(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random streams (default: the artifact's)."),
     samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Use only the first N samples."),
     readout_start: str = typer.Option("0", "--readout-start", help=READOUT_START_HELP),
+    per_core: bool = typer.Option(False, "--per-core", help=PER_CORE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON on stdout."),
 ) -> None:
     """Run the simulator and Lava; exit 0 when every population's spikes are identical, 1 with the
@@ -152,7 +157,7 @@ def compare(
     art, x = _load_run_inputs(artifact, input, samples)
     seed = art.manifest["options"].get("seed", 0) if seed is None else seed
     sim = _run_with_progress(art, x, steps, "sim", seed, record=True, readout_start=readout_start)
-    lava = _run_with_progress(art, x, steps, "lava", seed, record=True, readout_start=readout_start)
+    lava = _run_with_progress(art, x, steps, "lava", seed, record=True, readout_start=readout_start, per_core=per_core)
     cmp = compare_results(sim, lava)
     if as_json:
         print(json.dumps(cmp))

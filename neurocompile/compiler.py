@@ -22,6 +22,7 @@ from .partition.traffic import neuron_rates, spike_traffic
 from .passes.calibrate import calibrate_thresholds, needs_calibration
 from .passes.dce import eliminate_dead_code
 from .passes.failures import parse_mask_ratios, set_failures
+from .passes.layout import token_major_convolutions
 from .passes.lower import lower_linear_chains
 from .passes.quantize import activation_error, quantize
 from .products import FORMS as PRODUCT_FORMS
@@ -61,12 +62,13 @@ def compile_network(model: str | Path, target: Target, options: BuildOptions, st
     """Returns (quantized network, placement, report)."""
     options.check()
     step("frontend")
-    net = onnx_to_ir(model, encoding=options.encoding)
+    net = onnx_to_ir(model, encoding=options.encoding, max_fan_in=target.core["fan_in_axons"])
     set_failures(net, parse_mask_ratios(options.mask_ratio), options.failure_mode)
     step("lower linear chains")
     lower_linear_chains(net)
     net.validate()
     eliminate_dead_code(net)
+    token_major_convolutions(net)
     for pop in net.populations():
         if isinstance(pop, IFPopulation):
             pop.v_init_frac = options.v_init

@@ -6,7 +6,8 @@ Per inference (one sample of T steps), with the constants of the target file's `
                                                      a spike product's events are those of
                                                      coincidence neurons on cores:
                                                      products.product_events)
-      + IF neurons x T x neuron_update_j           (every neuron on a core updates every step)
+      + neurons x T x neuron_update_j              (every IF and relay neuron on a core updates
+                                                     every step)
       + spike messages x spike_intra_chip_j        (a nonzero output sent on an edge)
         (x spike_inter_chip_j instead where the edge leaves its chip or reaches the host)
       + static_power_per_core_w x cores x T x step_time_s
@@ -28,7 +29,7 @@ from .backends.result import RunResult
 from .ir.connectivity import source_fanout
 from .ir.indexing import gather
 from .ir.graph import Network
-from .ir.nodes import IFPopulation, Product
+from .ir.nodes import IFPopulation, Product, Relay
 from .targets import Target
 
 PAPER_STEP_S = 1e-3  # the MST paper's assumption: one time step takes 1 ms
@@ -94,7 +95,7 @@ def run_energy(net: Network, target: Target, placement: dict, result: RunResult)
             r = row(pop.name)
             r["synaptic_events"] += float(np.mean(result.events[pop.name]))
             r["energy_j"] += r["synaptic_events"] * e["synaptic_op_j"]
-        if isinstance(pop, IFPopulation):
+        if isinstance(pop, (IFPopulation, Relay)):
             r = row(pop.name)
             r["neuron_updates"] = float(pop.size * steps)
             r["energy_j"] += r["neuron_updates"] * e["neuron_update_j"]

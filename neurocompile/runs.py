@@ -46,7 +46,8 @@ def check_steps(art: Artifact, steps: int) -> None:
 
 
 def run_backend(art: Artifact, x: np.ndarray, steps: int, backend: str, seed: int, record: bool = False,
-                precision: str = "fixed", progress: Progress | None = None, readout_start: int | str = 0) -> RunResult:
+                precision: str = "fixed", progress: Progress | None = None, readout_start: int | str = 0, per_core: bool = False) -> RunResult:
+    """`per_core`: the Lava emission follows the artifact's placement, one process per core slice."""
     check_steps(art, steps)
     start = readout_start_step(art, readout_start, backend)
     if start >= steps:
@@ -58,10 +59,11 @@ def run_backend(art: Artifact, x: np.ndarray, steps: int, backend: str, seed: in
         return Simulator(art.net, num["input_payload_bits"], num["membrane_bits"]).run(x, steps, seed=seed, record=record, progress=progress,
                                                                                       readout_start=start)
     if backend == "lava":
-        from .backends.lava.runner import run_lava
+        from .backends.lava.runner import core_slices, run_lava
 
         return run_lava(art.net, x, steps, num["input_payload_bits"], num["membrane_bits"], seed=seed, precision=precision,
-                        record=record, hardware=art.target.mode == "hw", progress=progress, readout_start=start)
+                        record=record, hardware=art.target.mode == "hw", progress=progress, readout_start=start,
+                        slices=core_slices(art.placement) if per_core else None)
     if backend == "reference":
         from .backends.reference import run_reference
 

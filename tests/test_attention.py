@@ -2,6 +2,8 @@
 relative-position bias added as a constant. ANN mode against onnxruntime; both backends
 bit-identical; the compiler says what runs off the cores and why."""
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -94,6 +96,30 @@ def test_backends_bit_identical(attention_model, tmp_path, form, readout_start):
     assert cmp["identical"], cmp["divergence_text"] or cmp
     assert np.array_equal(sim.synaptic_ops, lava.synaptic_ops)
     assert np.abs(sim.readout_int).max() > 0  # the layer norm's output reached the readout
+
+
+@pytest.mark.lava
+def test_emission_per_core_slice_feeds_products_the_whole_operands(attention_model, tmp_path):
+    from neurocompile.backends.lava.runner import core_slices
+    from neurocompile.compiler import compile_network
+    from neurocompile.targets import load_target
+
+    spec = (Path(__file__).resolve().parent.parent / "targets" / "loihi2.toml").read_text()
+    (tmp_path / "small.toml").write_text("\n".join("neurons = 10" if line.split("=")[0].strip() == "neurons" else line for line in spec.splitlines()) + "\n")
+    target = load_target(str(tmp_path / "small.toml"))
+    net, placement, _ = compile_network(attention_model, target, BuildOptions())
+    assert all(len(core_slices(placement)[name]) >= 2 for name in ("q", "k", "v"))
+
+    class Artifact:
+        def __init__(self):
+            self.net, self.target, self.placement = net, target, placement
+
+    x = np.random.default_rng(2).normal(0, 1, (2, TOKENS, WIDTH))
+    sim = run_backend(Artifact(), x, 12, "sim", 0, record=True)
+    cut = run_backend(Artifact(), x, 12, "lava", 0, record=True, per_core=True)
+    cmp = compare_results(sim, cut)
+    assert cmp["identical"], cmp["divergence_text"] or cmp
+    assert np.array_equal(sim.synaptic_ops, cut.synaptic_ops)
 
 
 def test_quantization_keeps_every_block_precise(attention_model, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from neurocompile.runs import compare_results, run_backend
 
 from conftest import GRAPHS
-from tiny import chain
+from tiny import chain, relay_chain
 
 pytestmark = pytest.mark.lava
 
@@ -80,6 +80,54 @@ def test_synaptic_failure_corners(mode, p):
     block.failure, block.failure_group, block.failure_mode = p, "corner", mode
     sim, _ = assert_identical(_Artifact(net), np.ones((2, 1)), 24, seed=5)
     assert 0 < sim.counts["l1"].sum() < sim.counts["l0"].sum() * 2  # some, not all, got through
+
+
+@pytest.mark.parametrize("shift", [0, 2])
+def test_relay_neurons_forward_signed_shifted_sums(shift):
+    from neurocompile.backends.lava.runner import run_lava
+
+    net, x = relay_chain(shift), np.array([[1.0], [3.0]])
+    sim, _ = assert_identical(_Artifact(net), x, 16)
+    assert sim.counts["l1"].sum() > 0
+    num = _Artifact(net).target.numerics
+    cut = run_lava(net, x, 16, num["input_payload_bits"], num["membrane_bits"], record=True, slices={"l0": [(0, 1), (1, 3)], "r": [(0, 2), (2, 3)]})
+    cmp = compare_results(sim, cut)
+    assert cmp["identical"], cmp["divergence_text"] or cmp
+
+
+def _small_cores(tmp_path, neurons: int):
+    from neurocompile.targets import load_target
+
+    spec = (GRAPHS.parent / "targets" / "loihi2.toml").read_text()
+    lines = [f"neurons = {neurons}" if line.split("=")[0].strip() == "neurons" else line for line in spec.splitlines()]
+    (tmp_path / "small.toml").write_text("\n".join(lines) + "\n")
+    return load_target(str(tmp_path / "small.toml"))
+
+
+@pytest.mark.parametrize("failure", [0.0, 0.5])
+def test_emission_per_core_slice_gives_the_spikes_of_the_population_emission(tmp_path, digits, failure):
+    from neurocompile.backends.lava.runner import core_slices
+    from neurocompile.compiler import BuildOptions, compile_network
+
+    target = _small_cores(tmp_path, 24)
+    net, placement, _ = compile_network(GRAPHS / "digits_mlp.onnx", target, BuildOptions())
+    hidden = net.outgoing(net.input.name)[0]
+    hidden.failure, hidden.failure_group = failure, "hidden"  # masked spikes cross slices too
+    slices = core_slices(placement)
+    assert max(len(pieces) for pieces in slices.values()) >= 3
+
+    class Artifact:
+        def __init__(self):
+            self.net, self.target, self.placement = net, target, placement
+
+    x = digits[0][:2]
+    whole = run_backend(Artifact(), x, 12, "lava", 3, record=True)
+    cut = run_backend(Artifact(), x, 12, "lava", 3, record=True, per_core=True)
+    cmp = compare_results(whole, cut)
+    assert cmp["identical"], cmp["divergence_text"] or cmp
+    assert np.array_equal(whole.output, cut.output) and np.array_equal(whole.synaptic_ops, cut.synaptic_ops)
+    for name in whole.membranes:
+        assert np.array_equal(whole.membranes[name], cut.membranes[name]), name
 
 
 def test_residual_sum_of_two_blocks():

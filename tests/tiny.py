@@ -6,7 +6,7 @@ import numpy as np
 
 from neurocompile.ir.graph import Network
 from neurocompile.ir.kernels import Dense, Elementwise
-from neurocompile.ir.nodes import IFPopulation, InputPopulation, Readout, SynapseBlock
+from neurocompile.ir.nodes import IFPopulation, InputPopulation, Readout, Relay, SynapseBlock
 
 THETA = 8
 
@@ -34,5 +34,22 @@ def chain(layers: list[dict], n_in: int = 1, encoding: str = "current", frac: in
     ident = np.ones((1, prev.size), np.int32)
     net.connect(SynapseBlock("b_out", (1, prev.size), kernel=Elementwise(weight=ident.astype(np.float64)), w_mant=ident, w_shift=0, acc_bound=1), prev.name, "out")
     net.meta.update(input_shape=[n_in], output_shape=[prev.size])
+    net.validate()
+    return net
+
+
+def relay_chain(shift: int) -> Network:
+    """input -> IF l0 (3) -> relay r (3) -> IF l1 (2) -> readout: the relay sums signed
+    weighted spikes plus a signed bias and forwards it shifted right by `shift`."""
+    net = chain([{"n": 3, "w": [[8], [5], [7]]}, {"n": 2, "w": [[2, -1, 1], [0, 3, 1]]}])
+    relay = Relay("r", (1, 3), bias=np.zeros(3), scale=1.0, bias_mant=np.array([2, -3, 0], np.int32), bias_exp=0,
+                  out_shift=shift, payload_bound=64)
+    net.add(relay)
+    into = np.array([[3, 1, 0], [0, -5, 2], [1, 1, 1]], np.int32)
+    net.connect(SynapseBlock("b_r", (1, 3), kernel=Dense(weight=into.astype(np.float64)), w_mant=into, w_shift=0, acc_bound=6), "l0", "r")
+    out = net.node("b1")  # l0 -> l1 becomes r -> l1
+    net.remove(out.name)
+    out.acc_bound *= 64
+    net.connect(out, "r", "l1")
     net.validate()
     return net

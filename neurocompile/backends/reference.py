@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from ..ir.connectivity import block_matrix, source_fanout, synapse_ids
 from ..ir.graph import Network
-from ..ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout
+from ..ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout, Relay
 from ..ir.indexing import gather
 from ..products import product_events
 from ..rng import failure_threshold, rate_probability, rate_spikes, stream_id, survivors
@@ -79,7 +79,7 @@ def run_reference(net: Network, x: np.ndarray, steps: int, seed: int = 0, progre
                 v[pop.name] -= spikes * pop.threshold
                 counts[pop.name] += spikes
                 values[pop.name] = spikes * pop.threshold
-            elif isinstance(pop, HostOp):
+            elif isinstance(pop, (HostOp, Relay)):
                 values[pop.name] = pop.ann(total)
             elif isinstance(pop, Readout) and t >= readout_start:
                 acc += total

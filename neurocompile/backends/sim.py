@@ -18,7 +18,7 @@ from ..hostops import layernorm_fixed, softmax_fixed
 from ..ir.connectivity import block_matrix, source_fanout, synapse_ids
 from ..ir.graph import Network
 from ..ir.indexing import gather
-from ..ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout, SynapseBlock
+from ..ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout, Relay, SynapseBlock
 from ..products import coincidence as coincidence_payload, product_events, telescoping as telescoping_payload
 from ..rng import failure_threshold, rate_probability, rate_spikes, stream_id, survivors
 from .ann import product
@@ -171,6 +171,10 @@ def _step_host(sim, pop: HostOp, run: _Run, t: int, current):
     run.out[pop.name] = y.reshape(run.batch, -1)
 
 
+def _step_relay(sim, pop: Relay, run: _Run, t: int, current):
+    run.out[pop.name] = shift(np.zeros((run.batch, pop.size), np.int64) + current, -pop.out_shift)
+
+
 def _start_product(sim, pop: Product, run: _Run, x):
     if pop.form == "telescoping":
         a, b = sim.net.operands(pop.name)
@@ -213,6 +217,7 @@ KINDS = {
     Readout: (_start_zero, _step_readout),
     HostOp: (_start_zero, _step_host),
     Product: (_start_product, _step_product),
+    Relay: (_start_zero, _step_relay),
 }
 
 

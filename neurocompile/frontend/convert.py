@@ -12,10 +12,11 @@ from onnx import numpy_helper
 
 from ..errors import NeurocompileError
 from ..ir.graph import Network
-from ..ir.nodes import InputPopulation, Readout, SynapseBlock
+from ..ir.kernels import Kernel
+from ..ir.nodes import InputPopulation, Readout, Relay, SynapseBlock
 from .patterns import fuse_qcfs
 from .registry import HANDLERS, describe, unsupported
-from .values import Affine, RandomValue, Value, is_const
+from .values import Affine, RandomValue, Value, apply_kernel, fan_in_map, is_const
 
 OPSET_RANGE = (13, 20)
 
@@ -23,24 +24,44 @@ OPSET_RANGE = (13, 20)
 class Context:
     """What handlers need: the network under construction, the opset, population naming."""
 
-    def __init__(self, net: Network, opset: int):
+    def __init__(self, net: Network, opset: int, max_fan_in: int | None = None):
         self.net = net
         self.opset = opset
+        self.max_fan_in = max_fan_in  # a core's fan-in axons: beyond it, kernels read a relay
 
-    def population_name(self, node: onnx.NodeProto) -> str:
+    def population_name(self, node: onnx.NodeProto, suffix: str = "") -> str:
         # "/layer1/act/Mul_1" -> "layer1.act": the module path, without the op that ends it.
         raw = node.name or node.output[0]
         parts = [p for p in raw.split("/") if p]
         if len(parts) > 1 and re.fullmatch(r"[A-Z][A-Za-z]*(_\d+)?", parts[-1]):
             parts = parts[:-1]
         base = re.sub(r"[^A-Za-z0-9_.-]+", "_", ".".join(parts)).strip("_.") or "pop"
-        return self.net.unique_name(base)
+        return self.net.unique_name(base + suffix)
 
-    def to_population(self, value: Value, node: onnx.NodeProto, make: Callable[[str, tuple, np.ndarray], object]) -> Affine:
+    def apply_kernel(self, node: onnx.NodeProto, value: Affine, kernel: Kernel) -> Affine:
+        """The kernel on every term of `value`, unless that would give an output more source
+        neurons than a core has fan-in axons: composing a sum of terms with a kernel makes
+        each output read every source neuron of every term under the kernel's window (the
+        residual stream seen through a dense layer: blocks x channels). Then the sum becomes a
+        population of relay neurons first, and the kernel reads only those."""
+        if self.max_fan_in is None:
+            return apply_kernel(value, kernel)
+        pattern = (kernel.weight != 0).astype(np.float64)
+        per_element = sum(fan_in_map(t) for t in value.terms)
+        needed = int(kernel.apply(per_element[None], pattern).max())
+        window = int(kernel.apply(np.ones((1,) + value.shape), pattern).max())  # what it reads from a relay
+        if needed <= self.max_fan_in or window >= needed:
+            return apply_kernel(value, kernel)
+        value = self.to_population(value, node, lambda name, shape, bias: Relay(name=name, shape=shape, bias=bias), suffix=".relay")
+        relay = self.net.node(value.terms[0].source)
+        relay.origin = f"relay before {describe(node)}: composed, one of its outputs would read {needed} neurons; a core has {self.max_fan_in} fan-in axons"
+        return apply_kernel(value, kernel)
+
+    def to_population(self, value: Value, node: onnx.NodeProto, make: Callable[[str, tuple, np.ndarray], object], suffix: str = "") -> Affine:
         """Ends a linear expression in a population fed by one synapse block per term."""
         if is_const(value) or not value.terms:
             raise NeurocompileError(f"{describe(node)} applies an activation to a constant tensor; fold it before export")
-        name = self.population_name(node)
+        name = self.population_name(node, suffix)
         pop = make(name, value.shape, np.array(value.offset, np.float64).ravel())
         pop.origin = describe(node)
         self.net.add(pop)
@@ -113,7 +134,9 @@ def _input_spec(model: onnx.ModelProto, consts: dict) -> tuple[str, tuple[int, .
     return inp.name, tuple(dims)
 
 
-def onnx_to_ir(path: str | Path, encoding: str = "current") -> Network:
+def onnx_to_ir(path: str | Path, encoding: str = "current", max_fan_in: int | None = None) -> Network:
+    """The IR of an ONNX model. With `max_fan_in` (a core's fan-in axons), linear chains whose
+    composition would exceed it keep a relay population (Context.apply_kernel)."""
     model = load_model(path)
     opset = model_opset(model)
     graph = model.graph
@@ -126,7 +149,7 @@ def onnx_to_ir(path: str | Path, encoding: str = "current") -> Network:
         raise NeurocompileError(f"model must have exactly one output, has {len(graph.output)}")
 
     net = Network()
-    ctx = Context(net, opset)
+    ctx = Context(net, opset, max_fan_in)
     inp = InputPopulation(name=net.unique_name(re.sub(r"[^A-Za-z0-9_.-]+", "_", input_name) or "input"), shape=input_shape, encoding=encoding, origin=f"graph input '{input_name}'")
     net.add(inp)
     values[input_name] = Affine.of_population(inp.name, input_shape)

@@ -213,6 +213,20 @@ def scale(a: Value, w: np.ndarray) -> Value:
     return Affine(shape, [t.then_scale(w) for t in a.terms], a.offset * w)
 
 
+def fan_in_map(term: Term) -> np.ndarray:
+    """How many source neurons (at most) each element of the term reads, [*term.shape]: ones
+    carried through the term's ops with every nonzero weight counting 1."""
+    counts = np.ones(term.source_shape)
+    for op in term.ops:
+        if isinstance(op, Gather):
+            counts = gather_values(counts, op.index)
+        elif isinstance(op, Scale):
+            counts = counts * (op.w != 0)
+        else:
+            counts = op.kernel.apply(counts.reshape((1,) + op.in_shape), (op.kernel.weight != 0).astype(np.float64))[0]
+    return counts.reshape(term.shape)
+
+
 def apply_kernel(a: Affine, kernel: Kernel) -> Affine:
     """The kernel on every term; the offset (a constant) is transformed numerically."""
     offset = kernel.apply(np.array(a.offset)[None], kernel.weight)[0]

@@ -127,6 +127,36 @@ class Readout(Population):
 
 
 @dataclass(eq=False)
+class Relay(Population):
+    """Graded pass-through neurons on the cores: each step a neuron emits its input current
+    (plus bias) as a graded payload, shifted right by `out_shift` (floor), and keeps nothing.
+    Lowering inserts them where composing a linear chain into one block would give its target
+    neurons more fan-in axons than a core has (a sum of many residual terms seen through a
+    dense layer): the sum is formed once, by the relay, and the layer reads the relay. One
+    unit of payload is worth 2^out_shift / scale."""
+
+    kind: ClassVar[str] = "relay"
+    name: str
+    shape: tuple[int, ...]
+    bias: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # Quantized (filled by the quantize pass)
+    scale: float | None = None  # input units per activation unit
+    bias_mant: np.ndarray | None = None
+    bias_exp: int | None = None
+    out_shift: int | None = None
+    payload_bound: int | None = None
+    origin: str = ""
+
+    graded: ClassVar[bool] = True
+
+    def value_per_unit(self) -> float:
+        return 2.0**self.out_shift / self.scale
+
+    def ann(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+
+@dataclass(eq=False)
 class SynapseBlock:
     """Weighted connections from one population to another, delivered one step late.
 
@@ -232,4 +262,4 @@ class Product(Population):
 
 FAILURE_MODES = ("spike", "synapse")
 
-NODE_TYPES = {cls.kind: cls for cls in (InputPopulation, IFPopulation, Readout, HostOp, Product, SynapseBlock)}
+NODE_TYPES = {cls.kind: cls for cls in (InputPopulation, IFPopulation, Readout, HostOp, Product, Relay, SynapseBlock)}

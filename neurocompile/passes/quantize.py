@@ -19,7 +19,7 @@ from ..backends.ann import evaluate
 from ..errors import NeurocompileError
 from ..ir.graph import Network
 from ..hostops import LAYERNORM_FRAC, SOFTMAX_OUT_FRAC, exp_constant
-from ..ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout
+from ..ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout, Relay
 from ..targets import Target
 
 
@@ -130,6 +130,16 @@ def _quantize_host(net: Network, pop: HostOp, target: Target) -> None:
     pop.payload_bound = math.ceil(bound * 2**pop.out_frac) + 1
 
 
+def _quantize_relay(net: Network, pop: Relay, target: Target) -> None:
+    """A relay's worst-case input stays within a graded payload, so that shifting it right
+    by `out_shift` (the bits its IF consumers cannot resolve) needs no clipping: the payload
+    bound holds by construction and is checked against the quantized weights below."""
+    pop.scale = _accumulator_scale(net, pop, min(target.current_max, GRADED_PAYLOAD_MAX), target.numerics)
+    pop.out_shift = 0
+    pop.out_shift = max(0, _spare_bits(net, pop, target.numerics))
+    pop.payload_bound = GRADED_PAYLOAD_MAX >> pop.out_shift
+
+
 def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str, Any]:
     """Fills every integer field. Returns the per-population quantization report."""
     num = target.numerics
@@ -156,6 +166,8 @@ def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str
             _quantize_product(net, pop, num)
         elif isinstance(pop, HostOp):
             _quantize_host(net, pop, target)
+        elif isinstance(pop, Relay):
+            _quantize_relay(net, pop, target)
         elif isinstance(pop, Readout):
             pop.scale = _accumulator_scale(net, pop, target.current_max, num)
 
@@ -187,6 +199,8 @@ def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str
                 f"population '{pop.name}': worst-case input per step is {bound}, above the {num['current_bits']}-bit limit "
                 f"{target.current_max}; its weights are too large relative to its threshold {getattr(pop, 'threshold', '')}"
             )
+        if isinstance(pop, Relay) and bound > GRADED_PAYLOAD_MAX:
+            raise NeurocompileError(f"relay '{pop.name}': inputs up to {bound} exceed the 24-bit graded payload it forwards")
         if isinstance(pop, HostOp) and pop.op == "layernorm" and bound * bound * pop.shape[-1] >= 2**62:
             raise NeurocompileError(f"layer norm '{pop.name}': inputs up to {bound} would overflow its 64-bit variance")
         entry["input_bound"] = bound

@@ -26,14 +26,27 @@ from ...products import coincidence, product_events, telescoping
 from ...rng import rate_spikes, survivors
 
 
+def placed(values: np.ndarray, out: tuple[int, int] | None) -> np.ndarray:
+    """A core slice's output placed at its offset in a vector as long as its population:
+    Lava sums what the slices send into one port, which then receives the whole population's
+    output (Lava 0.10 cannot concatenate ports into a process)."""
+    if out is None:
+        return values
+    offset, total = out
+    full = np.zeros(total, values.dtype)
+    full[offset : offset + values.size] = values
+    return full
+
+
 class IFNeurons(AbstractProcess):
     """Integrate-and-fire neurons, reset by subtraction: v += a_in + bias (saturating to
     +-vmax); spike when v >= threshold; v -= threshold on a spike."""
 
-    def __init__(self, *, n: int, threshold, v_init, bias, vmax, record_steps: int = 0, name: str | None = None):
+    def __init__(self, *, n: int, threshold, v_init, bias, vmax, record_steps: int = 0, name: str | None = None, out: tuple[int, int] | None = None):
         super().__init__(name=name)
         self.a_in = InPort(shape=(n,))
-        self.s_out = OutPort(shape=(n,))
+        self.s_out = OutPort(shape=(out[1] if out else n,))
+        self.proc_params["out"] = out
         self.v = Var(shape=(n,), init=v_init)
         self.bias = Var(shape=(n,), init=bias)  # bias_mant << bias_exp, precomputed
         self.threshold = Var(shape=(1,), init=threshold)
@@ -56,7 +69,7 @@ class _IFModel(PyLoihiProcessModel):
         if t < self.record_steps[0]:
             self.raster[t] = spikes
         self.t[0] = t + 1
-        self.s_out.send(spikes.astype(self.s_out_dtype))
+        self.s_out.send(placed(spikes.astype(self.s_out_dtype), self.proc_params["out"]))
 
 
 @implements(proc=IFNeurons, protocol=LoihiProtocol)
@@ -143,6 +156,49 @@ class PyReadoutFloat(PyLoihiProcessModel):
             self.acc[:] += a + self.bias
         self.t[:] += 1
 
+
+class GradedRelay(AbstractProcess):
+    """Relay neurons: each step sends their input plus bias, shifted right by `shift` (floor),
+    as a graded payload; no state but the count of steps each one sent something."""
+
+    def __init__(self, *, n: int, bias, shift: int, name: str | None = None, out: tuple[int, int] | None = None):
+        super().__init__(name=name)
+        self.a_in = InPort(shape=(n,))
+        self.s_out = OutPort(shape=(out[1] if out else n,))
+        self.proc_params["out"] = out
+        self.bias = Var(shape=(n,), init=bias)
+        self.active = Var(shape=(n,), init=0)  # steps with a nonzero output: synaptic events downstream
+        self.proc_params["shift"] = shift
+
+
+@implements(proc=GradedRelay, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyGradedRelayFixed(PyLoihiProcessModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=32)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    active: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+
+    def run_spk(self):
+        y = (self.a_in.recv().astype(np.int64) + self.bias) >> self.proc_params["shift"]
+        self.active[:] += y != 0
+        self.s_out.send(placed(y.astype(np.int32), self.proc_params["out"]))
+
+
+@implements(proc=GradedRelay, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyGradedRelayFloat(PyLoihiProcessModel):
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, float)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    bias: np.ndarray = LavaPyType(np.ndarray, float)
+    active: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
+    def run_spk(self):
+        y = (self.a_in.recv() + self.bias) / 2.0 ** self.proc_params["shift"]  # payload units, unrounded
+        self.active[:] += y != 0
+        self.s_out.send(placed(y, self.proc_params["out"]))
 
 class GradedInput(AbstractProcess):
     """Sends the same graded payload every step (direct current encoding)."""

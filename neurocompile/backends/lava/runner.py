@@ -9,6 +9,7 @@ mantissa m is sent as 2m with the block's shift lowered by one: (sum 2m*s) >> 1 
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Callable
 
@@ -18,7 +19,7 @@ import scipy.sparse as sp
 from ...errors import NeurocompileError
 from ...ir.connectivity import block_matrix, source_fanout
 from ...ir.graph import Network
-from ...ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout as ReadoutNode, SynapseBlock
+from ...ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout as ReadoutNode, Relay, SynapseBlock
 from ...rng import failure_threshold, stream_id
 from ..result import RunResult
 from ..sim import encode_input
@@ -49,15 +50,16 @@ def _failing_connection(net: Network, block: SynapseBlock, precision: str, seed:
                            stream=stream_id(block.name), name=block.name)
 
 
-def _connection(net: Network, block: SynapseBlock, precision: str):
+def _connections(net: Network, block: SynapseBlock, precision: str, pieces: list[tuple[int, int]] | None = None) -> list:
+    """Lava's Dense or Sparse process for a block, or one per target slice (`pieces`), each
+    holding the rows of its slice."""
     from lava.proc.dense.process import Dense
     from lava.proc.sparse.process import Sparse
 
     src, dst = net.source_of(block), net.target_of(block)
     graded = 24 if src.graded else 0
     if precision == "float":
-        real = block_matrix(block, src.size) * (src.value_per_unit() * dst.scale)
-        weights, exp = real, 0
+        weights, exp = sp.csr_matrix(block_matrix(block, src.size) * (src.value_per_unit() * dst.scale)), 0
     else:
         if 2 * block.acc_bound >= 2**31:
             raise NeurocompileError(f"synapse block '{block.name}': accumulator bound {block.acc_bound} overflows Lava's 32-bit connection arithmetic")
@@ -65,12 +67,103 @@ def _connection(net: Network, block: SynapseBlock, precision: str):
         if weights.nnz and np.abs(weights.data).max() > LAVA_WEIGHT_MAX:
             raise NeurocompileError(f"synapse block '{block.name}': summed weights exceed Lava's 8-bit range")
         weights.data = np.rint(weights.data)
-        weights = weights.astype(np.int32)
+        weights = sp.csr_matrix(weights.astype(np.int32))
         exp = block.w_shift - 1
-    entries = weights.shape[0] * weights.shape[1]
-    if entries <= DENSE_MAX_ENTRIES and weights.nnz >= DENSE_MIN_DENSITY * entries:
-        return Dense(weights=weights.toarray(), weight_exp=exp, num_message_bits=graded, name=block.name)
-    return Sparse(weights=sp.csr_matrix(weights), weight_exp=exp, num_message_bits=graded, name=block.name)
+    conns = []
+    for first, stop in pieces or [(0, dst.size)]:
+        rows = weights[first:stop]
+        name = block.name if pieces is None else f"{block.name}[{first}:{stop}]"
+        entries = rows.shape[0] * rows.shape[1]
+        if entries <= DENSE_MAX_ENTRIES and rows.nnz >= DENSE_MIN_DENSITY * entries:
+            conns.append(Dense(weights=rows.toarray(), weight_exp=exp, num_message_bits=graded, name=name))
+        else:
+            conns.append(Sparse(weights=rows, weight_exp=exp, num_message_bits=graded, name=name))
+    return conns
+
+
+def core_slices(placement: dict) -> dict[str, list[tuple[int, int]]]:
+    """Per population placed on cores, its slices (start, stop) in neuron order."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    for core in placement["cores"]:
+        for piece in core["slices"]:
+            out.setdefault(piece["population"], []).append((piece["start"], piece["stop"]))
+    return {name: sorted(pieces) for name, pieces in out.items()}
+
+
+def _node_slice(pop, start: int, stop: int):
+    """The population's neurons start..stop as a population of their own: per-neuron arrays
+    cut, everything else shared."""
+    cut = {f.name: getattr(pop, f.name)[start:stop] for f in dataclasses.fields(pop)
+           if isinstance(getattr(pop, f.name), np.ndarray) and getattr(pop, f.name).shape == (pop.size,)}
+    return dataclasses.replace(pop, name=f"{pop.name}[{start}:{stop}]", shape=(stop - start,), **cut)
+
+
+# State variables that hold one value per neuron (on their last axis); the others (step counters)
+# are the same in every slice.
+PER_NEURON_VARS = {"v", "count", "raster", "bias", "acc", "active"}
+
+
+class _SlicedVar:
+    """One variable of a population's slice processes, read and written as the population's."""
+
+    def __init__(self, parts: list, per_neuron: bool):
+        self.parts, self.per_neuron = parts, per_neuron
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        first = self.parts[0].shape
+        return first[:-1] + (sum(v.shape[-1] for v in self.parts),) if self.per_neuron else first
+
+    def get(self) -> np.ndarray:
+        if self.per_neuron:
+            return np.concatenate([np.asarray(v.get()) for v in self.parts], axis=-1)
+        return self.parts[0].get()
+
+    def set(self, value: np.ndarray) -> None:
+        if not self.per_neuron:
+            for v in self.parts:
+                v.set(value)
+            return
+        edges = np.cumsum([v.shape[-1] for v in self.parts])[:-1]
+        for v, piece in zip(self.parts, np.split(np.asarray(value), edges, axis=-1)):
+            v.set(piece)
+
+
+class _FanOut:
+    """The output ports of a population's slices, connected together wherever it goes."""
+
+    def __init__(self, ports: list):
+        self.ports = ports
+
+    def connect(self, destination) -> None:
+        for port in self.ports:
+            port.connect(destination)
+
+
+class _SlicedProcess:
+    """A population emitted as one process per core slice, seen as one process: each slice
+    sends its output placed in a population-sized vector (processes.placed), so whatever the
+    population's output fed, every slice feeds; its variables concatenate theirs; running or
+    stopping any slice runs or stops the whole network."""
+
+    def __init__(self, parts: list):
+        self.parts = parts
+        self.s_out = _FanOut([p.s_out for p in parts]) if hasattr(parts[0], "s_out") else None
+
+    def run(self, **kwargs):
+        return self.parts[0].run(**kwargs)
+
+    def stop(self):
+        return self.parts[0].stop()
+
+    @property
+    def runtime(self):
+        return self.parts[0].runtime
+
+    def __getattr__(self, name: str):
+        if name.startswith("_") or name == "parts":
+            raise AttributeError(name)
+        return _SlicedVar([getattr(p, name) for p in self.parts], name in PER_NEURON_VARS)
 
 
 def _assign(var, value: np.ndarray, running: bool) -> None:
@@ -89,30 +182,47 @@ def _zero(*vars_) -> None:
 class LavaNetwork:
     """The processes of one network, reusable across samples (state is reset between them)."""
 
-    def __init__(self, net: Network, steps: int, seed: int, precision: str, record: bool, payload_bits: int, membrane_bits: int, readout_start: int = 0):
+    def __init__(self, net: Network, steps: int, seed: int, precision: str, record: bool, payload_bits: int, membrane_bits: int, readout_start: int = 0,
+                 slices: dict[str, list[tuple[int, int]]] | None = None):
+        """`slices` (from `core_slices`): emit each of those populations as one process per
+        core slice, and each block into it as one connection per slice, holding that slice's
+        synapses, as the cores would."""
         if precision not in ("fixed", "float"):
             raise NeurocompileError(f"precision '{precision}' is not 'fixed' or 'float'")
         self.net, self.steps, self.seed, self.precision, self.record = net, steps, seed, precision, record
         self.readout_start = readout_start
         self.payload_bits = payload_bits
         self.vmax = 2 ** (membrane_bits - 1) - 1
-        self.procs: dict[str, object] = {pop.name: PROCESSES[type(pop)][0](self, pop) for pop in net.populations()}
-        self.conns: dict[str, object] = {}
+        self.slices = {name: pieces for name, pieces in (slices or {}).items() if len(pieces) > 1}
+        self.procs: dict[str, object] = {}
+        for pop in net.populations():
+            make = PROCESSES[type(pop)][0]
+            pieces = self.slices.get(pop.name)
+            self.procs[pop.name] = make(self, pop) if pieces is None else _SlicedProcess([make(self, _node_slice(pop, a, b), (a, pop.size)) for a, b in pieces])
+        self.conns: dict[str, list] = {}
         self.failures: dict[tuple[str, str], object] = {}  # (source, mask) -> its SpikeFailure process
         for prod in (p for p in net.populations() if isinstance(p, Product)):
             a, b = net.operands(prod.name)
             self._spikes(a, prod.failure_a, prod.failure_group_a).connect(self.procs[prod.name].a_in)
             self._spikes(b, prod.failure_b, prod.failure_group_b).connect(self.procs[prod.name].b_in)
         for block in net.synapses():
-            src = net.source_of(block)
+            src, dst = net.source_of(block), net.target_of(block)
             if block.failure > 0 and block.failure_mode == "synapse":
+                if dst.name in self.slices:
+                    raise NeurocompileError(f"synapse block '{block.name}': per-synapse failure is emitted whole; '{dst.name}' cannot be emitted per core slice")
                 conn = _failing_connection(net, block, precision, seed)
                 self.procs[src.name].s_out.connect(conn.s_in)
+                conns = [(conn, self.procs[dst.name])]
             else:
-                conn = _connection(net, block, precision)
-                self._spikes(src, block.failure, block.failure_group).connect(conn.s_in)
-            conn.a_out.connect(self.procs[net.target_of(block).name].a_in)
-            self.conns[block.name] = conn
+                spikes = self._spikes(src, block.failure, block.failure_group)
+                pieces = self.slices.get(dst.name)
+                targets = [self.procs[dst.name]] if pieces is None else self.procs[dst.name].parts
+                conns = list(zip(_connections(net, block, precision, pieces), targets))
+                for conn, _ in conns:
+                    spikes.connect(conn.s_in)
+            for conn, target in conns:
+                conn.a_out.connect(target.a_in)
+            self.conns[block.name] = [conn for conn, _ in conns]
         self.fanout = {b.name: source_fanout(b, net.source_of(b).size) for b in net.synapses()}
         self.started = False
 
@@ -141,7 +251,7 @@ class LavaNetwork:
         for block in self.net.synapses():
             src = self.net.source_of(block)
             if block.failure > 0 and block.failure_mode == "synapse":
-                events[block.name] = int(self.conns[block.name].events.get()[0])
+                events[block.name] = int(self.conns[block.name][0].events.get()[0])
                 messages[block.name] = int(active[src.name].sum())
             else:
                 sent = self.sent(src, block.failure, block.failure_group, active)
@@ -177,8 +287,8 @@ class LavaNetwork:
         for pop in self.net.populations():
             PROCESSES[type(pop)][1](self, pop, self.procs[pop.name])
         for block in self.net.synapses():
-            conn = self.conns[block.name]
-            _zero(conn.a_buff, *((conn.t, conn.events) if block.failure > 0 and block.failure_mode == "synapse" else ()))
+            for conn in self.conns[block.name]:
+                _zero(conn.a_buff, *((conn.t, conn.events) if block.failure > 0 and block.failure_mode == "synapse" else ()))
         for proc in self.failures.values():
             _zero(proc.t, proc.active)
 
@@ -241,11 +351,11 @@ def _input(lnet: LavaNetwork, pop: InputPopulation):
     return RateInput(n=pop.size, prob=np.zeros(pop.size), seed=lnet.seed, stream=stream_id(pop.name), name=pop.name)
 
 
-def _if(lnet: LavaNetwork, pop: IFPopulation):
+def _if(lnet: LavaNetwork, pop: IFPopulation, out: tuple[int, int] | None = None):
     from .processes import IFNeurons
 
     return IFNeurons(n=pop.size, threshold=lnet.membrane(pop.threshold_int), v_init=np.full(pop.size, lnet.membrane(pop.v_init_int)),
-                     bias=lnet.bias(pop), vmax=lnet.vmax, record_steps=lnet.steps if lnet.record else 0, name=pop.name)
+                     bias=lnet.bias(pop), vmax=lnet.vmax, record_steps=lnet.steps if lnet.record else 0, name=pop.name, out=out)
 
 
 def _host(lnet: LavaNetwork, pop: HostOp):
@@ -261,7 +371,13 @@ def _product(lnet: LavaNetwork, pop: Product):
     return SpikeProduct(node=pop, n_a=a.size, n_b=b.size, name=pop.name)
 
 
-def _readout(lnet: LavaNetwork, pop: ReadoutNode):
+def _relay(lnet: LavaNetwork, pop: Relay, out: tuple[int, int] | None = None):
+    from .processes import GradedRelay
+
+    return GradedRelay(n=pop.size, bias=lnet.bias(pop), shift=pop.out_shift, name=pop.name, out=out)
+
+
+def _readout(lnet: LavaNetwork, pop: ReadoutNode, out: None = None):
     from .processes import Readout
 
     return Readout(n=pop.size, bias=lnet.bias(pop), start=lnet.readout_start, name=pop.name)
@@ -284,11 +400,15 @@ PROCESSES = {
     HostOp: (_host, lambda lnet, pop, proc: _zero(proc.active)),
     Product: (_product, lambda lnet, pop, proc: _zero(proc.sum_a, proc.sum_b, proc.emitted, proc.t, proc.active, proc.events)),
     ReadoutNode: (_readout, lambda lnet, pop, proc: _zero(proc.acc, proc.t)),
+    Relay: (_relay, lambda lnet, pop, proc: _zero(proc.active)),
 }
 
 
 def run_lava(net: Network, x: np.ndarray, steps: int, payload_bits: int, membrane_bits: int, seed: int = 0, precision: str = "fixed",
-             record: bool = False, hardware: bool = False, progress: Callable[[int], None] | None = None, readout_start: int = 0) -> RunResult:
+             record: bool = False, hardware: bool = False, progress: Callable[[int], None] | None = None, readout_start: int = 0,
+             slices: dict[str, list[tuple[int, int]]] | None = None) -> RunResult:
+    """Runs the samples one after another. With `slices` (`core_slices` of a placement), every
+    population placed on cores is emitted as one process per core slice."""
     from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
 
     if hardware and not hardware_available():
@@ -305,7 +425,7 @@ def run_lava(net: Network, x: np.ndarray, steps: int, payload_bits: int, membran
     acc = np.zeros((b, readout.size), np.float64 if precision == "float" else np.int64)
     events: dict[str, np.ndarray] = {}
     messages: dict[str, np.ndarray] = {}
-    lava_net = LavaNetwork(net, steps, seed, precision, record, payload_bits, membrane_bits, readout_start)
+    lava_net = LavaNetwork(net, steps, seed, precision, record, payload_bits, membrane_bits, readout_start, slices)
     try:
         for k in range(b):
             lava_net.load(encoded[k], x[k])
@@ -320,7 +440,7 @@ def run_lava(net: Network, x: np.ndarray, steps: int, payload_bits: int, membran
                 if record:
                     rasters[p.name][:, k] = np.rint(proc.raster.get()).astype(np.uint8)
             for p in net.populations():
-                if isinstance(p, (HostOp, Product)):
+                if isinstance(p, (HostOp, Product, Relay)):
                     active[p.name] = np.rint(lava_net.procs[p.name].active.get()).astype(np.int64)
             inp = net.input
             active[inp.name] = steps * (encoded[k] != 0) if inp.graded else np.rint(lava_net.procs[inp.name].count.get()).astype(np.int64)

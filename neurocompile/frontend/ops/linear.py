@@ -11,7 +11,7 @@ import numpy as np
 from ...errors import NeurocompileError
 from ...ir.kernels import Conv2d, Dense
 from ..registry import attrs, describe, handles
-from ..values import Affine, add, apply_kernel, is_const, layout, scale, shape_of
+from ..values import Affine, add, is_const, layout, scale, shape_of
 from .constants import require_const
 from .host import spike_product
 
@@ -47,13 +47,13 @@ def conv(ctx, node, inputs):
     if is_const(x):
         raise NeurocompileError(f"{describe(node)}: convolution of a constant input; fold it before export")
     kernel = _conv_kernel(node, shape_of(x), w, attrs(node))
-    y = apply_kernel(x, kernel)
+    y = ctx.apply_kernel(node, x, kernel)
     if len(inputs) > 2 and inputs[2] is not None:
         y = add(y, require_const(node, inputs[2], "the bias").reshape(1, -1, 1, 1))
     return [y]
 
 
-def _matmul_right(x, b: np.ndarray, node) -> Affine:
+def _matmul_right(ctx, x, b: np.ndarray, node) -> Affine:
     """x @ b for a constant b [K], [K, N] or [1.., K, N]: a dense kernel on the last axis, then
     the output shape of ONNX MatMul (a 1-D b drops the last axis; b's unit batch axes
     broadcast against x's)."""
@@ -67,7 +67,7 @@ def _matmul_right(x, b: np.ndarray, node) -> Affine:
     else:
         out_shape = tuple(np.broadcast_shapes(a_shape[:-2], b.shape[:-2])) + (a_shape[-2], b.shape[-1])
         matrix = b.reshape(b.shape[-2:])
-    y = apply_kernel(x, Dense(weight=matrix.T.copy()))
+    y = ctx.apply_kernel(node, x, Dense(weight=matrix.T.copy()))
     return y if shape_of(y) == out_shape else layout(lambda arr, fill: arr.reshape(out_shape), [y])
 
 
@@ -87,12 +87,12 @@ def matmul(ctx, node, inputs):
     if is_const(b):
         if len(shape_of(a)) < 2 or len(np.shape(b)) < 1:
             raise NeurocompileError(f"{describe(node)}: unsupported operand ranks {list(shape_of(a))} @ {list(np.shape(b))}")
-        return [_matmul_right(a, b, node)]
+        return [_matmul_right(ctx, a, b, node)]
     # a @ x = (x^T @ a^T)^T: a dense kernel with weight a on x's second-to-last axis.
     a = np.asarray(a, np.float64)
     if a.ndim != 2 or len(shape_of(b)) < 2:
         raise NeurocompileError(f"{describe(node)}: unsupported operand ranks {list(np.shape(a))} @ {list(shape_of(b))}")
-    return [_swap_last(apply_kernel(_swap_last(b), Dense(weight=a.copy())))]
+    return [_swap_last(ctx.apply_kernel(node, _swap_last(b), Dense(weight=a.copy())))]
 
 
 @handles("Gemm")
@@ -110,7 +110,7 @@ def gemm(ctx, node, inputs):
     x = _swap_last(a_) if at.get("transA", 0) else a_
     bb = np.asarray(b, np.float64)
     bb = bb.T if at.get("transB", 0) else bb
-    y = _matmul_right(x, alpha * bb, node)
+    y = _matmul_right(ctx, x, alpha * bb, node)
     if c is not None:
         y = add(y, beta * np.asarray(require_const(node, c, "the bias"), np.float64))
     return [y]
@@ -156,7 +156,7 @@ def average_pool(ctx, node, inputs):
             raise NeurocompileError(f"{describe(node)}: ceil_mode=1 changes the output size here; export with ceil_mode=0")
     if is_const(x):
         raise NeurocompileError(f"{describe(node)}: pooling a constant; fold it before export")
-    y = apply_kernel(x, _depthwise_pool(node, x, k, strides, pads, 1.0, dilations))
+    y = ctx.apply_kernel(node, x, _depthwise_pool(node, x, k, strides, pads, 1.0, dilations))
     if a.get("count_include_pad", 0) or not any(pads):
         return [scale(y, np.array(1.0 / np.prod(k)))]
     # Edge windows divide by the number of real (unpadded) elements.
@@ -171,7 +171,7 @@ def global_average_pool(ctx, node, inputs):
     if len(shape) != 4 or is_const(x):
         raise NeurocompileError(f"{describe(node)}: only 2-D global average pooling of a spiking tensor is supported")
     hw = shape[2:]
-    return [apply_kernel(x, _depthwise_pool(node, x, hw, (1, 1), (0, 0, 0, 0), 1.0 / np.prod(hw)))]
+    return [ctx.apply_kernel(node, x, _depthwise_pool(node, x, hw, (1, 1), (0, 0, 0, 0), 1.0 / np.prod(hw)))]
 
 
 def _reduce(ctx, node, inputs, mean: bool):
@@ -196,7 +196,7 @@ def _reduce(ctx, node, inputs, mean: bool):
     kept = [k for k in range(len(shape)) if k not in axes]
     r = int(np.prod([shape[k] for k in axes]))
     moved = layout(lambda arr, fill: np.transpose(arr, kept + axes).reshape([shape[k] for k in kept] + [r]), [x])
-    y = apply_kernel(moved, Dense(weight=np.full((1, r), 1.0 / r if mean else 1.0)))
+    y = ctx.apply_kernel(node, moved, Dense(weight=np.full((1, r), 1.0 / r if mean else 1.0)))
     out_shape = [1 if k in axes else shape[k] for k in range(len(shape))] if keep else [shape[k] for k in kept]
     return [layout(lambda arr, fill: arr.reshape(out_shape), [y])]
 

@@ -1,0 +1,78 @@
+"""Relay neurons: lowering keeps a linear node as a population where composing through it
+would give a neuron more fan-in axons than a core has (the residual stream seen through the
+patch merging, the average pool seen through the head)."""
+
+import numpy as np
+import pytest
+
+from neurocompile.backends.ann import evaluate
+from neurocompile.compiler import BuildOptions, compile_network
+from neurocompile.errors import NeurocompileError
+from neurocompile.frontend import onnx_to_ir
+from neurocompile.partition import place
+from neurocompile.partition.validate import placement_problems
+from neurocompile.passes.lower import lower_linear_chains
+from neurocompile.runs import run_backend
+from neurocompile.targets import load_target
+
+from conftest import GRAPHS
+
+FAN_IN = 300  # the digits MST's merging reads 5 residual terms x 128 channels = 640 neurons
+MODEL = GRAPHS / "digits_mst.onnx"
+
+
+@pytest.fixture(scope="module")
+def small_cores(tmp_path_factory):
+    spec = (GRAPHS.parent / "targets" / "loihi2.toml").read_text()
+    lines = [f"fan_in_axons = {FAN_IN}" if line.split("=")[0].strip() == "fan_in_axons" else line for line in spec.splitlines()]
+    path = tmp_path_factory.mktemp("target") / "small_fan_in.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return load_target(str(path))
+
+
+@pytest.fixture(scope="module")
+def relayed(small_cores):
+    return compile_network(MODEL, small_cores, BuildOptions())
+
+
+def test_relays_go_where_composition_exceeds_a_core_and_every_core_fits(relayed, small_cores):
+    net, placement, _ = relayed
+    relays = {p.name: p for p in net.populations() if p.kind == "relay"}
+    assert sorted(relays) == ["head.relay", "stages.1.stages.1.0.reduction.relay"]
+    assert "640 neurons" in relays["stages.1.stages.1.0.reduction.relay"].origin
+    assert placement_problems(net, small_cores, placement) == []
+    assert max(core["fan_in_axons"] for core in placement["cores"]) <= FAN_IN
+
+
+def test_without_relays_the_same_cores_refuse_the_model(small_cores):
+    net, _, _ = compile_network(MODEL, load_target("loihi2"), BuildOptions())
+    assert not [p for p in net.populations() if p.kind == "relay"]
+    with pytest.raises(NeurocompileError, match=rf"needs \d+ fan-in axons .* a core has {FAN_IN} axons"):
+        place(net, small_cores)
+
+
+def test_relays_compute_the_composed_network():
+    x = np.load(GRAPHS / "digits_mst_test_x.npy")[:16].astype(np.float64)
+    outputs = []
+    for max_fan_in in (None, FAN_IN):
+        net = onnx_to_ir(MODEL, max_fan_in=max_fan_in)
+        lower_linear_chains(net)
+        outputs.append(evaluate(net, x)["post"][net.readout.name])
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-9, atol=1e-9)
+
+
+def test_the_relayed_snn_classifies_as_the_composed_one(relayed):
+    # Relays add a step of latency each and round the sum they forward; at T = 48 steps
+    # after the fill the two SNNs agree on nearly every image.
+    class Artifact:
+        def __init__(self, net, target):
+            self.net, self.target = net, target
+
+    x = np.load(GRAPHS / "digits_mst_test_x.npy")[:60].astype(np.float64)
+    plain, _, _ = compile_network(MODEL, load_target("loihi2"), BuildOptions())
+    predictions = []
+    for net in (plain, relayed[0]):
+        res = run_backend(Artifact(net, load_target("loihi2-sim")), x, net.latency() + 48, "sim", 0, readout_start="latency")
+        predictions.append(res.output.reshape(len(x), -1).argmax(axis=1))
+    assert relayed[0].latency() == plain.latency() + 2
+    assert np.mean(predictions[0] == predictions[1]) >= 0.95
