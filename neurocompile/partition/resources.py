@@ -54,9 +54,9 @@ def axons_of(pattern, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
     """(source neuron, synapses into the slice) of every axon a slice start..stop receives."""
     if isinstance(pattern, LeadPattern):
         return pattern.per_axon(start, stop)
-    per_axon = np.bincount(pattern[start:stop].indices, minlength=pattern.shape[1])
-    present = np.flatnonzero(per_axon)
-    return present, per_axon[present]
+    # unique, not a bincount over every source neuron: a slice reads few of them
+    present, per_axon = np.unique(pattern.indices[pattern.indptr[start] : pattern.indptr[stop]], return_counts=True)
+    return present.astype(np.int64), per_axon.astype(np.int64)
 
 
 def neuron_patterns(net: Network, pop_name: str, neuron: int) -> list[tuple[str, sp.csr_matrix]]:
