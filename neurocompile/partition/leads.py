@@ -58,8 +58,8 @@ class LeadPattern:
         srcs, cnts = [], []
         for leads, a, b in self._spans(start, stop):
             for part in self.parts:
-                off = part.offset[leads][:, None]
-                c = part.prefix[off + b, np.arange(part.prefix.shape[1])] - part.prefix[off + a, np.arange(part.prefix.shape[1])]
+                off = part.offset[leads]
+                c = part.prefix[off + b] - part.prefix[off + a]  # whole rows: no per-element gather
                 s = part.sources[leads]
                 keep = (s >= 0) & (c > 0)
                 srcs.append(s[keep])
@@ -80,9 +80,8 @@ class LeadPattern:
         lead = starts // w
         srcs, units = [], []
         for part in self.parts:
-            off = part.offset[lead][:, None]
-            cols = np.arange(part.prefix.shape[1])
-            c = part.prefix[off + (stops - lead * w)[:, None], cols] - part.prefix[off + (starts - lead * w)[:, None], cols]
+            off = part.offset[lead]
+            c = part.prefix[off + stops - lead * w] - part.prefix[off + starts - lead * w]
             s = part.sources[lead]
             reached = (s >= 0) & (c > 0)
             srcs.append(s[reached])
