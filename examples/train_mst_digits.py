@@ -10,7 +10,13 @@ tokens that each see one original pixel, and the network then tests at ~92 % ins
 - ``digits_mst_rsm.onnx``: a copy of it fine-tuned with Random Spike Masking at 75 % on q, k and
   the attention spikes of every block (``attn_mask_ratio``), distilled from the unmasked network
   as teacher, as the MST paper does: loss = CE(student, y) + tau^2 * KL(teacher || student) on
-  the logits softened by tau. It is exported with ``mask_nodes=True``, so its graph also holds
+  the logits softened by tau, plus an event term: ``--event-weight`` times the synaptic events
+  the student's activations imply, relative to their value at the start of fine-tuning. A
+  layer's events are its neurons' rate (activation / up) times what one of its spikes costs on
+  the compiled network: the synapses it reaches, plus the deliveries into a spike product
+  (counted from the unmasked network's IR, ``events_per_spike``). Masks thin only the spikes into
+  attention's products, a small share of this network's events; the event term lets fine-tuning
+  spend the accuracy that masking leaves to spare on fewer spikes everywhere. It is exported with ``mask_nodes=True``, so its graph also holds
   the first MLP layer's mask at ratio 0 (present but inactive): the compiler's ``--mask-ratio``
   (e.g. ``attn=0.75,mlp=0.5``) can set every mask of it. Its ANN accuracy with masks is the mean
   and standard deviation over a few seeded mask draws.
@@ -57,6 +63,7 @@ LR = 2e-3
 FT_LR = 2e-4  # peak of the same one-cycle schedule, a tenth of LR
 FT_TAU = 3.0  # distillation temperature
 FT_KD_WEIGHT = 1.0  # loss = CE + FT_KD_WEIGHT * tau^2 * KL(teacher || student)
+FT_EVENT_WEIGHT = 7.0  # loss += this * (implied synaptic events / their value before fine-tuning)
 FT_SEED_OFFSET = 1000  # masks and batch order of fine-tuning: seed + this
 MASK_EVAL_SEEDS = 10  # masked ANN accuracy: mean/std over torch seeds 0..9
 # Largest accepted |onnxruntime - torch| on the test logits (see examples/train_digits.py).
@@ -78,6 +85,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ft-epochs", type=int, default=10, help="fine-tuning epochs (masked)")
     parser.add_argument("--ft-lr", type=float, default=FT_LR, help="fine-tuning peak learning rate")
     parser.add_argument("--tau", type=float, default=FT_TAU, help="distillation temperature")
+    parser.add_argument("--event-weight", type=float, default=FT_EVENT_WEIGHT, help="weight of the event term in fine-tuning (0: none)")
     return parser.parse_args()
 
 
@@ -98,6 +106,66 @@ def upscale(x: np.ndarray) -> np.ndarray:
     return np.array(y.numpy(), dtype=np.float32, order="C", copy=True)
 
 
+def events_per_spike(path: Path) -> dict[str, float]:
+    """Per IF population of an exported network (named by its module path, as torch names its
+    QCFS), the synaptic events one of its spikes costs on average: the nonzero synapses it
+    reaches through every block, plus the deliveries of its spikes into spike products (one per
+    element of the other operand's matching row or column, as products.product_events counts)."""
+    from neurocompile.frontend import onnx_to_ir
+    from neurocompile.ir.connectivity import source_fanout
+    from neurocompile.ir.nodes import IFPopulation, Product
+    from neurocompile.passes.dce import eliminate_dead_code
+    from neurocompile.passes.lower import lower_linear_chains
+
+    net = onnx_to_ir(path)
+    lower_linear_chains(net)
+    eliminate_dead_code(net)
+    cost = {}
+    for pop in net.populations():
+        if not isinstance(pop, IFPopulation):
+            continue
+        events = sum(float(source_fanout(b, pop.size).mean()) for b in net.outgoing(pop.name))
+        for prod in (p for p in net.populations() if isinstance(p, Product)):
+            a, b = net.operands(prod.name)
+            if a.name == pop.name:
+                events += prod.b_shape[-1] * np.prod(prod.a_shape) / pop.size
+            if b.name == pop.name:
+                events += prod.a_shape[-2] * np.prod(prod.b_shape) / pop.size
+        cost[pop.name] = pop.size * events
+    return cost
+
+
+class EventTerm:
+    """The event term of fine-tuning: hooks on every QCFS of ``model`` collect, per forward
+    pass, each layer's mean rate times its neurons times its events per spike; ``take`` sums
+    them relative to ``norm`` (the sum for a first batch) and starts the next pass afresh."""
+
+    def __init__(self, model: nn.Module, cost: dict[str, float]):
+        names = {module: name for name, module in model.named_modules() if isinstance(module, QCFS)}
+        # Population names repeat the Sequential's index: "stages.0.stages.0.0.act1" is the
+        # module "stages.0.0.act1".
+        weight = {next(p for p in cost if p == name or p.endswith("." + name)): name for name in names.values()}
+        self.weight = {name: cost[pop] for pop, name in weight.items()}
+        if set(self.weight) != set(names.values()):
+            raise RuntimeError(f"QCFS modules without a population: {sorted(set(names.values()) - set(self.weight))}")
+        self.terms: list[torch.Tensor] = []
+        self.norm = 1.0
+        self.hooks = [
+            module.register_forward_hook(lambda mod, _i, out, name=name: self.terms.append(self.weight[name] * (out / mod.up).mean()))
+            for module, name in names.items()
+        ]
+
+    def take(self) -> torch.Tensor:
+        total = torch.stack(self.terms).sum() / self.norm
+        self.terms.clear()
+        return total
+
+    def remove(self) -> None:
+        for hook in self.hooks:
+            hook.remove()
+        self.terms.clear()
+
+
 def train(
     model: nn.Module,
     x: np.ndarray,
@@ -107,13 +175,16 @@ def train(
     lr: float = LR,
     teacher: nn.Module | None = None,
     tau: float = FT_TAU,
+    events: EventTerm | None = None,
+    event_weight: float = 0.0,
 ) -> None:
     """Adam with a one-cycle learning rate (10 % warm-up, cosine decay), stepped per batch;
     the batch order comes from its own generator.
 
     With a ``teacher`` (in eval mode) the loss adds knowledge distillation:
     ``FT_KD_WEIGHT * tau^2 * KL(softmax(teacher / tau) || softmax(model / tau))``, the tau^2
-    keeping its gradient on the scale of the cross-entropy's.
+    keeping its gradient on the scale of the cross-entropy's; with ``events``, the event term
+    times ``event_weight``.
     """
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     generator = torch.Generator().manual_seed(seed)
@@ -132,6 +203,8 @@ def train(
             optimizer.zero_grad()
             logits = model(xt[batch])
             loss = loss_fn(logits, yt[batch])
+            if events is not None:
+                loss = loss + event_weight * events.take()
             if teacher is not None:
                 with torch.no_grad():
                     target = nn.functional.softmax(teacher(xt[batch]) / tau, dim=1)
@@ -266,13 +339,21 @@ def main() -> None:
     masked.load_state_dict(model.state_dict())
     masked.eval()
     before = masked_accuracies(masked, x_test, y_test, MASK_EVAL_SEEDS)
+    events = EventTerm(masked, events_per_spike(path)) if args.event_weight else None
+    if events is not None:
+        events.terms.clear()
+        with torch.no_grad():
+            masked(torch.from_numpy(x_train[:256]))
+        events.norm = float(events.take())
     ft_started = time.perf_counter()
     torch.manual_seed(args.seed + FT_SEED_OFFSET)  # the masks drawn during fine-tuning
     train(
         masked, x_train, y_train, args.ft_epochs, args.seed + FT_SEED_OFFSET,
-        lr=args.ft_lr, teacher=model, tau=args.tau,
+        lr=args.ft_lr, teacher=model, tau=args.tau, events=events, event_weight=args.event_weight,
     )
     ft_seconds = time.perf_counter() - ft_started
+    if events is not None:
+        events.remove()
     after = masked_accuracies(masked, x_test, y_test, MASK_EVAL_SEEDS)
     rsm_path = args.out / "digits_mst_rsm.onnx"
     rsm_ops = export_onnx(masked, rsm_path, CONFIG["img_size"], CONFIG["in_chans"])
@@ -311,7 +392,10 @@ def main() -> None:
                     "batch": BATCH,
                     "optimizer": "Adam, one-cycle schedule (10 % warm-up, cosine decay)",
                     "loss": "CE(student, y) + kd_weight * tau^2 * KL(softmax(teacher/tau) || "
-                    "softmax(student/tau))",
+                    "softmax(student/tau)) + event_weight * implied synaptic events / their value "
+                    "before fine-tuning",
+                    "event_weight": args.event_weight,
+                    "events_per_spike": "from digits_mst.onnx's IR (events_per_spike)",
                     "teacher": "digits_mst.onnx's network, eval mode",
                     "tau": args.tau,
                     "kd_weight": FT_KD_WEIGHT,
