@@ -207,29 +207,32 @@ class Conv2d(Kernel):
         return y.reshape(b, view[0], no, ho, wo)
 
     def to_sparse(self, view_shape, w=None):
+        _, o, ho, wo = self.out_shape(view_shape)
+        return self.rows(view_shape, None, w)
+
+    def rows(self, view_shape, positions, w=None):
+        """Rows of the matrix (all, or the flat output `positions`), built straight in CSR:
+        a row's taps in (channel, ky, kx) order have increasing input indices, so nothing is
+        sorted, and taps in the padding are dropped."""
         w = self.weight if w is None else w
         n, c, h, wd = view_shape
         _, o, ho, wo = self.out_shape(view_shape)
-        kh, kw = w.shape[2:]
-        g, cg = self.group, w.shape[1]
-        og = o // g
+        cg, kh, kw = w.shape[1:]
         (sh, sw), (dh, dw) = self.strides, self.dilations
         t, l = self.pads[0], self.pads[1]
-        # Enumerate (n, o, i, j, c_local, a, b) with broadcasting, drop taps that land in padding.
-        nn_, oo, ii, jj, cc, aa, bb = np.meshgrid(
-            np.arange(n), np.arange(o), np.arange(ho), np.arange(wo), np.arange(cg), np.arange(kh), np.arange(kw), indexing="ij"
-        )
-        yy = ii * sh - t + aa * dh
-        xx = jj * sw - l + bb * dw
-        ch = (oo // og) * cg + cc
-        inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < wd)
-        rows = ((nn_ * o + oo) * ho + ii) * wo + jj
-        cols = ((nn_ * c + ch) * h + yy) * wd + xx
-        vals = w[oo, cc, aa, bb]
-        keep = inside & (vals != 0)
-        return sp.csr_matrix(
-            (vals[keep].astype(np.float64), (rows[keep], cols[keep])), shape=(n * o * ho * wo, n * c * h * wd)
-        )
+        flat = np.arange(n * o * ho * wo, dtype=np.int64) if positions is None else np.asarray(positions, np.int64)
+        rest, j = np.divmod(flat, wo)
+        rest, i = np.divmod(rest, ho)
+        nn_, oo = np.divmod(rest, o)
+        yy = (i * sh - t)[:, None, None] + (np.arange(kh) * dh)[None, :, None]  # [P, kh, 1]
+        xx = (j * sw - l)[:, None, None] + (np.arange(kw) * dw)[None, None, :]  # [P, 1, kw]
+        inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < wd)  # [P, kh, kw]
+        first = (nn_ * c + (oo // (o // self.group)) * cg) * (h * wd)  # [P]: the group's first input channel
+        cols = first[:, None, None, None] + (np.arange(cg) * (h * wd))[None, :, None, None] + (yy * wd + xx)[:, None]  # [P, cg, kh, kw]
+        vals = w[oo]  # [P, cg, kh, kw]
+        keep = inside[:, None] & (vals != 0)
+        indptr = np.concatenate([[0], np.cumsum(keep.reshape(flat.size, -1).sum(axis=1))])
+        return sp.csr_matrix((vals[keep].astype(np.float64), cols[keep], indptr), shape=(flat.size, n * c * h * wd))
 
     def max_abs_row_sum(self, view_shape, w):
         return float(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max()) if w.size else 0.0
