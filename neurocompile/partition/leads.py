@@ -33,6 +33,7 @@ class Part:
     sources: np.ndarray  # [leads, n_in]
     offset: np.ndarray  # [leads]
     prefix: np.ndarray  # [n_out + 1, n_in]: synapses of input i into kernel outputs 0..o-1
+    one_to_one: bool = False  # input i feeds channel i alone (elementwise): costs are counts
 
 
 @dataclass
@@ -121,7 +122,7 @@ def _elementwise_part(block, n_source: int, leads: int, width: int) -> Part | No
     vin = (block.in_index if block.in_index is not None else np.arange(n_source)).reshape(leads, width).astype(np.int64)
     nonzero = np.broadcast_to(block.w_mant != 0, tuple(block.view_shape)).reshape(leads, width)
     prefix = (np.arange(width)[None, :] < np.arange(width + 1)[:, None]).astype(np.int32)  # input i feeds channel i
-    return Part(np.where(nonzero, vin, -1), np.zeros(leads, np.int64), prefix)
+    return Part(np.where(nonzero, vin, -1), np.zeros(leads, np.int64), prefix, one_to_one=True)
 
 
 def lead_pattern(net: Network, target: str, source: str) -> LeadPattern | None:

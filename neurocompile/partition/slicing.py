@@ -38,6 +38,7 @@ class TokenwiseSlicer:
     def __init__(self, patterns: list[LeadPattern], n: int, core: dict, weight_bits: int):
         self.core, self.wbits, self.n = core, weight_bits, n
         self.w = patterns[0].width
+        self.bits_one = int(axon_bits_each(np.ones(1, np.int64), core, weight_bits)[0])  # an axon with one synapse
         self.parts = [part for p in patterns for part in p.parts]
         self.gap = _share_gap(patterns)
         keys = []
@@ -57,12 +58,21 @@ class TokenwiseSlicer:
         self.cum_bits = np.concatenate([[0], np.cumsum(full_bits)])
         self.cum_axons = np.concatenate([[0], np.cumsum(full_axons)])
         self.inner: dict[tuple[int, int, int], tuple[int, int, int]] = {}
+        self.within: dict[tuple[int, int, int], tuple[int, int]] = {}
 
     def _tables(self, lead: int):
         w = self.w
         hb, ha, tb, ta = (np.zeros(w + 1, np.int64) for _ in range(4))
         for part in self.parts:
             valid = part.sources[lead] >= 0
+            if part.one_to_one:  # channel k's own input, one synapse: counts of valid inputs
+                tail = np.concatenate([[0], np.cumsum(valid)])
+                head = tail[-1] - tail
+                tb += self.bits_one * tail
+                ta += tail
+                hb += self.bits_one * head
+                ha += head
+                continue
             off = int(part.offset[lead])
             rows = part.prefix[off: off + w + 1][:, valid].astype(np.int64)  # [w + 1, inputs]
             tail = rows - rows[0]
@@ -74,14 +84,23 @@ class TokenwiseSlicer:
         return hb, ha, tb, ta
 
     def _within(self, lead: int, a: int, b: int) -> tuple[int, int]:
-        bits = axons = 0
-        for part in self.parts:
-            valid = part.sources[lead] >= 0
-            off = int(part.offset[lead])
-            c = (part.prefix[off + b] - part.prefix[off + a])[valid].astype(np.int64)
-            bits += int(axon_bits_each(c, self.core, self.wbits).sum())
-            axons += int((c > 0).sum())
-        return bits, axons
+        """Cost of channels a..b-1 of one lead; leads of a class cost the same."""
+        key = (int(self.cls[lead]), a, b)
+        if key not in self.within:
+            bits = axons = 0
+            for part in self.parts:
+                if part.one_to_one:
+                    n = int(np.count_nonzero(part.sources[lead, a:b] >= 0))
+                    bits += n * self.bits_one
+                    axons += n
+                    continue
+                valid = part.sources[lead] >= 0
+                off = int(part.offset[lead])
+                c = (part.prefix[off + b] - part.prefix[off + a])[valid].astype(np.int64)
+                bits += int(axon_bits_each(c, self.core, self.wbits).sum())
+                axons += int(np.count_nonzero(c))
+            self.within[key] = (bits, axons)
+        return self.within[key]
 
     def _fits(self, bits: int, axons: int) -> bool:
         return bits <= self.core["synapse_memory_bits"] and axons <= self.core["fan_in_axons"]
