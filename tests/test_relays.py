@@ -36,7 +36,10 @@ def relayed(small_cores):
 
 
 def test_relays_go_where_composition_exceeds_a_core_and_every_core_fits(relayed, small_cores):
-    net, placement, _ = relayed
+    from neurocompile.compiler import quantization_warnings
+
+    net, placement, report = relayed
+    assert quantization_warnings(report["quantization"]) == []  # relays and their readers keep their weights
     relays = {p.name: p for p in net.populations() if p.kind == "relay"}
     assert sorted(relays) == ["head.relay", "stages.1.stages.1.0.reduction.relay"]
     assert "640 neurons" in relays["stages.1.stages.1.0.reduction.relay"].origin

@@ -131,13 +131,19 @@ def _quantize_host(net: Network, pop: HostOp, target: Target) -> None:
 
 
 def _quantize_relay(net: Network, pop: Relay, target: Target) -> None:
-    """A relay's worst-case input stays within a graded payload, so that shifting it right
-    by `out_shift` (the bits its IF consumers cannot resolve) needs no clipping: the payload
-    bound holds by construction and is checked against the quantized weights below."""
-    pop.scale = _accumulator_scale(net, pop, min(target.current_max, GRADED_PAYLOAD_MAX), target.numerics)
+    """A relay sums its input exactly in the full current range (its scale chosen as a
+    readout's), then forwards it shifted right by `out_shift`: enough that the payload fits a
+    graded spike, that each consumer's accumulator holds its fan-in times a full mantissa times
+    the payload at the smallest weight shift (else the consumer's scale, and its weights, would
+    shrink to nothing), and no finer than its IF consumers resolve."""
+    num = target.numerics
+    pop.scale = _accumulator_scale(net, pop, target.current_max, num)
+    fan_in = max((b.kernel.max_abs_row_sum(b.view_shape, (b.kernel.weight != 0).astype(np.float64)) for b in net.outgoing(pop.name)), default=1.0)
+    per_consumer = target.current_max // 2 / (_signed_max(num["weight_mantissa_bits"]) * 2.0 ** num["weight_shift_min"] * max(fan_in, 1.0))
+    payload_max = max(1.0, min(GRADED_PAYLOAD_MAX // 2, per_consumer))
     pop.out_shift = 0
-    pop.out_shift = max(0, _spare_bits(net, pop, target.numerics))
-    pop.payload_bound = GRADED_PAYLOAD_MAX >> pop.out_shift
+    pop.out_shift = max(math.ceil(math.log2((target.current_max // 2) / payload_max)), _spare_bits(net, pop, num), 0)
+    pop.payload_bound = min(GRADED_PAYLOAD_MAX, target.current_max >> pop.out_shift)
 
 
 def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str, Any]:
@@ -199,8 +205,8 @@ def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str
                 f"population '{pop.name}': worst-case input per step is {bound}, above the {num['current_bits']}-bit limit "
                 f"{target.current_max}; its weights are too large relative to its threshold {getattr(pop, 'threshold', '')}"
             )
-        if isinstance(pop, Relay) and bound > GRADED_PAYLOAD_MAX:
-            raise NeurocompileError(f"relay '{pop.name}': inputs up to {bound} exceed the 24-bit graded payload it forwards")
+        if isinstance(pop, Relay) and bound >> pop.out_shift > pop.payload_bound:
+            raise NeurocompileError(f"relay '{pop.name}': inputs up to {bound}, shifted by {pop.out_shift}, exceed its payload bound {pop.payload_bound}")
         if isinstance(pop, HostOp) and pop.op == "layernorm" and bound * bound * pop.shape[-1] >= 2**62:
             raise NeurocompileError(f"layer norm '{pop.name}': inputs up to {bound} would overflow its 64-bit variance")
         entry["input_bound"] = bound
