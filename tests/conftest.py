@@ -13,6 +13,18 @@ ROOT = Path(__file__).resolve().parent.parent
 GRAPHS = ROOT / "graphs"
 
 
+def target_with(directory: Path, **limits):
+    """loihi2 with some of its `key = value` lines changed (per-core limits, `chips`), written
+    to `directory` and loaded: a target on which one limit binds."""
+    from neurocompile.targets import load_target
+
+    lines = [f"{line.split('=')[0].strip()} = {limits[line.split('=')[0].strip()]}" if line.split("=")[0].strip() in limits else line
+             for line in (ROOT / "targets" / "loihi2.toml").read_text().splitlines()]
+    path = Path(directory) / ("_".join(f"{k}{v}" for k, v in limits.items()) + ".toml")
+    path.write_text("\n".join(lines) + "\n")
+    return load_target(str(path))
+
+
 @pytest.fixture(scope="session")
 def digits():
     """Test images [360, 1, 8, 8] in [0, 1] and labels [360]."""

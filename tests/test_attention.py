@@ -2,8 +2,6 @@
 relative-position bias added as a constant. ANN mode against onnxruntime; both backends
 bit-identical; the compiler says what runs off the cores and why."""
 
-from pathlib import Path
-
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -102,11 +100,9 @@ def test_backends_bit_identical(attention_model, tmp_path, form, readout_start):
 def test_emission_per_core_slice_feeds_products_the_whole_operands(attention_model, tmp_path):
     from neurocompile.backends.lava.runner import core_slices
     from neurocompile.compiler import compile_network
-    from neurocompile.targets import load_target
+    from conftest import target_with
 
-    spec = (Path(__file__).resolve().parent.parent / "targets" / "loihi2.toml").read_text()
-    (tmp_path / "small.toml").write_text("\n".join("neurons = 10" if line.split("=")[0].strip() == "neurons" else line for line in spec.splitlines()) + "\n")
-    target = load_target(str(tmp_path / "small.toml"))
+    target = target_with(tmp_path, neurons=10)
     net, placement, _ = compile_network(attention_model, target, BuildOptions())
     assert all(len(core_slices(placement)[name]) >= 2 for name in ("q", "k", "v"))
 

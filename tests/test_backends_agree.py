@@ -10,7 +10,7 @@ import pytest
 
 from neurocompile.runs import compare_results, run_backend
 
-from conftest import GRAPHS
+from conftest import GRAPHS, target_with
 from tiny import chain, relay_chain
 
 pytestmark = pytest.mark.lava
@@ -95,21 +95,12 @@ def test_relay_neurons_forward_signed_shifted_sums(shift):
     assert cmp["identical"], cmp["divergence_text"] or cmp
 
 
-def _small_cores(tmp_path, neurons: int):
-    from neurocompile.targets import load_target
-
-    spec = (GRAPHS.parent / "targets" / "loihi2.toml").read_text()
-    lines = [f"neurons = {neurons}" if line.split("=")[0].strip() == "neurons" else line for line in spec.splitlines()]
-    (tmp_path / "small.toml").write_text("\n".join(lines) + "\n")
-    return load_target(str(tmp_path / "small.toml"))
-
-
 @pytest.mark.parametrize("failure", [0.0, 0.5])
 def test_emission_per_core_slice_gives_the_spikes_of_the_population_emission(tmp_path, digits, failure):
     from neurocompile.backends.lava.runner import core_slices
     from neurocompile.compiler import BuildOptions, compile_network
 
-    target = _small_cores(tmp_path, 24)
+    target = target_with(tmp_path, neurons=24)
     net, placement, _ = compile_network(GRAPHS / "digits_mlp.onnx", target, BuildOptions())
     hidden = net.outgoing(net.input.name)[0]
     hidden.failure, hidden.failure_group = failure, "hidden"  # masked spikes cross slices too

@@ -10,7 +10,7 @@ from neurocompile.partition import place
 from neurocompile.partition.validate import placement_problems
 from neurocompile.targets import load_target
 
-from conftest import GRAPHS
+from conftest import GRAPHS, target_with
 
 
 @pytest.mark.parametrize("target", ["loihi2-sim", "loihi1"])
@@ -59,12 +59,7 @@ def test_shipped_models_quantize_without_warnings(artifacts, model):
 
 def _target_with(tmp_path, key: str, value: int):
     """loihi2 with one per-core limit lowered (and plenty of cores), so that it binds alone."""
-    spec = (GRAPHS.parent / "targets" / "loihi2.toml").read_text()
-    spec = spec.replace("chips = 8 ", "chips = 64 ")
-    lines = [f"{key} = {value}" if line.split("=")[0].strip() == key else line for line in spec.splitlines()]
-    path = tmp_path / f"{key}.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return load_target(str(path))
+    return target_with(tmp_path, chips=64, **{key: value})
 
 
 # (limit, value that makes it bind on the digits MLP, the placement field it limits)

@@ -15,7 +15,7 @@ from neurocompile.passes.lower import lower_linear_chains
 from neurocompile.runs import run_backend
 from neurocompile.targets import load_target
 
-from conftest import GRAPHS
+from conftest import GRAPHS, target_with
 
 FAN_IN = 300  # the digits MST's merging reads 5 residual terms x 128 channels = 640 neurons
 MODEL = GRAPHS / "digits_mst.onnx"
@@ -23,11 +23,7 @@ MODEL = GRAPHS / "digits_mst.onnx"
 
 @pytest.fixture(scope="module")
 def small_cores(tmp_path_factory):
-    spec = (GRAPHS.parent / "targets" / "loihi2.toml").read_text()
-    lines = [f"fan_in_axons = {FAN_IN}" if line.split("=")[0].strip() == "fan_in_axons" else line for line in spec.splitlines()]
-    path = tmp_path_factory.mktemp("target") / "small_fan_in.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return load_target(str(path))
+    return target_with(tmp_path_factory.mktemp("target"), fan_in_axons=FAN_IN)
 
 
 @pytest.fixture(scope="module")
