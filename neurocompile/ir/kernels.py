@@ -207,7 +207,6 @@ class Conv2d(Kernel):
         return y.reshape(b, view[0], no, ho, wo)
 
     def to_sparse(self, view_shape, w=None):
-        _, o, ho, wo = self.out_shape(view_shape)
         return self.rows(view_shape, None, w)
 
     def rows(self, view_shape, positions, w=None):
