@@ -197,7 +197,7 @@ def test_slice_fan_out_bounds_equal_a_full_recount(tmp_path, fan_out_axons):
     target = _target_with(tmp_path, "fan_out_axons", fan_out_axons)
     net, _, _ = compile_network(GRAPHS / "digits_mst.onnx", load_target("loihi2"), BuildOptions())
     patterns = {p.name: fanin_patterns(net, p.name) for p in net.populations() if not p.on_host}
-    slices, bound = place_module._slice_within_fan_out(net, target, patterns, place_module.FaninCache(net))
+    slices, bound, _ = place_module._slice_within_fan_out(net, target, patterns, place_module.FaninCache(net))
     owner = {name: np.empty(net.node(name).size, np.int64) for name in patterns}
     for k, (name, start, stop, _) in enumerate(slices):
         owner[name][start:stop] = k

@@ -66,9 +66,11 @@ class LeadPattern:
                 srcs.append(s[keep])
                 cnts.append(c[keep])
         srcs, cnts = np.concatenate(srcs), np.concatenate(cnts)
-        if self.shared:
-            srcs, inverse = np.unique(srcs, return_inverse=True)
-            cnts = np.bincount(inverse, weights=cnts).astype(np.int64)
+        if self.shared:  # one axon per source neuron, its synapses summed over the leads
+            order = np.argsort(srcs, kind="stable")
+            srcs, cnts = srcs[order], cnts[order]
+            first = np.flatnonzero(np.concatenate([[True], srcs[1:] != srcs[:-1]]))
+            srcs, cnts = srcs[first], np.add.reduceat(cnts, first) if first.size else cnts
         return srcs, cnts
 
     def runs(self, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +146,8 @@ def lead_pattern(net: Network, target: str, source: str) -> LeadPattern | None:
         parts.append(part)
     lead_of = [np.broadcast_to(np.arange(leads)[:, None], p.sources.shape)[p.sources >= 0] for p in parts]
     used = np.concatenate([p.sources[p.sources >= 0] for p in parts])
-    pairs = np.concatenate(lead_of).astype(np.int64) * src.size + used
-    if np.unique(pairs).size != pairs.size:
+    # lead-major keys come as sorted runs (a lead's inputs in order): a stable sort merges them
+    pairs = np.sort(np.concatenate(lead_of).astype(np.int64) * src.size + used, kind="stable")
+    if (pairs[1:] == pairs[:-1]).any():
         return None  # a source neuron twice in one lead: its synapses there would merge
-    return LeadPattern(width, parts, shared=np.unique(used).size != used.size)
+    return LeadPattern(width, parts, shared=bool(used.size) and int(np.bincount(used, minlength=src.size).max()) > 1)

@@ -19,7 +19,7 @@ from ..ir.nodes import InputPopulation, Product
 from ..targets import Target
 from .leads import LeadPattern
 from .slicing import TokenwiseSlicer
-from .resources import Cost, axons_of, fanin_patterns, neuron_patterns, slice_cost
+from .resources import Cost, axon_bits_each, axons_of, fanin_patterns, neuron_patterns, slice_cost
 
 
 def _one_neuron_fits(cost: Cost, core: dict, pop: str, neuron: int) -> None:
@@ -114,35 +114,151 @@ def _affinity(patterns: list, start: int, stop: int, core_of: dict[str, np.ndarr
     return score[1:]
 
 
-def _pack(net: Network, target: Target, patterns: dict, slices, fan_out_bound: np.ndarray, strategy: str):
+def _splits_freely(patterns: list) -> bool:
+    """Every axon into this population carries one synapse (elementwise inputs: the residual
+    stream). Cutting it anywhere then costs its sources no fan-out axon (each of their neurons
+    reaches one core however it is cut), and a slice's costs are sums over its neurons."""
+    return all(_one_synapse_per_axon(m) for _, m in patterns)
+
+
+def _one_synapse_per_axon(m) -> bool:
+    if isinstance(m, LeadPattern):
+        return not m.shared and all(part.one_to_one for part in m.parts)
+    return not m.nnz or np.bincount(m.indices).max() <= 1
+
+
+def _inputs_per_neuron(patterns: list, n: int) -> np.ndarray:
+    """Synapses into each neuron, summed over sources."""
+    count = np.zeros(n, np.int64)
+    for _, m in patterns:
+        if isinstance(m, LeadPattern):
+            for part in m.parts:
+                count += (part.sources >= 0).ravel()
+        else:
+            count += np.diff(m.indptr)
+    return count
+
+
+def _first_input(patterns: list, placed: dict[str, np.ndarray], n: int) -> list[np.ndarray]:
+    """Per source on the cores: the core of each neuron's first input from it (-1: none)."""
+    out = []
+    for src, m in patterns:
+        if src not in placed:
+            continue
+        first = np.full(n, -1, np.int64)
+        if isinstance(m, LeadPattern):
+            for part in m.parts:
+                s = part.sources.ravel()
+                first = np.where((first < 0) & (s >= 0), s, first)
+        else:
+            has = np.diff(m.indptr) > 0
+            first[has] = m.indices[m.indptr[:-1][has]]
+        out.append(np.where(first >= 0, placed[src][np.maximum(first, 0)], -1))
+    return out
+
+
+# A piece of a freely cut population shorter than this is not put on a shared core when a new
+# core would take more: each slice is a row of placement.json and a process under --per-core.
+MIN_PIECE = 16
+
+
+class _Cores:
+    """The cores opened so far: the slices each holds, and what it uses of each limit."""
+
+    FIELDS = ("neurons", "synapse_bits", "fan_in_axons", "fan_out_bound")
+
+    def __init__(self, net: Network, target: Target, patterns: dict):
+        self.limit = target.core
+        self.wbits = target.numerics["weight_mantissa_bits"]
+        self.capacity = np.array([self.limit[key] for key in ("neurons", "synapse_memory_bits", "fan_in_axons", "fan_out_axons")], np.int64)
+        self.slices: list[list[dict[str, Any]]] = []
+        self.used = np.zeros((1024, 4), np.int64)
+        self.core_of = {name: np.full(net.node(name).size, -1, np.int64) for name in patterns}
+
+    def __len__(self) -> int:
+        return len(self.slices)
+
+    def open(self) -> int:
+        if len(self) == self.used.shape[0]:
+            self.used = np.vstack([self.used, np.zeros_like(self.used)])
+        self.slices.append([])
+        return len(self) - 1
+
+    def room(self, ks: list) -> np.ndarray:
+        """[len(ks), 4]: neurons, synapse bits, fan-in axons and fan-out bound left on each core
+        (None: a new core)."""
+        return np.array([self.capacity - (self.used[k] if k is not None else 0) for k in ks], np.int64).reshape(len(ks), 4)
+
+    def fitting(self, ks: range, need: np.ndarray) -> list[int]:
+        return [ks[i] for i in np.flatnonzero((self.used[ks.start: ks.stop] + need <= self.capacity).all(axis=1))]
+
+    def add(self, k: int, name: str, start: int, stop: int, need: np.ndarray) -> None:
+        self.slices[k].append({"population": name, "start": start, "stop": stop})
+        self.used[k] += need
+        self.core_of[name][start:stop] = k
+
+    def table(self) -> list[dict[str, Any]]:
+        return [{"slices": sl, **{key: int(v) for key, v in zip(self.FIELDS, row)}} for sl, row in zip(self.slices, self.used)]
+
+
+def _stream(cores: _Cores, name: str, patterns: list, n: int, neuron_bound: np.ndarray) -> None:
+    """A freely cut population poured into the room other slices left: each piece goes where
+    it is longest, among the cores that hold its first neuron's inputs and the last
+    PACK_WINDOW opened; a new core only where none takes MIN_PIECE neurons. Every axon into
+    such a population carries one synapse, so a piece's costs are sums over its neurons."""
+    inputs = _inputs_per_neuron(patterns, n)
+    bits_one = int(axon_bits_each(np.ones(1, np.int64), cores.limit, cores.wbits)[0])
+    # running totals of neurons, synapse bits, fan-in axons and fan-out bound
+    totals = [np.arange(n + 1), np.concatenate([[0], np.cumsum(inputs * bits_one)]),
+              np.concatenate([[0], np.cumsum(inputs)]), np.concatenate([[0], np.cumsum(neuron_bound)])]
+    homes = _first_input(patterns, cores.core_of, n)
+
+    def longest(start: int, ks: list) -> np.ndarray:  # per core: the furthest stop that fits the room left
+        left = cores.room(ks)
+        return np.min([np.searchsorted(t, t[start] + left[:, j], side="right") - 1 for j, t in enumerate(totals)], axis=0)
+
+    start = 0
+    while start < n:
+        near = sorted(({int(h[start]) for h in homes} | set(range(max(0, len(cores) - PACK_WINDOW), len(cores)))) - {-1})
+        stops = longest(start, near)
+        best_stop, home = (int(stops.max()), near[int(np.argmax(stops))]) if near else (start, None)
+        if best_stop - start < min(MIN_PIECE, n - start):
+            stop = int(longest(start, [None])[0])
+            if stop == start:  # one neuron alone exceeds a core: say which limit
+                _one_neuron_fits(slice_cost(patterns, start, start + 1, cores.limit, cores.wbits), cores.limit, name, start)
+                raise NeurocompileError(f"population '{name}': neuron {start} needs {int(neuron_bound[start])} fan-out axons; a core has {cores.limit['fan_out_axons']}")
+            if stop > best_stop:
+                best_stop, home = stop, cores.open()
+        stop = best_stop
+        cores.add(home, name, start, stop, np.array([t[stop] - t[start] for t in totals], np.int64))
+        start = stop
+
+
+def _pack(net: Network, target: Target, patterns: dict, slices, fan_out_bound: np.ndarray, neuron_bound: dict[str, np.ndarray], strategy: str):
     """Slices onto cores in topological order. `naive`: one slice per core. `packed`: a slice
     joins, among the last PACK_WINDOW cores with room for it under every limit, the one that
-    holds most of its input neurons (else the first). Costs add up, which can only
-    over-estimate: synapses of one source into two slices of a core are counted twice, and a
-    slice's fan-out bound counts destination slices, not cores."""
-    core = target.core
-    cores: list[dict[str, Any]] = []
-    core_of = {name: np.full(net.node(name).size, -1, np.int64) for name in patterns}
+    holds most of its input neurons (else the first); a population that can be cut anywhere
+    at no cost to its sources (`_splits_freely`) is poured into the room left (`_stream`).
+    Costs add up, which can only over-estimate: synapses of one source into two slices of a
+    core are counted twice, and a slice's fan-out bound counts destination slices, not cores."""
+    cores = _Cores(net, target, patterns)
+    free = {name for name, pats in patterns.items() if strategy == "packed" and _splits_freely(pats)}
     for (name, start, stop, cost), fan_out in zip(slices, fan_out_bound):
+        if name in free:
+            if start == 0:
+                _stream(cores, name, patterns[name], net.node(name).size, neuron_bound[name])
+            continue
+        need = np.array([cost.neurons, cost.synapse_bits, cost.fan_in_axons, fan_out], np.int64)
         home = None
         if strategy == "packed":
-            window = range(max(0, len(cores) - PACK_WINDOW), len(cores))
-            fits = [k for k in window if cores[k]["fan_out_bound"] + fan_out <= core["fan_out_axons"] and Cost(
-                cores[k]["neurons"] + cost.neurons, cores[k]["synapse_bits"] + cost.synapse_bits, cores[k]["fan_in_axons"] + cost.fan_in_axons).fits(core)]
+            fits = cores.fitting(range(max(0, len(cores) - PACK_WINDOW), len(cores)), need)
             if fits:
-                score = _affinity(patterns[name], start, stop, core_of, len(cores))
+                score = _affinity(patterns[name], start, stop, cores.core_of, len(cores))
                 home = max(fits, key=lambda k: (score[k], -k))
         if home is None:
-            home = len(cores)
-            cores.append({"slices": [], "neurons": 0, "synapse_bits": 0, "fan_in_axons": 0, "fan_out_axons": 0, "fan_out_bound": 0})
-        c = cores[home]
-        c["slices"].append({"population": name, "start": start, "stop": stop})
-        c["neurons"] += cost.neurons
-        c["synapse_bits"] += cost.synapse_bits
-        c["fan_in_axons"] += cost.fan_in_axons
-        c["fan_out_bound"] += int(fan_out)
-        core_of[name][start:stop] = home
-    return cores, core_of
+            home = cores.open()
+        cores.add(home, name, start, stop, need)
+    return cores.table(), cores.core_of
 
 
 class FaninCache(dict):
@@ -184,9 +300,18 @@ def destinations(net: Network, name: str, owner: dict[str, np.ndarray], units: i
         dests.append(np.full(pop.size, HOST))
     if not srcs:
         return None
-    # One integer key per pair (destination HOST = -1 maps to 0): a 1-D unique is fast.
-    keys = np.unique(np.concatenate(srcs).astype(np.int64) * (units + 1) + np.concatenate(dests).astype(np.int64) + 1)
-    return keys // (units + 1), keys % (units + 1) - 1
+    return distinct_pairs(np.concatenate(srcs), np.concatenate(dests), pop.size)
+
+
+def distinct_pairs(neurons: np.ndarray, units: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (neuron, unit) pairs, as one integer key each (unit HOST = -1 maps to 0).
+    Keyed unit-major, the pairs arrive as runs already in order (a run of a lead's inputs, on
+    units that grow with the neuron index), which a stable sort (timsort) merges in near-linear
+    time; np.unique's quicksort spends most of a Swin-T placement on them."""
+    keys = (units.astype(np.int64) + 1) * n + neurons
+    keys.sort(kind="stable")
+    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+    return keys % n, keys // n - 1
 
 
 def fan_out(net: Network, owner: dict[str, np.ndarray], units: int, fanin: FaninCache | None = None) -> np.ndarray:
@@ -212,9 +337,8 @@ def _reach(net: Network, source: str, tgt: str, local: np.ndarray, fanin: FaninC
     else:
         m = pattern.tocoo()
         s, u = m.col, local[m.row]
-    units = int(local.max()) + 1
-    keys = np.unique(s.astype(np.int64) * units + u)
-    return np.bincount(keys // units, minlength=net.node(source).size)
+    n = net.node(source).size
+    return np.bincount(distinct_pairs(s, u, n)[0], minlength=n)
 
 
 def _reaches_host(net: Network, source: str, placed: dict, fanin: FaninCache) -> np.ndarray:
@@ -233,7 +357,8 @@ def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: F
     """Slices whose fan-out bound fits a core: a slice sending to too many destination slices is
     cut smaller, and the bounds recounted. A neuron's bound is, per target population, the
     slices of it that its synapses reach, plus one axon to the host; only the populations
-    whose slicing changed are cut and counted again."""
+    whose slicing changed are cut and counted again. Returns the slices, their bounds and
+    every population's per-neuron bound."""
     limit = target.core["fan_out_axons"]
     caps: dict[str, int] = {}
     sliced: dict[str, list] = {}
@@ -257,7 +382,7 @@ def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: F
         ])
         over = np.flatnonzero(bound > limit)
         if not over.size:
-            return slices, bound
+            return slices, bound, {name: sum((reach[(name, t)] for t in targets[name]), host[name]) for name in patterns}
         dirty = set()
         for k in over:
             name, start, stop, _ = slices[k]
@@ -283,8 +408,8 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
     for name, pats in patterns.items():
         whole = slice_cost(pats, 0, net.node(name).size, core, wbits)
         unsplit = Cost(unsplit.neurons + whole.neurons, unsplit.synapse_bits + whole.synapse_bits, unsplit.fan_in_axons + whole.fan_in_axons)
-    slices, bound = _slice_within_fan_out(net, target, patterns, fanin)
-    cores, core_of = _pack(net, target, patterns, slices, bound, strategy)
+    slices, bound, neuron_bound = _slice_within_fan_out(net, target, patterns, fanin)
+    cores, core_of = _pack(net, target, patterns, slices, bound, neuron_bound, strategy)
     for c, n in zip(cores, fan_out(net, core_of, len(cores), fanin)):
         c["fan_out_axons"] = int(n)
 

@@ -54,9 +54,11 @@ def axons_of(pattern, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
     """(source neuron, synapses into the slice) of every axon a slice start..stop receives."""
     if isinstance(pattern, LeadPattern):
         return pattern.per_axon(start, stop)
-    # unique, not a bincount over every source neuron: a slice reads few of them
-    present, per_axon = np.unique(pattern.indices[pattern.indptr[start] : pattern.indptr[stop]], return_counts=True)
-    return present.astype(np.int64), per_axon.astype(np.int64)
+    # sorted, not a bincount over every source neuron: a slice reads few of them. Each row's
+    # indices are in order, so a stable sort (timsort) only merges the rows' runs.
+    cols = np.sort(pattern.indices[pattern.indptr[start] : pattern.indptr[stop]].astype(np.int64), kind="stable")
+    first = np.flatnonzero(np.concatenate([[True], cols[1:] != cols[:-1]]))
+    return cols[first], np.diff(np.append(first, cols.size))
 
 
 def neuron_patterns(net: Network, pop_name: str, neuron: int) -> list[tuple[str, sp.csr_matrix]]:
