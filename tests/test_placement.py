@@ -214,3 +214,54 @@ def test_synapses_per_source_neuron_are_counted_without_the_matrix(model):
         n = net.source_of(block).size
         whole = block_matrix(block, n, (block.kernel.weight != 0).astype(np.float64))
         np.testing.assert_array_equal(source_fanout(block, n), np.bincount(whole.indices, minlength=n))
+
+
+def test_distinct_pairs_equal_those_of_numpy_unique():
+    from neurocompile.partition.place import HOST, distinct_pairs
+
+    rng = np.random.default_rng(2)
+    for n, units in ((1, 1), (50, 7), (1000, 300)):
+        neurons = rng.integers(0, n, 5000)
+        dests = rng.integers(HOST, units, 5000)
+        got = distinct_pairs(neurons, dests, n)
+        pairs = np.unique(np.stack([dests, neurons], axis=1), axis=0)  # unit-major, as distinct_pairs orders them
+        np.testing.assert_array_equal(got[0], pairs[:, 1])
+        np.testing.assert_array_equal(got[1], pairs[:, 0])
+
+
+def test_elementwise_fed_populations_fill_the_room_other_slices_leave(tmp_path, monkeypatch):
+    """With fan-out binding, the residual stream's slices would take cores of their own; poured
+    into the spare fan-out of other cores they take fewer, and every core still passes."""
+    import importlib
+
+    place_module = importlib.import_module("neurocompile.partition.place")
+    target = _target_with(tmp_path, "fan_out_axons", 300)
+    net, _, _ = compile_network(GRAPHS / "digits_mst.onnx", load_target("loihi2"), BuildOptions())
+    poured = place(net, target)
+    assert placement_problems(net, target, poured) == []
+    from neurocompile.partition.resources import fanin_patterns
+
+    free = {p.name for p in net.populations() if not p.on_host and place_module._splits_freely(fanin_patterns(net, p.name))}
+    assert any(name.endswith("act1") for name in free)  # the residual stream after attention
+    hosts = [c for c in poured["cores"] if {s["population"] for s in c["slices"]} & free and {s["population"] for s in c["slices"]} - free]
+    assert hosts  # pieces of the residual stream on cores that other populations' slices opened
+    monkeypatch.setattr(place_module, "_splits_freely", lambda patterns: False)
+    apart = place(net, target)
+    assert placement_problems(net, target, apart) == []
+    assert poured["totals"]["cores"] < apart["totals"]["cores"]
+
+
+@pytest.mark.parametrize("model", ["digits_cnn", "digits_mst"])
+def test_costs_from_one_start_equal_slice_costs(model):
+    from neurocompile.partition.resources import CostsFrom, fanin_patterns, slice_cost
+
+    target = load_target("loihi2")
+    net, _, _ = compile_network(GRAPHS / f"{model}.onnx", target, BuildOptions())
+    rng = np.random.default_rng(3)
+    for pop in (p for p in net.populations() if not p.on_host):
+        patterns = fanin_patterns(net, pop.name)
+        start = int(rng.integers(0, pop.size))
+        last = int(rng.integers(start + 1, pop.size + 1))
+        costs = CostsFrom(patterns, start, last, target.core, 8)
+        for stop in {start + 1, last, int(rng.integers(start + 1, last + 1))}:
+            assert costs(stop) == slice_cost(patterns, start, stop, target.core, 8), (pop.name, start, stop)

@@ -19,7 +19,7 @@ from ..ir.nodes import InputPopulation, Product
 from ..targets import Target
 from .leads import LeadPattern
 from .slicing import TokenwiseSlicer
-from .resources import Cost, axon_bits_each, axons_of, fanin_patterns, neuron_patterns, slice_cost
+from .resources import Cost, CostsFrom, axon_bits_each, axons_of, fanin_patterns, neuron_patterns, slice_cost
 
 
 def _one_neuron_fits(cost: Cost, core: dict, pop: str, neuron: int) -> None:
@@ -51,9 +51,10 @@ def _longest_fit(patterns, start: int, n: int, core: dict, wbits: int, pop: str,
     _one_neuron_fits(first, core, pop, start)
     lo, hi = start + 1, min(n, start + core["neurons"], start + cap)
     best = first
+    costs = CostsFrom(patterns, start, hi, core, wbits)
     while lo < hi:  # largest stop in (lo, hi] that fits
         mid = (lo + hi + 1) // 2
-        cost = slice_cost(patterns, start, mid, core, wbits)
+        cost = costs(mid)
         if cost.fits(core):
             lo, best = mid, cost
         else:
@@ -242,23 +243,29 @@ def _pack(net: Network, target: Target, patterns: dict, slices, fan_out_bound: n
     Costs add up, which can only over-estimate: synapses of one source into two slices of a
     core are counted twice, and a slice's fan-out bound counts destination slices, not cores."""
     cores = _Cores(net, target, patterns)
-    free = {name for name, pats in patterns.items() if strategy == "packed" and _splits_freely(pats)}
-    for (name, start, stop, cost), fan_out in zip(slices, fan_out_bound):
-        if name in free:
-            if start == 0:
-                _stream(cores, name, patterns[name], net.node(name).size, neuron_bound[name])
-            continue
-        need = np.array([cost.neurons, cost.synapse_bits, cost.fan_in_axons, fan_out], np.int64)
-        home = None
-        if strategy == "packed":
-            fits = cores.fitting(range(max(0, len(cores) - PACK_WINDOW), len(cores)), need)
-            if fits:
-                score = _affinity(patterns[name], start, stop, cores.core_of, len(cores))
-                home = max(fits, key=lambda k: (score[k], -k))
-        if home is None:
-            home = cores.open()
-        cores.add(home, name, start, stop, need)
+    sliced = {name: [] for name in patterns}
+    for sl, fan_out in zip(slices, fan_out_bound):
+        sliced[sl[0]].append((sl, fan_out))
+    for name in patterns:
+        if not sliced[name]:  # cut here (`_splits_freely`)
+            _stream(cores, name, patterns[name], net.node(name).size, neuron_bound[name])
+        for (_, start, stop, cost), fan_out in sliced[name]:
+            _pack_slice(cores, patterns, name, start, stop, cost, fan_out, strategy)
     return cores.table(), cores.core_of
+
+
+def _pack_slice(cores: _Cores, patterns: dict, name: str, start: int, stop: int, cost: Cost, fan_out: int, strategy: str) -> None:
+    """One slice onto a core: a recent one with room, holding most of its inputs, else a new one."""
+    need = np.array([cost.neurons, cost.synapse_bits, cost.fan_in_axons, fan_out], np.int64)
+    home = None
+    if strategy == "packed":
+        fits = cores.fitting(range(max(0, len(cores) - PACK_WINDOW), len(cores)), need)
+        if fits:
+            score = _affinity(patterns[name], start, stop, cores.core_of, len(cores))
+            home = max(fits, key=lambda k: (score[k], -k))
+    if home is None:
+        home = cores.open()
+    cores.add(home, name, start, stop, need)
 
 
 class FaninCache(dict):
@@ -353,12 +360,13 @@ def _reaches_host(net: Network, source: str, placed: dict, fanin: FaninCache) ->
     return host.astype(np.int64)
 
 
-def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: FaninCache):
+def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: FaninCache, free: frozenset = frozenset()):
     """Slices whose fan-out bound fits a core: a slice sending to too many destination slices is
     cut smaller, and the bounds recounted. A neuron's bound is, per target population, the
     slices of it that its synapses reach, plus one axon to the host; only the populations
     whose slicing changed are cut and counted again. Returns the slices, their bounds and
-    every population's per-neuron bound."""
+    every population's per-neuron bound. Populations in `free` (`_splits_freely`) are cut
+    later, when packed: each of their sources' neurons reaches one slice of them however."""
     limit = target.core["fan_out_axons"]
     caps: dict[str, int] = {}
     sliced: dict[str, list] = {}
@@ -366,7 +374,9 @@ def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: F
     reach: dict[tuple[str, str], np.ndarray] = {}
     targets = {name: sorted({net.target_of(b).name for b in net.outgoing(name)} & set(patterns)) for name in patterns}
     host = {name: _reaches_host(net, name, patterns, fanin) for name in patterns}
-    dirty = set(patterns)
+    for name in free:
+        sliced[name], local[name] = [], np.zeros(net.node(name).size, np.int64)
+    dirty = set(patterns) - set(free)
     for _ in range(MAX_RESLICES):
         for name in dirty:
             sliced[name] = _slice_population(net, target, name, patterns[name], caps.get(name, net.node(name).size))
@@ -376,10 +386,10 @@ def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: F
                 if tgt in dirty or (name, tgt) not in reach:
                     reach[(name, tgt)] = _reach(net, name, tgt, local[tgt], fanin)
         slices = [sl for name in patterns for sl in sliced[name]]
-        bound = np.concatenate([
+        bound = np.concatenate([[]] + [
             np.bincount(local[name], weights=sum((reach[(name, t)] for t in targets[name]), host[name]), minlength=len(sliced[name])).astype(np.int64)
-            for name in patterns
-        ])
+            for name in patterns if name not in free
+        ]).astype(np.int64)
         over = np.flatnonzero(bound > limit)
         if not over.size:
             return slices, bound, {name: sum((reach[(name, t)] for t in targets[name]), host[name]) for name in patterns}
@@ -408,7 +418,8 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
     for name, pats in patterns.items():
         whole = slice_cost(pats, 0, net.node(name).size, core, wbits)
         unsplit = Cost(unsplit.neurons + whole.neurons, unsplit.synapse_bits + whole.synapse_bits, unsplit.fan_in_axons + whole.fan_in_axons)
-    slices, bound, neuron_bound = _slice_within_fan_out(net, target, patterns, fanin)
+    free = frozenset(name for name, pats in patterns.items() if strategy == "packed" and _splits_freely(pats))
+    slices, bound, neuron_bound = _slice_within_fan_out(net, target, patterns, fanin, free)
     cores, core_of = _pack(net, target, patterns, slices, bound, neuron_bound, strategy)
     for c, n in zip(cores, fan_out(net, core_of, len(cores), fanin)):
         c["fan_out_axons"] = int(n)
