@@ -76,6 +76,10 @@ def main() -> None:
     console.print(f"{report['neurons']} neurons, {report['synapses']} synapses; {p['totals']['cores']} cores on {p['totals']['chips']} chips, "
                   f"lower bound {p['lower_bound_cores']} (x{p['totals']['cores'] / p['lower_bound_cores']:.2f}); "
                   f"validator: {len(problems)} problems in {validate_s:.1f} s")
+    traffic = report["spike_traffic_per_step"]
+    console.print(f"spike messages per step if every neuron spiked once: {traffic['inter_core']:.4g} between cores, "
+                  f"{traffic['inter_chip']:.4g} of them between chips or to the host (x{traffic['inter_chip'] / traffic['inter_core']:.2f}), "
+                  f"{traffic['local']:.4g} within a core")
 
 
 if __name__ == "__main__":

@@ -265,3 +265,32 @@ def test_costs_from_one_start_equal_slice_costs(model):
         costs = CostsFrom(patterns, start, last, target.core, 8)
         for stop in {start + 1, last, int(rng.integers(start + 1, last + 1))}:
             assert costs(stop) == slice_cost(patterns, start, stop, target.core, 8), (pop.name, start, stop)
+
+
+def test_a_tokens_layers_share_a_chip(tmp_path, monkeypatch):
+    """Token-wise layers packed in stripes (a fraction of every layer at a time) keep each
+    token's spikes on its chip; packed layer after layer, nearly all of them cross chips."""
+    import importlib
+
+    import torch
+    from torch import nn
+
+    from neurocompile.models.qcfs import QCFS
+    from neurocompile.partition.traffic import spike_traffic
+
+    place_module = importlib.import_module("neurocompile.partition.place")
+    torch.manual_seed(0)
+    layers = []
+    for _ in range(4):
+        layers += [nn.Linear(16, 64), QCFS(), nn.Linear(64, 16), QCFS()]
+    path = tmp_path / "token_mlp.onnx"
+    torch.onnx.export(nn.Sequential(*layers).eval(), torch.rand(1, 256, 16), str(path), opset_version=17, input_names=["x"])
+    net, _, _ = compile_network(path, load_target("loihi2"), BuildOptions())
+    target = target_with(tmp_path, cores=16, chips=64, synapse_memory_bits=100000)
+    striped = place(net, target)
+    monkeypatch.setattr(place_module, "SEGMENT_CHIPS", 1 / 16)  # segments of one core: a population each, layer after layer
+    layered = place(net, target)
+    for placement in (striped, layered):
+        assert placement_problems(net, target, placement) == []
+    crossing = [spike_traffic(net, p)["inter_chip"] for p in (striped, layered)]
+    assert crossing[0] < 0.5 * crossing[1], crossing

@@ -1,9 +1,13 @@
 """Placement: populations -> core slices -> cores -> chips.
 
-The packer walks populations in topological order and cuts each into the longest slices that fit
-one core under every limit; slices then share cores where they fit together (the `naive` strategy,
-one slice per core, is kept for comparison). Nodes that run off the neurocores (the input
-encoding, host ops, products) are listed as host ops with the reason.
+Each population is cut into the longest slices that fit one core under every limit (fan-out
+included, which depends on how its targets are cut); slices then share cores where they fit
+together, and populations fed elementwise (the residual stream), which can be cut anywhere, are
+poured into the room the others leave. Cores are filled a stripe of the network at a time (a
+fraction of each layer), so that a token's layers share a chip; chips are runs of consecutive
+cores. The `naive` strategy, one slice per core in topological order, is kept for comparison.
+Nodes that run off the neurocores (the input encoding, host ops, products) are listed as host
+ops with the reason.
 """
 
 from __future__ import annotations
@@ -97,6 +101,37 @@ def _slices(net: Network, target: Target, patterns: dict, caps: dict[str, int], 
     return [sl for name, pats in patterns.items() for sl in _slice_population(net, target, name, pats, caps.get(name, net.node(name).size), fast)]
 
 
+# The packing goes in segments of consecutive layers worth about SEGMENT_CHIPS chips, each in
+# rounds (stripes) of about a STRIPES_PER_CHIP-th of a chip (see _pack).
+STRIPES_PER_CHIP = 4
+SEGMENT_CHIPS = 128
+
+
+def _stripes(net: Network, patterns: dict, slices, stripe_cores: int, segment_cores: int):
+    """Populations (in topological order) grouped into segments of about `segment_cores` cores
+    (counted as their slices), each cut into stripes of about `stripe_cores`. Returns
+    stripe_of(population, neuron) -> (segment, stripe of that neuron), or with neuron None
+    (segment, stripes in it). Zero sizes: one segment, one stripe."""
+    count = {name: 0 for name in patterns}
+    for name, *_ in slices:
+        count[name] += 1
+    segment_of, cores_in = {}, [0]
+    for name in patterns:
+        if segment_cores and cores_in[-1] and cores_in[-1] + count[name] > segment_cores:
+            cores_in.append(0)
+        segment_of[name] = len(cores_in) - 1
+        cores_in[-1] += count[name]
+    stripes = [max(1, -(-c // stripe_cores)) if stripe_cores else 1 for c in cores_in]
+
+    def stripe_of(name: str, neuron: int | None) -> tuple[int, int]:
+        seg = segment_of[name]
+        if neuron is None:
+            return seg, stripes[seg]
+        return seg, min(stripes[seg] - 1, neuron * stripes[seg] // net.node(name).size)
+
+    return stripe_of
+
+
 # How many of the most recently opened cores a slice may join: enough to fill the tails that
 # slicing leaves, few enough that a core holds neighbouring layers (short, local spike paths).
 PACK_WINDOW = 16
@@ -140,20 +175,21 @@ def _inputs_per_neuron(patterns: list, n: int) -> np.ndarray:
     return count
 
 
-def _first_input(patterns: list, placed: dict[str, np.ndarray], n: int) -> list[np.ndarray]:
-    """Per source on the cores: the core of each neuron's first input from it (-1: none)."""
+def _first_input(patterns: list, placed: dict[str, np.ndarray], lo: int, hi: int) -> list[np.ndarray]:
+    """Per source on the cores: the core of the first input from it of each neuron lo..hi-1
+    (-1: none, or not placed yet)."""
     out = []
     for src, m in patterns:
         if src not in placed:
             continue
-        first = np.full(n, -1, np.int64)
+        first = np.full(hi - lo, -1, np.int64)
         if isinstance(m, LeadPattern):
             for part in m.parts:
-                s = part.sources.ravel()
+                s = part.sources.ravel()[lo:hi]
                 first = np.where((first < 0) & (s >= 0), s, first)
         else:
-            has = np.diff(m.indptr) > 0
-            first[has] = m.indices[m.indptr[:-1][has]]
+            has = np.diff(m.indptr[lo : hi + 1]) > 0
+            first[has] = m.indices[m.indptr[lo:hi][has]]
         out.append(np.where(first >= 0, placed[src][np.maximum(first, 0)], -1))
     return out
 
@@ -202,55 +238,78 @@ class _Cores:
         return [{"slices": sl, **{key: int(v) for key, v in zip(self.FIELDS, row)}} for sl, row in zip(self.slices, self.used)]
 
 
-def _stream(cores: _Cores, name: str, patterns: list, n: int, neuron_bound: np.ndarray) -> None:
+class _Stream:
     """A freely cut population poured into the room other slices left: each piece goes where
     it is longest, among the cores that hold its first neuron's inputs and the last
     PACK_WINDOW opened; a new core only where none takes MIN_PIECE neurons. Every axon into
     such a population carries one synapse, so a piece's costs are sums over its neurons."""
-    inputs = _inputs_per_neuron(patterns, n)
-    bits_one = int(axon_bits_each(np.ones(1, np.int64), cores.limit, cores.wbits)[0])
-    # running totals of neurons, synapse bits, fan-in axons and fan-out bound
-    totals = [np.arange(n + 1), np.concatenate([[0], np.cumsum(inputs * bits_one)]),
-              np.concatenate([[0], np.cumsum(inputs)]), np.concatenate([[0], np.cumsum(neuron_bound)])]
-    homes = _first_input(patterns, cores.core_of, n)
 
-    def longest(start: int, ks: list) -> np.ndarray:  # per core: the furthest stop that fits the room left
-        left = cores.room(ks)
-        return np.min([np.searchsorted(t, t[start] + left[:, j], side="right") - 1 for j, t in enumerate(totals)], axis=0)
+    def __init__(self, cores: _Cores, name: str, patterns: list, n: int, neuron_bound: np.ndarray):
+        self.cores, self.name, self.patterns, self.neuron_bound = cores, name, patterns, neuron_bound
+        inputs = _inputs_per_neuron(patterns, n)
+        bits_one = int(axon_bits_each(np.ones(1, np.int64), cores.limit, cores.wbits)[0])
+        # running totals of neurons, synapse bits, fan-in axons and fan-out bound
+        self.totals = [np.arange(n + 1), np.concatenate([[0], np.cumsum(inputs * bits_one)]),
+                       np.concatenate([[0], np.cumsum(inputs)]), np.concatenate([[0], np.cumsum(neuron_bound)])]
 
-    start = 0
-    while start < n:
-        near = sorted(({int(h[start]) for h in homes} | set(range(max(0, len(cores) - PACK_WINDOW), len(cores)))) - {-1})
-        stops = longest(start, near)
-        best_stop, home = (int(stops.max()), near[int(np.argmax(stops))]) if near else (start, None)
-        if best_stop - start < min(MIN_PIECE, n - start):
-            stop = int(longest(start, [None])[0])
-            if stop == start:  # one neuron alone exceeds a core: say which limit
-                _one_neuron_fits(slice_cost(patterns, start, start + 1, cores.limit, cores.wbits), cores.limit, name, start)
-                raise NeurocompileError(f"population '{name}': neuron {start} needs {int(neuron_bound[start])} fan-out axons; a core has {cores.limit['fan_out_axons']}")
-            if stop > best_stop:
-                best_stop, home = stop, cores.open()
-        stop = best_stop
-        cores.add(home, name, start, stop, np.array([t[stop] - t[start] for t in totals], np.int64))
-        start = stop
+    def _longest(self, start: int, stop: int, ks: list) -> np.ndarray:
+        """Per core: the furthest stop, at most `stop`, that fits the room left there."""
+        left = self.cores.room(ks)
+        return np.minimum(stop, np.min([np.searchsorted(t, t[start] + left[:, j], side="right") - 1 for j, t in enumerate(self.totals)], axis=0))
+
+    def pour(self, lo: int, hi: int) -> None:
+        """Neurons lo..hi-1 onto cores."""
+        cores, totals = self.cores, self.totals
+        homes = _first_input(self.patterns, cores.core_of, lo, hi)
+        start = lo
+        while start < hi:
+            near = sorted(({int(h[start - lo]) for h in homes} | set(range(max(0, len(cores) - PACK_WINDOW), len(cores)))) - {-1})
+            stops = self._longest(start, hi, near)
+            best_stop, home = (int(stops.max()), near[int(np.argmax(stops))]) if near else (start, None)
+            if best_stop - start < min(MIN_PIECE, hi - start):
+                stop = int(self._longest(start, hi, [None])[0])
+                if stop == start:  # one neuron alone exceeds a core: say which limit
+                    lim = cores.limit
+                    _one_neuron_fits(slice_cost(self.patterns, start, start + 1, lim, cores.wbits), lim, self.name, start)
+                    raise NeurocompileError(f"population '{self.name}': neuron {start} needs {int(self.neuron_bound[start])} fan-out axons; a core has {lim['fan_out_axons']}")
+                if stop > best_stop:
+                    best_stop, home = stop, cores.open()
+            stop = best_stop
+            cores.add(home, self.name, start, stop, np.array([t[stop] - t[start] for t in totals], np.int64))
+            start = stop
 
 
-def _pack(net: Network, target: Target, patterns: dict, slices, fan_out_bound: np.ndarray, neuron_bound: dict[str, np.ndarray], strategy: str):
-    """Slices onto cores in topological order. `naive`: one slice per core. `packed`: a slice
+def _pack(net: Network, target: Target, patterns: dict, slices, fan_out_bound: np.ndarray, neuron_bound: dict[str, np.ndarray], strategy: str,
+          free: frozenset = frozenset(), stripe_cores: int = 0, segment_cores: int = 0):
+    """Slices onto cores. `naive`: one slice per core, in topological order. `packed`: a slice
     joins, among the last PACK_WINDOW cores with room for it under every limit, the one that
-    holds most of its input neurons (else the first); a population that can be cut anywhere
-    at no cost to its sources (`_splits_freely`) is poured into the room left (`_stream`).
-    Costs add up, which can only over-estimate: synapses of one source into two slices of a
-    core are counted twice, and a slice's fan-out bound counts destination slices, not cores."""
+    holds most of its input neurons (else the first); the populations in `free`
+    (`_splits_freely`) are poured into the room left (`_Stream`). The order: segments of
+    consecutive populations worth about `segment_cores` cores, each in stripes of about
+    `stripe_cores`; stripe b of a segment takes, in topological order, the slices around the
+    b-th fraction of each of its populations. Token-wise layers keep their tokens in order, so
+    a token's layers land on neighbouring cores and their spikes stay on one chip, rather than
+    crossing a whole layer's cores to reach the next layer. Costs add up, which can only over-estimate: synapses of one
+    source into two slices of a core are counted twice, and a slice's fan-out bound counts
+    destination slices, not cores."""
     cores = _Cores(net, target, patterns)
-    sliced = {name: [] for name in patterns}
-    for sl, fan_out in zip(slices, fan_out_bound):
-        sliced[sl[0]].append((sl, fan_out))
-    for name in patterns:
-        if not sliced[name]:  # cut here (`_splits_freely`)
-            _stream(cores, name, patterns[name], net.node(name).size, neuron_bound[name])
-        for (_, start, stop, cost), fan_out in sliced[name]:
-            _pack_slice(cores, patterns, name, start, stop, cost, fan_out, strategy)
+    streams = {name: _Stream(cores, name, patterns[name], net.node(name).size, neuron_bound[name]) for name in free}
+    stripe_of = _stripes(net, patterns, slices, stripe_cores, segment_cores)
+    work = []  # (segment, stripe, topological index, first neuron, what to place)
+    order = {name: k for k, name in enumerate(patterns)}
+    for (name, start, stop, cost), fan_out in zip(slices, fan_out_bound):
+        work.append((*stripe_of(name, (start + stop) // 2), order[name], start, (name, start, stop, cost, int(fan_out))))
+    for name in free:
+        n = net.node(name).size
+        segment, stripes = stripe_of(name, None)
+        bounds = [b * n // stripes for b in range(stripes + 1)]
+        work += [(segment, b, order[name], lo, (name, lo, hi)) for b, (lo, hi) in enumerate(zip(bounds, bounds[1:])) if hi > lo]
+    work.sort(key=lambda item: item[:4])
+    for *_, what in work:
+        if len(what) == 3:
+            streams[what[0]].pour(*what[1:])
+        else:
+            _pack_slice(cores, patterns, *what, strategy)
     return cores.table(), cores.core_of
 
 
@@ -420,11 +479,12 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
         unsplit = Cost(unsplit.neurons + whole.neurons, unsplit.synapse_bits + whole.synapse_bits, unsplit.fan_in_axons + whole.fan_in_axons)
     free = frozenset(name for name, pats in patterns.items() if strategy == "packed" and _splits_freely(pats))
     slices, bound, neuron_bound = _slice_within_fan_out(net, target, patterns, fanin, free)
-    cores, core_of = _pack(net, target, patterns, slices, bound, neuron_bound, strategy)
+    per_chip = target.spec["chip"]["cores"]
+    cores, core_of = _pack(net, target, patterns, slices, bound, neuron_bound, strategy, free,
+                           *((per_chip // STRIPES_PER_CHIP, per_chip * SEGMENT_CHIPS) if strategy == "packed" else (0, 0)))
     for c, n in zip(cores, fan_out(net, core_of, len(cores), fanin)):
         c["fan_out_axons"] = int(n)
 
-    per_chip = target.spec["chip"]["cores"]
     available = per_chip * target.spec["system"]["chips"]
     if len(cores) > available:
         raise NeurocompileError(f"model needs {len(cores)} cores; target {target.chip} offers {available} ({target.spec['system']['chips']} chips x {per_chip} cores)")
@@ -433,10 +493,15 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
     ordered = [{key: c[key] for key in ("chip", "core", "slices", "neurons", "synapse_bits", "fan_in_axons", "fan_out_axons")} for c in cores]
     totals = {key: int(sum(c[key] for c in cores)) for key in ("neurons", "synapse_bits", "fan_in_axons", "fan_out_axons")}
     totals.update(cores=len(cores), chips=len({c["chip"] for c in ordered}))
-    lower = max(
+    return {"cores": ordered, "totals": totals, "lower_bound_cores": lower_bound(unsplit, core), "host_ops": host_ops}
+
+
+def lower_bound(unsplit: Cost, core: dict) -> int:
+    """Cores no placement can go below: the largest of total neurons, synapse bits and fan-in
+    axons over a core's."""
+    return max(
         math.ceil(unsplit.neurons / core["neurons"]),
         math.ceil(unsplit.synapse_bits / core["synapse_memory_bits"]),
         math.ceil(unsplit.fan_in_axons / core["fan_in_axons"]),
         1,
     )
-    return {"cores": ordered, "totals": totals, "lower_bound_cores": lower, "host_ops": host_ops}
