@@ -141,3 +141,44 @@ def test_lava_floating_point_models_track_the_fixed_point_run(artifacts, digits)
     for name, counts in fixed.counts.items():
         assert abs(int(floating.counts[name].sum()) - int(counts.sum())) <= 0.02 * counts.sum(), name
     assert np.array_equal(floating.output.reshape(2, -1).argmax(1), fixed.output.reshape(2, -1).argmax(1))
+
+
+def test_emission_per_core_slice_of_a_population_poured_into_other_cores(tmp_path):
+    """A residual sum (fed elementwise) is cut where other slices leave room: its pieces run in
+    processes beside other populations' and the spikes are those of the simulator."""
+    import torch
+    from torch import nn
+
+    from neurocompile.backends.lava.runner import core_slices
+    from neurocompile.compiler import BuildOptions, compile_network
+    from neurocompile.models.qcfs import QCFS
+
+    class Residual(nn.Module):
+        def __init__(self, c: int = 8):
+            super().__init__()
+            self.a, self.b, self.out = nn.Linear(c, c), nn.Linear(c, c), nn.Linear(c, 3)
+            self.qa, self.qb, self.qc = QCFS(), QCFS(), QCFS()
+
+        def forward(self, x):
+            a = self.qa(self.a(x))
+            return self.out(self.qc(a + self.qb(self.b(a))))
+
+    torch.manual_seed(0)
+    path = tmp_path / "residual.onnx"
+    torch.onnx.export(Residual().eval(), torch.rand(1, 4, 8), str(path), opset_version=17, input_names=["x"])
+    target = target_with(tmp_path, fan_in_axons=20)
+    net, placement, _ = compile_network(path, target, BuildOptions())
+    assert len(core_slices(placement)["qc"]) >= 3
+    assert any({"qc"} < {s["population"] for s in c["slices"]} for c in placement["cores"])
+
+    class Artifact:
+        def __init__(self):
+            self.net, self.target, self.placement = net, target, placement
+
+    x = np.random.default_rng(5).uniform(0, 1, (2, 4, 8))
+    sim = run_backend(Artifact(), x, 12, "sim", 0, record=True)
+    cut = run_backend(Artifact(), x, 12, "lava", 0, record=True, per_core=True)
+    cmp = compare_results(sim, cut)
+    assert cmp["identical"], cmp["divergence_text"] or cmp
+    assert cut.backend == "lava" and sim.counts["qc"].sum() > 0
+    assert np.array_equal(sim.synaptic_ops, cut.synaptic_ops)
