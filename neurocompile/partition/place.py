@@ -480,8 +480,9 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
     free = frozenset(name for name, pats in patterns.items() if strategy == "packed" and _splits_freely(pats))
     slices, bound, neuron_bound = _slice_within_fan_out(net, target, patterns, fanin, free)
     per_chip = target.spec["chip"]["cores"]
+    striped = strategy == "packed" and lower_bound(unsplit, core) > per_chip  # on one chip, stripes would only cost cores
     cores, core_of = _pack(net, target, patterns, slices, bound, neuron_bound, strategy, free,
-                           *((per_chip // STRIPES_PER_CHIP, per_chip * SEGMENT_CHIPS) if strategy == "packed" else (0, 0)))
+                           *((per_chip // STRIPES_PER_CHIP, per_chip * SEGMENT_CHIPS) if striped else (0, 0)))
     for c, n in zip(cores, fan_out(net, core_of, len(cores), fanin)):
         c["fan_out_axons"] = int(n)
 
