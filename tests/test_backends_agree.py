@@ -182,3 +182,17 @@ def test_emission_per_core_slice_of_a_population_poured_into_other_cores(tmp_pat
     assert cmp["identical"], cmp["divergence_text"] or cmp
     assert cut.backend == "lava" and sim.counts["qc"].sum() > 0
     assert np.array_equal(sim.synaptic_ops, cut.synaptic_ops)
+
+
+def test_an_exception_inside_a_lava_process_is_reported_and_every_process_ends(artifacts, digits, monkeypatch):
+    import multiprocessing
+
+    import neurocompile.backends.lava.processes as processes
+
+    def fails(self):
+        raise ValueError("readout cannot add this step")
+
+    monkeypatch.setattr(processes.PyReadoutFixed, "run_spk", fails)  # the Lava processes fork with it
+    with pytest.raises(RuntimeError, match="a Lava process failed:(.|\n)*ValueError: readout cannot add this step"):
+        run_backend(artifacts("digits_mlp"), digits[0][:1], 4, "lava", 0)
+    assert multiprocessing.active_children() == []

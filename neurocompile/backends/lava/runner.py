@@ -310,6 +310,13 @@ class LavaNetwork:
         if anchor.runtime is not None:
             anchor.stop()
 
+    def process_errors(self) -> list[str]:
+        """Tracebacks of the exceptions raised inside Lava's OS processes (process models),
+        which lava-nc 0.10.0 logs at INFO level only."""
+        runtime = self.procs[self.net.readout.name].runtime
+        actors = getattr(getattr(runtime, "_messaging_infrastructure", None), "_actors", [])
+        return [actor.exception[1] for actor in actors if getattr(actor, "exception", None)]
+
     def abort(self, grace_s: float = 5.0) -> None:
         """Ends Lava's OS processes after an error or an interrupt, without Lava's stop: the
         interrupt may have cut a message between the runtime and a process in half, and then
@@ -332,15 +339,22 @@ def _end(processes: list, grace_s: float) -> None:
     than join: Lava's processes override join with one that blocks."""
     import time
 
-    alive = [p for p in processes if p.is_alive()]
+    alive = [p for p in processes if _running(p)]
     for p in alive:
         p.terminate()
     deadline = time.monotonic() + grace_s
-    while any(p.is_alive() for p in alive) and time.monotonic() < deadline:
+    while any(_running(p) for p in alive) and time.monotonic() < deadline:
         time.sleep(0.05)
     for p in alive:
-        if p.is_alive():
+        if _running(p):
             p.kill()
+
+
+def _running(process) -> bool:
+    try:
+        return process.is_alive()
+    except ValueError:  # closed: Lava closes the processes it joined after an error
+        return False
 
 
 def _input(lnet: LavaNetwork, pop: InputPopulation):
@@ -451,8 +465,11 @@ def run_lava(net: Network, x: np.ndarray, steps: int, payload_bits: int, membran
                     store.setdefault(name, np.zeros(b, np.int64))[k] = n
             if progress is not None:
                 progress(k + 1)
-    except BaseException:
+    except BaseException as err:
+        failed = lava_net.process_errors()
         lava_net.abort()
+        if failed:
+            raise RuntimeError("a Lava process failed:\n" + "\n".join(failed)) from err
         raise
     lava_net.stop()
     output = (acc / readout.scale).reshape((b,) + tuple(net.meta["output_shape"]))
