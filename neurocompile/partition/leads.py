@@ -25,6 +25,11 @@ from ..ir.graph import Network
 from ..ir.kernels import Dense, Elementwise
 
 
+def run_starts(values: np.ndarray) -> np.ndarray:
+    """Where each run of equal values starts (in sorted values: each distinct value's first)."""
+    return np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1]])) if values.size else np.zeros(0, np.int64)
+
+
 @dataclass
 class Part:
     """One block's share: per target lead, the source neuron of each of the block's inputs
@@ -69,7 +74,7 @@ class LeadPattern:
         if self.shared:  # one axon per source neuron, its synapses summed over the leads
             order = np.argsort(srcs, kind="stable")
             srcs, cnts = srcs[order], cnts[order]
-            first = np.flatnonzero(np.concatenate([[True], srcs[1:] != srcs[:-1]]))
+            first = run_starts(srcs)
             srcs, cnts = srcs[first], np.add.reduceat(cnts, first) if first.size else cnts
         return srcs, cnts
 

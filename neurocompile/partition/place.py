@@ -21,7 +21,7 @@ from ..errors import NeurocompileError
 from ..ir.graph import Network
 from ..ir.nodes import InputPopulation, Product
 from ..targets import Target
-from .leads import LeadPattern
+from .leads import LeadPattern, run_starts
 from .slicing import TokenwiseSlicer
 from .resources import Cost, CostsFrom, axon_bits_each, axons_of, fanin_patterns, neuron_patterns, slice_cost
 
@@ -376,7 +376,7 @@ def distinct_pairs(neurons: np.ndarray, units: np.ndarray, n: int) -> tuple[np.n
     time; np.unique's quicksort spends most of a Swin-T placement on them."""
     keys = (units.astype(np.int64) + 1) * n + neurons
     keys.sort(kind="stable")
-    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+    keys = keys[run_starts(keys)]
     return keys % n, keys // n - 1
 
 

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from ..ir.connectivity import block_matrix, block_rows
 from ..ir.graph import Network
-from .leads import LeadPattern, lead_pattern
+from .leads import LeadPattern, lead_pattern, run_starts
 
 
 @dataclass
@@ -57,7 +57,7 @@ def axons_of(pattern, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
     # sorted, not a bincount over every source neuron: a slice reads few of them. Each row's
     # indices are in order, so a stable sort (timsort) only merges the rows' runs.
     cols = np.sort(pattern.indices[pattern.indptr[start] : pattern.indptr[stop]].astype(np.int64), kind="stable")
-    first = np.flatnonzero(np.concatenate([[True], cols[1:] != cols[:-1]]))
+    first = run_starts(cols)
     return cols[first], np.diff(np.append(first, cols.size))
 
 
@@ -109,7 +109,7 @@ class CostsFrom:
             rows = np.repeat(np.arange(start, last), np.diff(m.indptr[start : last + 1]))
             order = np.argsort(cols, kind="stable")
             cols = cols[order]
-            self.sorted.append((rows[order], np.flatnonzero(np.concatenate([[True], cols[1:] != cols[:-1]])) if cols.size else cols))
+            self.sorted.append((rows[order], run_starts(cols)))
 
     def __call__(self, stop: int) -> Cost:
         cost = slice_cost(self.leads, self.start, stop, self.core, self.wbits)
