@@ -234,13 +234,13 @@ def test_elementwise_fed_populations_fill_the_room_other_slices_leave(tmp_path, 
     into the spare fan-out of other cores they take fewer, and every core still passes."""
     import importlib
 
+    from neurocompile.partition.resources import fanin_patterns
+
     place_module = importlib.import_module("neurocompile.partition.place")
     target = _target_with(tmp_path, "fan_out_axons", 300)
     net, _, _ = compile_network(GRAPHS / "digits_mst.onnx", load_target("loihi2"), BuildOptions())
     poured = place(net, target)
     assert placement_problems(net, target, poured) == []
-    from neurocompile.partition.resources import fanin_patterns
-
     free = {p.name for p in net.populations() if not p.on_host and place_module._splits_freely(fanin_patterns(net, p.name))}
     assert any(name.endswith("act1") for name in free)  # the residual stream after attention
     hosts = [c for c in poured["cores"] if {s["population"] for s in c["slices"]} & free and {s["population"] for s in c["slices"]} - free]
