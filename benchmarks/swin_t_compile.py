@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,9 +22,11 @@ from rich.table import Table
 
 from neurocompile.compiler import BuildOptions, compile_network
 from neurocompile.errors import NeurocompileError
-from neurocompile.models.mst import MaskedSpikingTransformer, export_onnx
 from neurocompile.partition.validate import placement_problems
 from neurocompile.targets import load_target
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))  # the example model code
+from snn_models.mst import MaskedSpikingTransformer, export_onnx  # noqa: E402
 
 
 def peak_gib() -> float:

@@ -22,8 +22,8 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from neurocompile.models.digits import DigitsCNN, DigitsMLP, DigitsReluMLP, digits_split, make_deterministic
-from neurocompile.models.qcfs import QCFS
+from snn_models.digits import DigitsCNN, DigitsMLP, DigitsReluMLP, digits_split, make_deterministic
+from snn_models.qcfs import QCFS
 
 COMMAND = ".venv/bin/python examples/train_digits.py --out graphs"
 LEVELS = 8

@@ -38,9 +38,9 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from neurocompile.models.digits import digits_split, make_deterministic
-from neurocompile.models.mst import MaskedSpikingTransformer, count_qcfs, export_onnx
-from neurocompile.models.qcfs import QCFS
+from snn_models.digits import digits_split, make_deterministic
+from snn_models.mst import MaskedSpikingTransformer, count_qcfs, export_onnx
+from snn_models.qcfs import QCFS
 
 COMMAND = ".venv/bin/python examples/train_mst_digits.py --out graphs"
 UPSCALE = 2  # 8x8 -> 16x16

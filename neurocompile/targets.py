@@ -1,6 +1,8 @@
-"""Hardware targets, described as data in targets/*.toml and validated on load.
+"""Hardware targets, described as data in chip files (TOML) and validated on load.
 
-`--target loihi2-sim` names the chip file targets/loihi2.toml and the mode `sim` (Lava on the CPU,
+The chip files ship inside the package (`neurocompile/chips/`, which the source tree's top-level
+`targets/` points to), read through importlib.resources so that an installed wheel finds them.
+`--target loihi2-sim` names the chip file loihi2.toml and the mode `sim` (Lava on the CPU,
 Loihi2SimCfg); `--target loihi2` is the same chip run through Loihi2HwCfg. A path to a .toml file
 is accepted too and runs in `sim` mode.
 """
@@ -9,14 +11,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import tomli
 
 from .errors import NeurocompileError
+from .numerics import Numerics
 
-TARGETS_DIR = Path(__file__).resolve().parent.parent / "targets"
+CHIPS = resources.files("neurocompile") / "chips"
 
 # (type, minimum, maximum) for every key a target must define. Kept as data so that the
 # validator, the docs and the loader never drift apart.
@@ -33,6 +37,7 @@ SCHEMA: dict[str, dict[str, tuple[type, float, float]]] = {
         "bias_exp_max": (int, 0, 31),
         "input_payload_bits": (int, 2, 24),
         "current_bits": (int, 8, 32),
+        "graded_payload_bits": (int, 2, 32),
     },
     "core": {
         "neurons": (int, 1, 2**24),
@@ -56,6 +61,9 @@ SCHEMA: dict[str, dict[str, tuple[type, float, float]]] = {
     },
 }
 
+# Keys a chip file may leave out: Numerics gives their defaults.
+OPTIONAL = {("numerics", "graded_payload_bits")}
+
 RUN_MODES = ("sim", "hw")
 
 
@@ -69,8 +77,8 @@ class Target:
     spec: dict[str, Any]  # the validated TOML content
 
     @property
-    def numerics(self) -> dict[str, int]:
-        return self.spec["numerics"]
+    def numerics(self) -> Numerics:
+        return Numerics.from_table(self.spec["numerics"])
 
     @property
     def core(self) -> dict[str, int]:
@@ -79,14 +87,6 @@ class Target:
     @property
     def energy(self) -> dict[str, float]:
         return self.spec["energy"]
-
-    @property
-    def membrane_max(self) -> int:
-        return 2 ** (self.numerics["membrane_bits"] - 1) - 1
-
-    @property
-    def current_max(self) -> int:
-        return 2 ** (self.numerics["current_bits"] - 1) - 1
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "chip": self.chip, "mode": self.mode, "spec": self.spec}
@@ -97,9 +97,17 @@ class Target:
         return cls(name=data["name"], chip=data["chip"], mode=data["mode"], spec=spec)
 
 
+def _chip_file(chip: str):
+    return CHIPS / f"{chip}.toml"
+
+
+def chips() -> list[str]:
+    """The chip files shipped with the package."""
+    return sorted(p.name[: -len(".toml")] for p in CHIPS.iterdir() if p.name.endswith(".toml"))
+
+
 def available_targets() -> list[str]:
-    chips = sorted(p.stem for p in TARGETS_DIR.glob("*.toml"))
-    return [n for c in chips for n in (c, f"{c}-sim")]
+    return [n for c in chips() for n in (c, f"{c}-sim")]
 
 
 def load_target(name_or_path: str) -> Target:
@@ -111,7 +119,7 @@ def load_target(name_or_path: str) -> Target:
         spec = _read_toml(path)
         return Target(name=str(path), chip=spec["name"], mode="sim", spec=spec)
     chip, mode = (name_or_path[: -len("-sim")], "sim") if name_or_path.endswith("-sim") else (name_or_path, "hw")
-    file = TARGETS_DIR / f"{chip}.toml"
+    file = _chip_file(chip)
     if not file.is_file():
         raise NeurocompileError(
             f"unknown target '{name_or_path}'; available: {', '.join(available_targets())} or a path to a .toml file"
@@ -120,28 +128,35 @@ def load_target(name_or_path: str) -> Target:
     return Target(name=name_or_path, chip=spec["name"], mode=mode, spec=spec)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path) -> dict[str, Any]:
     return validate_spec(_read_raw(path, ()), where=str(path))
 
 
-def _read_raw(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
-    """The file's tables; `extends = "CHIP"` (a chip file in targets/, or a path relative to this
+def _read_raw(path, seen: tuple[str, ...]) -> dict[str, Any]:
+    """The file's tables; `extends = "CHIP"` (a shipped chip file, or a path relative to this
     file) starts from that file's tables and overrides them key by key, so that a system
-    built of a known chip states only what differs."""
+    built of a known chip states only what differs. `path` is a Path or a package resource."""
     try:
-        with open(path, "rb") as f:
+        with path.open("rb") as f:
             raw = tomli.load(f)
     except tomli.TOMLDecodeError as e:
         raise NeurocompileError(f"target file {path} is not valid TOML: {e}") from None
     base_name = raw.pop("extends", None)
     if base_name is None:
         return raw
-    base = TARGETS_DIR / f"{base_name}.toml" if not str(base_name).endswith(".toml") else (path.parent / base_name)
+    if str(base_name).endswith(".toml"):
+        if not isinstance(path, Path):
+            raise NeurocompileError(f"{path}: a shipped chip file extends only other chips, not '{base_name}'")
+        base = path.parent / base_name
+    else:
+        base = _chip_file(base_name)
     if not base.is_file():
-        raise NeurocompileError(f"{path}: extends '{base_name}', which is neither a chip in {TARGETS_DIR} nor a file")
-    if base.resolve() in seen:
+        raise NeurocompileError(f"{path}: extends '{base_name}', which is neither a chip ({', '.join(chips())}) nor a file")
+    key = str(base.resolve()) if isinstance(base, Path) else f"chip:{base_name}"
+    if key in seen:
         raise NeurocompileError(f"{path}: extends '{base_name}' in a cycle")
-    merged = _read_raw(base, seen + (path.resolve(),))
+    here = str(path.resolve()) if isinstance(path, Path) else f"chip:{path.name[: -len('.toml')]}"
+    merged = _read_raw(base, seen + (here,))
     for key, value in raw.items():
         merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
     return merged
@@ -157,6 +172,8 @@ def validate_spec(raw: dict[str, Any], where: str) -> dict[str, Any]:
             raise NeurocompileError(f"{where}: missing table [{section}]")
         for key, (kind, lo, hi) in keys.items():
             if key not in table:
+                if (section, key) in OPTIONAL:
+                    continue
                 raise NeurocompileError(f"{where}: missing {section}.{key}")
             value = table[key]
             ok_type = isinstance(value, int) and not isinstance(value, bool) if kind is int else (

@@ -25,6 +25,19 @@ def target_with(directory: Path, **limits):
     return load_target(str(path))
 
 
+@pytest.fixture(autouse=True)
+def _lava_only_under_its_marker(request, monkeypatch):
+    """A test that starts Lava in this process must carry the `lava` marker, so that
+    `-m "not lava"` leaves every Lava run out."""
+    if request.node.get_closest_marker("lava") is None:
+        from neurocompile.backends.lava.emit import LavaNetwork
+
+        def refuse(self, run_cfg):
+            raise AssertionError(f"{request.node.nodeid} starts Lava: mark it with @pytest.mark.lava")
+
+        monkeypatch.setattr(LavaNetwork, "run", refuse)
+
+
 @pytest.fixture(scope="session")
 def digits():
     """Test images [360, 1, 8, 8] in [0, 1] and labels [360]."""
@@ -34,7 +47,7 @@ def digits():
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory):
     """Builds (model, options) once per session; returns the loaded artifact."""
-    from neurocompile.artifact import load_artifact
+    from neurocompile.compiler.artifact import load_artifact
 
     cache = {}
     root = tmp_path_factory.mktemp("artifacts")

@@ -16,10 +16,10 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from neurocompile.backends.ann import evaluate
-from neurocompile.frontend import onnx_to_ir
+from neurocompile.frontend.convert import convert as convert_unlowered
+from neurocompile.frontend.lower import lower_linear_chains
 from neurocompile.ir.graph import Network
-from neurocompile.passes.lower import lower_linear_chains
+from neurocompile.ir.interpret import evaluate
 
 IR_VERSION = 8
 RTOL = ATOL = 1e-5
@@ -150,10 +150,16 @@ def run_ort(path: str | Path, x: np.ndarray) -> tuple[np.ndarray, tuple[int, ...
 
 
 def convert(path: str | Path, x: np.ndarray) -> tuple[Network, np.ndarray, np.ndarray]:
-    """(the lowered network, ANN-mode output before lowering, after lowering), outputs [B, n_out]."""
-    net = onnx_to_ir(path)
-    before = evaluate(net, x)["post"][net.readout.name]
-    lower_linear_chains(net)
+    """(the lowered network, ANN-mode output before lowering, after lowering), outputs [B, n_out].
+    Before lowering, each block is evaluated through its frontend chain."""
+    net, chains = convert_unlowered(path)
+
+    def through_chain(block, values):
+        source = net.source_of(block)
+        return chains[block.name].evaluate(values.reshape((values.shape[0],) + source.shape)).reshape(values.shape[0], -1)
+
+    before = evaluate(net, x, apply=through_chain)["post"][net.readout.name]
+    lower_linear_chains(net, chains)
     net.validate()
     after = evaluate(net, x)["post"][net.readout.name]
     return net, before, after

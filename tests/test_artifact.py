@@ -8,10 +8,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from neurocompile.artifact import load_artifact
-from neurocompile.backends.ann import evaluate
 from neurocompile.compiler import BuildOptions, build, compile_network
+from neurocompile.compiler.artifact import load_artifact
 from neurocompile.errors import NeurocompileError
+from neurocompile.ir.interpret import evaluate
 from neurocompile.targets import load_target
 
 from conftest import GRAPHS, ROOT

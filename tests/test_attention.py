@@ -8,12 +8,11 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from neurocompile.artifact import load_artifact
-from neurocompile.backends.ann import evaluate
+from neurocompile.cli.runs import compare_results, run_backend
 from neurocompile.compiler import BuildOptions, build
+from neurocompile.compiler.artifact import load_artifact
 from neurocompile.frontend import onnx_to_ir
-from neurocompile.passes.lower import lower_linear_chains
-from neurocompile.runs import compare_results, run_backend
+from neurocompile.ir.interpret import evaluate
 
 TOKENS, WIDTH = 4, 8
 
@@ -64,7 +63,6 @@ def test_ann_mode_matches_onnxruntime(attention_model):
     kinds = sorted(p.kind for p in net.populations())
     assert kinds == ["host", "host", "if", "if", "if", "input", "product", "product", "readout"]
     np.testing.assert_allclose(evaluate(net, x)["post"][net.readout.name], ref, rtol=1e-5, atol=2e-5)
-    lower_linear_chains(net)
     np.testing.assert_allclose(evaluate(net, x)["post"][net.readout.name], ref, rtol=1e-5, atol=2e-5)
 
 
@@ -98,7 +96,7 @@ def test_backends_bit_identical(attention_model, tmp_path, form, readout_start):
 
 @pytest.mark.lava
 def test_emission_per_core_slice_feeds_products_the_whole_operands(attention_model, tmp_path):
-    from neurocompile.backends.lava.runner import core_slices
+    from neurocompile.backends.lava.run import core_slices
     from neurocompile.compiler import compile_network
     from conftest import target_with
 

@@ -8,7 +8,7 @@ agreement on correct spikes.
 import numpy as np
 import pytest
 
-from neurocompile.runs import compare_results, run_backend
+from neurocompile.cli.runs import compare_results, run_backend
 
 from conftest import GRAPHS, target_with
 from tiny import chain, relay_chain
@@ -84,20 +84,20 @@ def test_synaptic_failure_corners(mode, p):
 
 @pytest.mark.parametrize("shift", [0, 2])
 def test_relay_neurons_forward_signed_shifted_sums(shift):
-    from neurocompile.backends.lava.runner import run_lava
+    from neurocompile.backends.lava.run import run_lava
 
     net, x = relay_chain(shift), np.array([[1.0], [3.0]])
     sim, _ = assert_identical(_Artifact(net), x, 16)
     assert sim.counts["l1"].sum() > 0
     num = _Artifact(net).target.numerics
-    cut = run_lava(net, x, 16, num["input_payload_bits"], num["membrane_bits"], record=True, slices={"l0": [(0, 1), (1, 3)], "r": [(0, 2), (2, 3)]})
+    cut = run_lava(net, x, 16, num, record=True, slices={"l0": [(0, 1), (1, 3)], "r": [(0, 2), (2, 3)]})
     cmp = compare_results(sim, cut)
     assert cmp["identical"], cmp["divergence_text"] or cmp
 
 
 @pytest.mark.parametrize("failure", [0.0, 0.5])
 def test_emission_per_core_slice_gives_the_spikes_of_the_population_emission(tmp_path, digits, failure):
-    from neurocompile.backends.lava.runner import core_slices
+    from neurocompile.backends.lava.run import core_slices
     from neurocompile.compiler import BuildOptions, compile_network
 
     target = target_with(tmp_path, neurons=24)
@@ -149,9 +149,9 @@ def test_emission_per_core_slice_of_a_population_poured_into_other_cores(tmp_pat
     import torch
     from torch import nn
 
-    from neurocompile.backends.lava.runner import core_slices
+    from neurocompile.backends.lava.run import core_slices
     from neurocompile.compiler import BuildOptions, compile_network
-    from neurocompile.models.qcfs import QCFS
+    from snn_models.qcfs import QCFS
 
     class Residual(nn.Module):
         def __init__(self, c: int = 8):

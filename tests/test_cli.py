@@ -148,10 +148,10 @@ def test_bad_model(tmp_path, case):
 def test_bad_target_and_flags(tmp_path):
     assert_bad_input(cli("build", MLP, "--target", "spinnaker", "-o", tmp_path / "m.ncx"), "unknown target")
     assert_bad_input(cli("build", MLP, "--encoding", "morse", "-o", tmp_path / "m.ncx"), "encoding")
-    assert_bad_input(cli("build", MLP, "--product", "outer", "-o", tmp_path / "m.ncx"), "product form 'outer'")
+    assert_bad_input(cli("build", MLP, "--product", "outer", "-o", tmp_path / "m.ncx"), "--product", "'outer' is not one of", "telescoping")
     assert_bad_input(cli("build", MLP, "--mask-ratio", "0.5", "-o", tmp_path / "m.ncx"), "--mask-ratio 0.5 matches no mask")
     assert_bad_input(cli("build", MLP, "--mask-ratio", "attn=1", "-o", tmp_path / "m.ncx"), "outside [0, 1)")
-    assert_bad_input(cli("build", MLP, "--failure-mode", "quantal", "-o", tmp_path / "m.ncx"), "failure mode 'quantal'")
+    assert_bad_input(cli("build", MLP, "--failure-mode", "quantal", "-o", tmp_path / "m.ncx"), "--failure-mode", "'quantal' is not one of")
     assert not (tmp_path / "m.ncx").exists()
 
 
@@ -176,11 +176,12 @@ def test_hardware_target_without_a_board_says_what_is_missing(tmp_path):
     assert_bad_input(cli("run", out, "--input", X, "--steps", 4, "--samples", 1, "--backend", "lava"), "lava-loihi", "loihi2-sim")
 
 
+@pytest.mark.lava
 def test_compare_exits_1_on_a_divergence(mlp_artifact, monkeypatch, capsys):
     # In-process, with the comparison made to disagree: the exit code must reach the shell
     # (typer returns, rather than raises, the code of an Exit in non-standalone mode).
     import neurocompile.cli as cli_module
-    import neurocompile.runs as runs
+    import neurocompile.cli.runs as runs
 
     real = runs.compare_results
 

@@ -10,13 +10,13 @@ time window: it must shrink like 1/T.
 import numpy as np
 import pytest
 
-from neurocompile.backends.ann import evaluate
 from neurocompile.backends.sim import Simulator
+from neurocompile.ir.interpret import evaluate
 
 
 def _rate_error(art, x, steps_list):
     net = art.net
-    sim = Simulator(net, art.target.numerics["input_payload_bits"], art.target.numerics["membrane_bits"])
+    sim = Simulator(net, art.target.numerics)
     results = {T: sim.run(x, T) for T in steps_list}
     activations = {p.name: p.activation for p in net.populations() if p.kind == "if"}
     try:
@@ -55,8 +55,7 @@ def test_snn_accuracy_matches_ann(artifacts, digits, model, steps):
     x, y = digits
     art = artifacts(model)
     ann = (evaluate(art.net, x)["post"][art.net.readout.name].argmax(axis=1) == y).mean()
-    num = art.target.numerics
-    out = Simulator(art.net, num["input_payload_bits"], num["membrane_bits"]).run(x, steps).output
+    out = Simulator(art.net, art.target.numerics).run(x, steps).output
     snn = (out.reshape(len(x), -1).argmax(axis=1) == y).mean()
     assert snn >= ann - 0.01, (ann, snn)
 
@@ -67,7 +66,6 @@ def test_calibrated_relu_network_converts(artifacts, digits):
     x, y = digits
     art = artifacts("digits_mlp_relu", calibrate=str(GRAPHS / "digits_calib_x.npy"))
     ann = (evaluate(art.net, x)["post"][art.net.readout.name].argmax(axis=1) == y).mean()
-    num = art.target.numerics
-    out = Simulator(art.net, num["input_payload_bits"], num["membrane_bits"]).run(x, 64).output
+    out = Simulator(art.net, art.target.numerics).run(x, 64).output
     snn = (out.reshape(len(x), -1).argmax(axis=1) == y).mean()
     assert snn >= ann - 0.02, (ann, snn)

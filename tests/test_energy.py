@@ -1,15 +1,15 @@
-"""The energy model (neurocompile/energy.py): its arithmetic on a hand-made network, the effect of
+"""The energy model (neurocompile/partition/energy.py): its arithmetic on a hand-made network, the effect of
 masking on events and on the MST paper's spike-count power, and the ANN-rate estimate."""
 
 import numpy as np
 import pytest
 
 from neurocompile.backends.sim import Simulator
-from neurocompile.energy import PAPER_STEP_S, run_energy
 from neurocompile.partition import place
+from neurocompile.partition.energy import PAPER_STEP_S, run_energy
 from neurocompile.targets import load_target
 
-from tiny import chain
+from tiny import LOIHI2, chain
 
 TARGET = load_target("loihi2-sim")
 
@@ -26,7 +26,7 @@ def test_energy_adds_up_from_the_measured_activity():
     net = _net()
     placement = place(net, TARGET)
     steps = 10
-    res = Simulator(net, 16, 24).run(np.ones((1, 1)), steps)
+    res = Simulator(net, LOIHI2).run(np.ones((1, 1)), steps)
     e = TARGET.energy
     # Messages: the input sends 1 payload per step to b0; l0 sends 4 spikes per step from step 1
     # on b1; l1 4 per step from step 2 on b_out. Events: b0 fans out to 4, b1 and b_out to 1.
@@ -49,7 +49,7 @@ def test_masking_cuts_events_energy_and_the_papers_power():
     reports = {}
     for p in (0.0, 0.75):
         net = _net(p)
-        reports[p] = run_energy(net, TARGET, placement, Simulator(net, 16, 24).run(np.ones((1, 1)), 200))
+        reports[p] = run_energy(net, TARGET, placement, Simulator(net, LOIHI2).run(np.ones((1, 1)), 200))
     masked, plain = reports[0.75], reports[0.0]
     assert masked["synaptic_events"] < plain["synaptic_events"]
     assert masked["dynamic_energy_j"] < plain["dynamic_energy_j"]
@@ -61,9 +61,9 @@ def test_masking_cuts_events_energy_and_the_papers_power():
 def test_ann_rate_estimate_matches_a_long_run(tmp_path):
     # The shipped QCFS MLP: the ANN's rates predict the simulator's synaptic events per step.
     from conftest import GRAPHS
-    from neurocompile.artifact import load_artifact
+    from neurocompile.cli.runs import run_backend
     from neurocompile.compiler import BuildOptions, build
-    from neurocompile.runs import run_backend
+    from neurocompile.compiler.artifact import load_artifact
 
     x = np.load(GRAPHS / "digits_test_x.npy")[:32]
     calib = tmp_path / "calib.npy"

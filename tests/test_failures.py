@@ -9,16 +9,16 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from scipy.stats import binomtest
 
-from neurocompile.artifact import load_artifact
 from neurocompile.backends.sim import Simulator
+from neurocompile.cli.runs import compare_results, run_backend
 from neurocompile.compiler import BuildOptions, build
+from neurocompile.compiler.artifact import load_artifact
 from neurocompile.errors import NeurocompileError
 from neurocompile.frontend import onnx_to_ir
-from neurocompile.models.mst import MaskedSpikingTransformer, export_onnx
 from neurocompile.passes.failures import parse_mask_ratios, set_failures
-from neurocompile.runs import compare_results, run_backend
+from snn_models.mst import MaskedSpikingTransformer, export_onnx
 
-from tiny import chain
+from tiny import LOIHI2, chain
 
 N = 400
 STEPS = 50
@@ -36,7 +36,7 @@ def _fanout_two(p: float, mode: str):
 
 
 def _rasters(net, seed=0):
-    r = Simulator(net, payload_bits=16, membrane_bits=24).run(np.ones((1, 1)), STEPS, seed=seed, record=True)
+    r = Simulator(net, LOIHI2).run(np.ones((1, 1)), STEPS, seed=seed, record=True)
     return r.rasters["l0"][:, 0], r.rasters["l1"][:, 0]
 
 
@@ -73,7 +73,7 @@ def test_same_seed_same_spikes_other_seed_other_spikes(mode):
 
 def test_a_batch_draws_what_each_sample_draws_alone():
     net = _fanout_two(0.5, "spike")
-    sim = Simulator(net, payload_bits=16, membrane_bits=24)
+    sim = Simulator(net, LOIHI2)
     together = sim.run(np.array([[1.0], [0.5]]), 20, record=True).rasters["l1"]
     alone = sim.run(np.array([[0.5]]), 20, record=True).rasters["l1"]
     assert np.array_equal(together[:, 1], alone[:, 0])

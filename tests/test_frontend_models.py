@@ -7,9 +7,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from neurocompile.backends.ann import evaluate
 from neurocompile.frontend import onnx_to_ir
-from neurocompile.passes.lower import lower_linear_chains
+from neurocompile.ir.interpret import evaluate
 
 from conftest import GRAPHS
 
@@ -21,7 +20,6 @@ def test_ann_mode_matches_onnxruntime(model, digits):
     ref = ort.InferenceSession(str(path)).run(None, {"image": x.astype(np.float32)})[0]
     net = onnx_to_ir(path)
     before = evaluate(net, x)["post"][net.readout.name]
-    lower_linear_chains(net)
     net.validate()
     after = evaluate(net, x)["post"][net.readout.name]
     np.testing.assert_allclose(before, ref, rtol=1e-5, atol=2e-5)
@@ -40,10 +38,8 @@ def test_qcfs_becomes_if_populations_with_learned_thresholds(model):
 
 def test_batchnorm_and_pooling_fold_into_structured_kernels():
     net = onnx_to_ir(GRAPHS / "digits_mlp.onnx")  # Gemm -> BatchNormalization -> QCFS
-    lower_linear_chains(net)
     assert [b.kernel.kind for b in net.synapses()] == ["dense"] * 3
     net = onnx_to_ir(GRAPHS / "digits_cnn.onnx")  # AveragePool -> Conv; GlobalAveragePool -> Flatten -> Gemm
-    lower_linear_chains(net)
     assert "sparse" not in {b.kernel.kind for b in net.synapses()}
     residual = [b for b in net.synapses() if b.kernel.kind == "elementwise"]
     assert len(residual) == 1  # the skip connection: one-to-one synapses into the add's population

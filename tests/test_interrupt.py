@@ -11,7 +11,7 @@ import pytest
 
 from conftest import GRAPHS
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process trees from /proc (Linux)")
+pytestmark = [pytest.mark.lava, pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process trees from /proc (Linux)")]
 
 
 def descendants(pid: int) -> set[int]:

@@ -3,17 +3,15 @@
 import numpy as np
 import pytest
 
-from neurocompile.backends.ann import evaluate
 from neurocompile.frontend import onnx_to_ir
+from neurocompile.ir.interpret import evaluate
 from neurocompile.passes.layout import token_major_convolutions
-from neurocompile.passes.lower import lower_linear_chains
 
 from conftest import GRAPHS
 
 
 def _lowered(model: str):
     net = onnx_to_ir(GRAPHS / f"{model}.onnx")
-    lower_linear_chains(net)
     return net
 
 

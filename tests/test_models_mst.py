@@ -1,4 +1,4 @@
-"""The Masked Spiking Transformer model definition (neurocompile/models/mst.py) and its export."""
+"""The Masked Spiking Transformer model definition (examples/snn_models/mst.py) and its export."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
-from neurocompile.models.mst import (  # noqa: E402
+from snn_models.mst import (  # noqa: E402
     MaskedSpikingTransformer,
     RandomSpikeMask,
     count_qcfs,

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from neurocompile.backends.ann import evaluate
 from neurocompile.compiler import BuildOptions, compile_network
 from neurocompile.errors import NeurocompileError
+from neurocompile.ir.interpret import evaluate
 from neurocompile.partition import place
 from neurocompile.partition.validate import placement_problems
 from neurocompile.targets import load_target
@@ -78,11 +78,13 @@ def test_each_limit_alone_binds_and_every_core_respects_it(tmp_path, limit, valu
 
 
 def test_packing_beats_one_slice_per_core_on_the_digits_mst():
-    from neurocompile.partition.traffic import neuron_rates, spike_traffic
+    from neurocompile.ir.interpret import evaluate, spike_rates
+    from neurocompile.partition.traffic import spike_traffic
 
     target = load_target("loihi2-sim")
     net, _, _ = compile_network(GRAPHS / "digits_mst.onnx", target, BuildOptions())
-    rates = neuron_rates(net, np.load(GRAPHS / "digits_mst_test_x.npy")[:32])
+    post = evaluate(net, np.load(GRAPHS / "digits_mst_test_x.npy")[:32])["post"]
+    rates = {name: r.mean(axis=0) for name, r in spike_rates(net, post).items()}
     packed, naive = place(net, target, "packed"), place(net, target, "naive")
     for placement in (packed, naive):
         assert placement_problems(net, target, placement) == []
@@ -111,9 +113,7 @@ def test_rows_of_a_block_equal_those_of_its_whole_matrix(model):
 
 
 def test_a_neuron_too_large_for_any_core_is_refused_before_blocks_are_built_whole(tmp_path, monkeypatch):
-    import importlib
-
-    place_module = importlib.import_module("neurocompile.partition.place")
+    import neurocompile.partition.fanout as fanout_module
 
     target = _target_with(tmp_path, "fan_in_axons", 40)
     net, _, _ = compile_network(GRAPHS / "digits_mlp.onnx", load_target("loihi2"), BuildOptions())
@@ -121,7 +121,7 @@ def test_a_neuron_too_large_for_any_core_is_refused_before_blocks_are_built_whol
     def built_whole(*args):
         raise AssertionError("a block was built whole before the single-neuron check")
 
-    monkeypatch.setattr(place_module, "fanin_patterns", built_whole)
+    monkeypatch.setattr(fanout_module, "fanin_patterns", built_whole)
     with pytest.raises(NeurocompileError, match=r"population '[^']+': neuron 0 alone needs \d+ fan-in axons .* a core has 40 axons"):
         place(net, target)
 
@@ -149,23 +149,21 @@ def test_token_wise_fan_in_costs_what_its_explicit_matrix_costs(model):
 
 
 def test_token_wise_destinations_equal_those_of_the_explicit_matrices():
-    import importlib
-
+    from neurocompile.partition.fanout import FaninCache, destinations
     from neurocompile.partition.resources import _matrix_pattern
     from neurocompile.partition.traffic import core_owner
 
-    place_module = importlib.import_module("neurocompile.partition.place")
     target = load_target("loihi2")
     net, placement, _ = compile_network(GRAPHS / "digits_mst.onnx", target, BuildOptions())
     owner, _ = core_owner(net, placement)
-    explicit = place_module.FaninCache(net)
+    explicit = FaninCache(net)
     for block in net.synapses():
         tgt, src = net.target_of(block).name, net.source_of(block).name
         explicit[(tgt, src)] = _matrix_pattern(net, tgt, src)
     units = len(placement["cores"])
     for name in owner:
-        fast = place_module.destinations(net, name, owner, units)
-        slow = place_module.destinations(net, name, owner, units, explicit)
+        fast = destinations(net, name, owner, units)
+        slow = destinations(net, name, owner, units, explicit)
         assert (fast is None) == (slow is None)
         if fast is not None:
             np.testing.assert_array_equal(fast[0], slow[0])
@@ -217,7 +215,7 @@ def test_synapses_per_source_neuron_are_counted_without_the_matrix(model):
 
 
 def test_distinct_pairs_equal_those_of_numpy_unique():
-    from neurocompile.partition.place import HOST, distinct_pairs
+    from neurocompile.partition.fanout import HOST, distinct_pairs
 
     rng = np.random.default_rng(2)
     for n, units in ((1, 1), (50, 7), (1000, 300)):
@@ -275,8 +273,8 @@ def test_a_tokens_layers_share_a_chip(tmp_path, monkeypatch):
     import torch
     from torch import nn
 
-    from neurocompile.models.qcfs import QCFS
     from neurocompile.partition.traffic import spike_traffic
+    from snn_models.qcfs import QCFS
 
     place_module = importlib.import_module("neurocompile.partition.place")
     torch.manual_seed(0)

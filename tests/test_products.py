@@ -1,11 +1,11 @@
-"""Spike products (neurocompile/products.py): the coincidence form is the exact integer product
+"""Spike products (neurocompile/semantics/products.py): the coincidence form is the exact integer product
 of one step; the telescoping form sums to the product of the operands' rates, where the
 coincidence form counts coincidences. And the readout window (`readout_start`)."""
 
 import numpy as np
 import pytest
 
-from neurocompile.products import coincidence, product_events, telescoping, telescoping_step_limit
+from neurocompile.semantics.products import coincidence, product_events, telescoping, telescoping_step_limit
 
 
 def _run_telescoping(a, b, out_shift, bound):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from neurocompile.backends.ann import evaluate
 from neurocompile.backends.reference import run_reference
+from neurocompile.ir.interpret import evaluate
 
 from tiny import chain
 

@@ -5,14 +5,13 @@ patch merging, the average pool seen through the head)."""
 import numpy as np
 import pytest
 
-from neurocompile.backends.ann import evaluate
+from neurocompile.cli.runs import run_backend
 from neurocompile.compiler import BuildOptions, compile_network
 from neurocompile.errors import NeurocompileError
 from neurocompile.frontend import onnx_to_ir
+from neurocompile.ir.interpret import evaluate
 from neurocompile.partition import place
 from neurocompile.partition.validate import placement_problems
-from neurocompile.passes.lower import lower_linear_chains
-from neurocompile.runs import run_backend
 from neurocompile.targets import load_target
 
 from conftest import GRAPHS, target_with
@@ -32,7 +31,7 @@ def relayed(small_cores):
 
 
 def test_relays_go_where_composition_exceeds_a_core_and_every_core_fits(relayed, small_cores):
-    from neurocompile.compiler import quantization_warnings
+    from neurocompile.compiler.report import quantization_warnings
 
     net, placement, report = relayed
     assert quantization_warnings(report["quantization"]) == []  # relays and their readers keep their weights
@@ -55,7 +54,6 @@ def test_relays_compute_the_composed_network():
     outputs = []
     for max_fan_in in (None, FAN_IN):
         net = onnx_to_ir(MODEL, max_fan_in=max_fan_in)
-        lower_linear_chains(net)
         outputs.append(evaluate(net, x)["post"][net.readout.name])
     np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-9, atol=1e-9)
 
@@ -67,7 +65,7 @@ def test_the_relayed_snn_classifies_as_the_composed_one(relayed):
         def __init__(self, net, target):
             self.net, self.target = net, target
 
-    x = np.load(GRAPHS / "digits_mst_test_x.npy")[:60].astype(np.float64)
+    x = np.load(GRAPHS / "digits_mst_test_x.npy")[:24].astype(np.float64)
     plain, _, _ = compile_network(MODEL, load_target("loihi2"), BuildOptions())
     predictions = []
     for net in (plain, relayed[0]):

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import stats
 
-from neurocompile.rng import hash32, mix32, rate_spikes, stream_id
+from neurocompile.semantics.rng import hash32, mix32, rate_spikes, stream_id
 
 
 def _mix32_reference(x: int) -> int:

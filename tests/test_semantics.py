@@ -7,15 +7,16 @@ expected spikes follow from the equations alone, not from another implementation
 import numpy as np
 import pytest
 
-from neurocompile.backends.sim import Simulator, shift
+from neurocompile.backends.sim import Simulator
+from neurocompile.semantics.failures import shift
 
-from tiny import chain
+from tiny import LOIHI2, chain
 
 VMAX = 2**23 - 1
 
 
 def simulate(net, x, steps, **kw):
-    return Simulator(net, payload_bits=16, membrane_bits=24).run(np.asarray(x, np.float64).reshape(len(x), -1), steps, record=True, **kw)
+    return Simulator(net, LOIHI2).run(np.asarray(x, np.float64).reshape(len(x), -1), steps, record=True, **kw)
 
 
 def test_integrate_fire_with_threshold_equality_and_subtraction():

@@ -3,14 +3,14 @@
 import pytest
 
 from neurocompile.errors import NeurocompileError
-from neurocompile.targets import TARGETS_DIR, load_target
+from neurocompile.targets import CHIPS, load_target
 
 
 def test_names_select_chip_and_run_mode():
     sim, hw = load_target("loihi2-sim"), load_target("loihi2")
     assert (sim.chip, sim.mode) == ("loihi2", "sim") and (hw.chip, hw.mode) == ("loihi2", "hw")
     assert load_target("loihi1-sim").core["neurons"] == 1024
-    assert sim.membrane_max == 2**23 - 1
+    assert sim.numerics.membrane_max == 2**23 - 1
 
 
 def test_unverified_values_are_marked_as_assumptions():
@@ -22,7 +22,7 @@ def test_unverified_values_are_marked_as_assumptions():
 
 def test_path_is_accepted(tmp_path):
     path = tmp_path / "mine.toml"
-    path.write_text((TARGETS_DIR / "loihi2.toml").read_text())
+    path.write_text((CHIPS / "loihi2.toml").read_text())
     assert load_target(str(path)).chip == "loihi2"
 
 
@@ -40,7 +40,7 @@ def test_path_is_accepted(tmp_path):
 )
 def test_bad_target_files_are_named(tmp_path, edit, message):
     path = tmp_path / "bad.toml"
-    path.write_text(edit((TARGETS_DIR / "loihi2.toml").read_text()))
+    path.write_text(edit((CHIPS / "loihi2.toml").read_text()))
     with pytest.raises(NeurocompileError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_target(str(path))
 

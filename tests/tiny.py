@@ -7,8 +7,10 @@ import numpy as np
 from neurocompile.ir.graph import Network
 from neurocompile.ir.kernels import Dense, Elementwise
 from neurocompile.ir.nodes import IFPopulation, InputPopulation, Readout, Relay, SynapseBlock
+from neurocompile.targets import load_target
 
 THETA = 8
+LOIHI2 = load_target("loihi2-sim").numerics  # 16-bit input payloads, 24-bit membrane
 
 
 def chain(layers: list[dict], n_in: int = 1, encoding: str = "current", frac: int = 0) -> Network:

@@ -1,2 +1,2 @@
-"""Backends that execute a compiled network: ANN mode (float reference), the bit-accurate
-simulator, and Lava."""
+"""Backends that execute a compiled network: the bit-accurate simulator, Lava processes, and the
+float per-step reference (the MST paper's evaluation)."""

@@ -8,35 +8,29 @@ ANN) from the loss of quantization and pipelining (simulator vs reference).
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
-from ..ir.connectivity import block_matrix, source_fanout, synapse_ids
+from ..ir.connectivity import block_matrix, source_fanout
 from ..ir.graph import Network
+from ..ir.indexing import operand_views
+from ..ir.interpret import activation, apply_block, block_weight, product
 from ..ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout, Relay
-from ..ir.indexing import gather
-from ..products import product_events
-from ..rng import failure_threshold, rate_probability, rate_spikes, stream_id, survivors
-from .ann import apply_block, block_weight, product
-from .result import RunResult
-
-
-def _masked(x: np.ndarray, p: float, group: str, seed: int, t: int) -> np.ndarray:
-    """A source's values with its spikes failed where its mask draws a failure."""
-    if p <= 0:
-        return x
-    return x * survivors(seed, stream_id(group), t, np.arange(x.shape[1]), failure_threshold(p))
+from ..ir.result import RunResult
+from ..semantics.failures import block_failure, failing_synapses, operand_failure, surviving_spikes, synapse_ids
+from ..semantics.products import product_events
+from ..semantics.rng import rate_probability, rate_spikes, stream_id
 
 
 def _block_input(net: Network, blk, x: np.ndarray, seed: int, t: int, events: dict, fanout: np.ndarray) -> np.ndarray:
     """A block's input to its target, and (into `events`) its synaptic events this step."""
-    if blk.failure <= 0 or blk.failure_mode == "spike":
-        sent = _masked(x, blk.failure, blk.failure_group, seed, t)
+    failure = block_failure(blk)
+    if failure is None or not failure.per_synapse:
+        sent = surviving_spikes(failure, seed, t, x)
         events[blk.name] = events.get(blk.name, 0) + (sent != 0).astype(np.int64) @ fanout
         return apply_block(net, blk, sent)
     m = block_matrix(blk, x.shape[1], block_weight(net, blk, False))
-    keep = survivors(seed, stream_id(blk.name), t, synapse_ids(m), failure_threshold(blk.failure))
-    events[blk.name] = events.get(blk.name, 0) + (x != 0).astype(np.int64) @ np.bincount(m.indices[keep], minlength=m.shape[1])
-    return np.asarray(sp.csr_matrix((m.data * keep, m.indices, m.indptr), shape=m.shape) @ x.T).T
+    y, n_events = failing_synapses(m, synapse_ids(m), failure, seed, t, x)
+    events[blk.name] = events.get(blk.name, 0) + n_events
+    return y
 
 
 def run_reference(net: Network, x: np.ndarray, steps: int, seed: int = 0, progress=None, readout_start: int = 0) -> RunResult:
@@ -59,18 +53,18 @@ def run_reference(net: Network, x: np.ndarray, steps: int, seed: int = 0, progre
                 continue
             if isinstance(pop, Product):
                 a, b_ = net.operands(pop.name)
-                ops = {a.name: _masked(values[a.name], pop.failure_a, pop.failure_group_a, seed, t),
-                       b_.name: _masked(values[b_.name], pop.failure_b, pop.failure_group_b, seed, t)}
-                events[pop.name] = events.get(pop.name, 0) + product_events(gather(ops[a.name], pop.a_index, pop.a_shape), gather(ops[b_.name], pop.b_index, pop.b_shape))
+                ops = {a.name: surviving_spikes(operand_failure(pop, "a"), seed, t, values[a.name]),
+                       b_.name: surviving_spikes(operand_failure(pop, "b"), seed, t, values[b_.name])}
+                events[pop.name] = events.get(pop.name, 0) + product_events(*operand_views(pop, ops[a.name], ops[b_.name]))
                 if pop.form == "telescoping":
                     for name in ops:
                         key = f"{pop.name}/{name}"
                         ops[name] = sums[key] = sums.get(key, 0) + ops[name]
-                    total = product(net, pop, ops, lambda v: v).reshape(b, -1) / (t + 1)
+                    total = product(net, pop, ops).reshape(b, -1) / (t + 1)
                     values[pop.name] = total - emitted.get(pop.name, 0)
                     emitted[pop.name] = total
                 else:
-                    values[pop.name] = product(net, pop, ops, lambda v: v).reshape(b, -1)
+                    values[pop.name] = product(net, pop, ops).reshape(b, -1)
                 continue
             total = pop.bias[None] + sum((_block_input(net, blk, values[net.source_of(blk).name], seed, t, events, fanout[blk.name]) for blk in net.incoming(pop.name)), np.zeros((b, pop.size)))
             if isinstance(pop, IFPopulation):
@@ -80,7 +74,7 @@ def run_reference(net: Network, x: np.ndarray, steps: int, seed: int = 0, progre
                 counts[pop.name] += spikes
                 values[pop.name] = spikes * pop.threshold
             elif isinstance(pop, (HostOp, Relay)):
-                values[pop.name] = pop.ann(total)
+                values[pop.name] = activation(pop, total)
             elif isinstance(pop, Readout) and t >= readout_start:
                 acc += total
         if progress is not None:

@@ -14,33 +14,21 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import NeurocompileError
-from ..hostops import layernorm_fixed, softmax_fixed
-from ..ir.connectivity import block_matrix, source_fanout, synapse_ids
+from ..ir.connectivity import block_matrix, source_fanout
 from ..ir.graph import Network
-from ..ir.indexing import gather
+from ..ir.indexing import gather, operand_views
+from ..ir.interpret import product
 from ..ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout, Relay, SynapseBlock
-from ..products import coincidence as coincidence_payload, product_events, telescoping as telescoping_payload
-from ..rng import failure_threshold, rate_probability, rate_spikes, stream_id, survivors
-from .ann import product
-from .result import RunResult
+from ..ir.result import RunResult
+from ..numerics import Numerics
+from ..semantics.encoding import encode_input
+from ..semantics.failures import Failure, block_failure, failing_synapses, operand_failure, shift, surviving_spikes, synapse_ids
+from ..semantics.hostops import host_op_fixed
+from ..semantics.products import coincidence as coincidence_payload, product_events, telescoping as telescoping_payload
+from ..semantics.rng import rate_spikes, stream_id
 
 EXACT_FLOAT32 = 2**24
 EXACT_FLOAT64 = 2**53
-
-
-def shift(acc: np.ndarray, s: int) -> np.ndarray:
-    """acc * 2^s for integer acc; a negative s is an arithmetic right shift (floor)."""
-    return acc << s if s >= 0 else acc >> -s
-
-
-def encode_input(pop: InputPopulation, x: np.ndarray, payload_bits: int) -> tuple[np.ndarray, int]:
-    """Per-sample input [B, n] -> (graded payload or spike probability, #saturated elements)."""
-    x = np.asarray(x, np.float64).reshape(x.shape[0], -1)
-    if pop.graded:
-        pmax = 2 ** (payload_bits - 1) - 1
-        raw = np.rint(x * 2.0**pop.payload_frac_bits)
-        return np.clip(raw, -pmax, pmax).astype(np.int64), int(np.count_nonzero(np.abs(raw) > pmax))
-    return rate_probability(x), 0
 
 
 @dataclass
@@ -51,8 +39,7 @@ class _Block:
     dtype: type
     weight: np.ndarray
     fanout: np.ndarray
-    fail_threshold: int = 0  # out of 2^16; 0: no failure
-    fail_stream: int = 0
+    failure: Failure | None = None
     matrix: sp.csr_matrix | None = None  # per-synapse failure: the explicit integer matrix
     ids: np.ndarray | None = None  # ... and its synapses' counters
 
@@ -62,8 +49,7 @@ class _Block:
         b = self.block
         if self.matrix is not None:
             return self._current_failing_synapses(out, seed, t)
-        if self.fail_threshold:
-            out = out * survivors(seed, self.fail_stream, t, np.arange(out.shape[1]), self.fail_threshold)
+        out = surviving_spikes(self.failure, seed, t, out)
         sent = (out != 0).astype(np.int64)
         events = sent @ self.fanout
         view = gather(out, b.in_index, b.view_shape).astype(self.dtype)
@@ -73,26 +59,16 @@ class _Block:
         return shift(np.rint(y).astype(np.int64), b.w_shift), events, sent.sum(axis=1)
 
     def _current_failing_synapses(self, out: np.ndarray, seed: int, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        m = self.matrix
-        keep = survivors(seed, self.fail_stream, t, self.ids, self.fail_threshold)
-        kept = sp.csr_matrix((m.data * keep, m.indices, m.indptr), shape=m.shape)
-        y = np.asarray(kept @ out.T.astype(np.float64)).T
-        sent = (out != 0).astype(np.int64)
-        events = sent @ np.bincount(m.indices[keep], minlength=m.shape[1])
-        return shift(np.rint(y).astype(np.int64), self.block.w_shift), events, sent.sum(axis=1)
+        y, events = failing_synapses(self.matrix, self.ids, self.failure, seed, t, out)
+        return shift(np.rint(y).astype(np.int64), self.block.w_shift), events, (out != 0).sum(axis=1)
 
 
 def _failing_block(blk: _Block, n_source: int) -> _Block:
-    """Sets up the failure of a block: per spike, draws from its mask's stream; per synapse,
-    from its own stream, over its explicit matrix."""
-    b = blk.block
-    blk.fail_threshold = failure_threshold(b.failure)
-    if b.failure_mode == "synapse":
-        blk.fail_stream = stream_id(b.name)
-        blk.matrix = block_matrix(b, n_source, b.w_mant.astype(np.float64))
+    """Sets up the failure of a block; per synapse, over its explicit matrix."""
+    blk.failure = block_failure(blk.block)
+    if blk.failure is not None and blk.failure.per_synapse:
+        blk.matrix = block_matrix(blk.block, n_source, blk.block.w_mant.astype(np.float64))
         blk.ids = synapse_ids(blk.matrix)
-    else:
-        blk.fail_stream = stream_id(b.failure_group)
     return blk
 
 
@@ -125,7 +101,7 @@ class _RunningProduct:
 
 
 def _start_input(sim, pop: InputPopulation, run: _Run, x):
-    run.encoded, run.saturated = encode_input(pop, x, sim.payload_bits)
+    run.encoded, run.saturated = encode_input(pop, x, sim.numerics)
     run.state[pop.name] = np.array([stream_id(pop.name)])
 
 
@@ -148,7 +124,8 @@ def _step_input(sim, pop: InputPopulation, run: _Run, t: int, current):
 
 
 def _step_if(sim, pop: IFPopulation, run: _Run, t: int, current):
-    v = np.clip(run.state[pop.name] + current, -sim.vmax, sim.vmax)
+    vmax = sim.numerics.membrane_max
+    v = np.clip(run.state[pop.name] + current, -vmax, vmax)
     spikes = v >= pop.threshold_int
     run.state[pop.name] = v - spikes * pop.threshold_int
     run.counts[pop.name] += spikes
@@ -163,12 +140,7 @@ def _step_readout(sim, pop: Readout, run: _Run, t: int, current):
 
 
 def _step_host(sim, pop: HostOp, run: _Run, t: int, current):
-    rows = current.reshape(run.batch, -1, pop.shape[-1])
-    if pop.op == "softmax":
-        y = softmax_fixed(rows, pop.exp_k, pop.out_frac)
-    else:
-        y = layernorm_fixed(rows, pop.eps_int, pop.gamma_q, pop.beta_q, pop.gb_frac, pop.out_frac)
-    run.out[pop.name] = y.reshape(run.batch, -1)
+    run.out[pop.name] = host_op_fixed(pop, np.zeros((run.batch, pop.size), np.int64) + current)
 
 
 def _step_relay(sim, pop: Relay, run: _Run, t: int, current):
@@ -181,22 +153,14 @@ def _start_product(sim, pop: Product, run: _Run, x):
         run.state[pop.name] = _RunningProduct(np.zeros((run.batch, a.size)), np.zeros((run.batch, b.size)), np.zeros((run.batch, pop.size), np.int64))
 
 
-def _operand(run: _Run, source: str, p: float, group: str, t: int) -> np.ndarray:
-    """An operand's output this step, its spikes masked when the operand is."""
-    out = run.out[source]
-    if p > 0:
-        out = out * survivors(run.seed, stream_id(group), t, np.arange(out.shape[1]), failure_threshold(p))
-    return out
-
-
 def _step_product(sim, pop: Product, run: _Run, t: int, current):
     a, b = sim.net.operands(pop.name)
-    outs = {a.name: _operand(run, a.name, pop.failure_a, pop.failure_group_a, t), b.name: _operand(run, b.name, pop.failure_b, pop.failure_group_b, t)}
+    # Each operand's output this step, its spikes masked when the operand is.
+    outs = {a.name: surviving_spikes(operand_failure(pop, "a"), run.seed, t, run.out[a.name]),
+            b.name: surviving_spikes(operand_failure(pop, "b"), run.seed, t, run.out[b.name])}
     for side, src in (("a", a.name), ("b", b.name)):
         run.messages[f"{pop.name}:{side}"] = run.messages.get(f"{pop.name}:{side}", 0) + (outs[src] != 0).sum(axis=1)
-    av = gather(outs[a.name], pop.a_index, pop.a_shape)
-    bv = gather(outs[b.name], pop.b_index, pop.b_shape)
-    run.events[pop.name] = run.events.get(pop.name, 0) + product_events(av, bv)
+    run.events[pop.name] = run.events.get(pop.name, 0) + product_events(*operand_views(pop, outs[a.name], outs[b.name]))
     if pop.form == "coincidence":
         y = product(sim.net, pop, outs, lambda v: v.astype(np.float64))
         run.out[pop.name] = coincidence_payload(y, pop.out_shift).reshape(run.batch, -1)
@@ -222,10 +186,9 @@ KINDS = {
 
 
 class Simulator:
-    def __init__(self, net: Network, payload_bits: int, membrane_bits: int):
+    def __init__(self, net: Network, numerics: Numerics):
         self.net = net
-        self.payload_bits = payload_bits
-        self.vmax = 2 ** (membrane_bits - 1) - 1
+        self.numerics = numerics
         self.pops = net.populations()
         self.blocks = []
         for block in net.synapses():

@@ -1,4 +1,5 @@
-"""ONNX -> IR: load and check the model, then execute it symbolically node by node."""
+"""ONNX -> IR: load and check the model, execute it symbolically node by node, then lower each
+synapse block's chain of linear ops (lower.py). What leaves the frontend is a lowered, valid IR."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from ..errors import NeurocompileError
 from ..ir.graph import Network
 from ..ir.kernels import Kernel
 from ..ir.nodes import InputPopulation, Readout, Relay, SynapseBlock
+from .lower import lower_linear_chains
 from .patterns import fuse_qcfs
-from .registry import HANDLERS, describe, unsupported
-from .values import Affine, RandomValue, Value, apply_kernel, fan_in_map, is_const
+from .registry import describe, handler_for
+from .values import Affine, RandomValue, Term, Value, apply_kernel, fan_in_map, is_const
 
 OPSET_RANGE = (13, 20)
 
@@ -28,6 +30,7 @@ class Context:
         self.net = net
         self.opset = opset
         self.max_fan_in = max_fan_in  # a core's fan-in axons: beyond it, kernels read a relay
+        self.chains: dict[str, Term] = {}  # synapse block -> its linear ops, until lowering
 
     def population_name(self, node: onnx.NodeProto, suffix: str = "") -> str:
         # "/layer1/act/Mul_1" -> "layer1.act": the module path, without the op that ends it.
@@ -66,7 +69,8 @@ class Context:
         pop.origin = describe(node)
         self.net.add(pop)
         for term in value.terms:
-            block = SynapseBlock(name=self.net.unique_name(f"{term.source}->{name}"), view_shape=(), chain=term, origin=describe(node))
+            block = SynapseBlock(name=self.net.unique_name(f"{term.source}->{name}"), view_shape=(), origin=describe(node))
+            self.chains[block.name] = term
             if term.failure is not None:
                 block.failure, block.failure_group = term.failure.p, term.failure.group
             self.net.connect(block, term.source, name)
@@ -135,8 +139,18 @@ def _input_spec(model: onnx.ModelProto, consts: dict) -> tuple[str, tuple[int, .
 
 
 def onnx_to_ir(path: str | Path, encoding: str = "current", max_fan_in: int | None = None) -> Network:
-    """The IR of an ONNX model. With `max_fan_in` (a core's fan-in axons), linear chains whose
-    composition would exceed it keep a relay population (Context.apply_kernel)."""
+    """The lowered, validated IR of an ONNX model. With `max_fan_in` (a core's fan-in axons),
+    linear chains whose composition would exceed it keep a relay population
+    (Context.apply_kernel)."""
+    net, chains = convert(path, encoding, max_fan_in)
+    lower_linear_chains(net, chains)
+    net.validate()
+    return net
+
+
+def convert(path: str | Path, encoding: str = "current", max_fan_in: int | None = None) -> tuple[Network, dict[str, Term]]:
+    """The IR before lowering: its synapse blocks have no kernel yet, and `chains` holds each
+    block's linear ops (they evaluate on their own: the tests compare them with onnxruntime)."""
     model = load_model(path)
     opset = model_opset(model)
     graph = model.graph
@@ -155,9 +169,7 @@ def onnx_to_ir(path: str | Path, encoding: str = "current", max_fan_in: int | No
     values[input_name] = Affine.of_population(inp.name, input_shape)
 
     for node in fuse_qcfs(graph, values):
-        handler = HANDLERS.get(node.op_type)
-        if handler is None:
-            raise unsupported(node, opset)
+        handler = handler_for(node, opset)
         args = []
         for name in node.input:
             if name == "":
@@ -193,4 +205,4 @@ def onnx_to_ir(path: str | Path, encoding: str = "current", max_fan_in: int | No
         output_shape=list(result.shape[1:]),
         opset=opset,
     )
-    return net
+    return net, ctx.chains

@@ -66,11 +66,3 @@ def source_fanout(block: SynapseBlock, n_source: int) -> np.ndarray:
 
 def n_synapses(block: SynapseBlock, n_source: int) -> int:
     return int(source_fanout(block, n_source).sum())
-
-
-
-def synapse_ids(m: sp.csr_matrix) -> np.ndarray:
-    """The counter of each stored synapse of M [n_target, n_source] (CSR order) for per-synapse
-    random draws: target * n_source + source (docs/semantics.md, "Synaptic failure")."""
-    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
-    return rows * m.shape[1] + m.indices.astype(np.int64)

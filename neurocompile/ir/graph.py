@@ -12,8 +12,7 @@ import networkx as nx
 import numpy as np
 
 from ..errors import NeurocompileError
-from ..products import FORMS as PRODUCT_FORMS
-from .nodes import InputPopulation, Population, Product, Readout, SynapseBlock, size
+from .nodes import PRODUCT_FORMS, InputPopulation, Population, Product, Readout, SynapseBlock, size
 
 
 class Network:
@@ -154,7 +153,7 @@ class Network:
         if not isinstance(src, Population) or not isinstance(dst, Population):
             raise NeurocompileError(f"synapse block '{block.name}' must connect two populations")
         if block.kernel is None:
-            return  # not lowered yet: the chain is checked by the lower pass
+            raise NeurocompileError(f"synapse block '{block.name}' has no kernel")
         if block.in_index is None:
             if size(block.view_shape) != src.size:
                 raise NeurocompileError(f"synapse block '{block.name}': view {list(block.view_shape)} does not match source '{src.name}' ({src.size} neurons)")

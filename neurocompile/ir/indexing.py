@@ -16,3 +16,9 @@ def gather(x: np.ndarray, index: np.ndarray | None, shape: tuple[int, ...]) -> n
         flat = np.where(flat >= 0, flat, padded.shape[1] - 1)
         return padded[:, flat].reshape((b,) + tuple(shape))
     return x.reshape(b, -1)[:, flat].reshape((b,) + tuple(shape))
+
+
+def operand_views(prod, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A product's operands as the matrices it multiplies: outputs a [B, n_a], b [B, n_b] ->
+    [B, ..., M, K] and [B, ..., K, N] through its index maps."""
+    return gather(a, prod.a_index, prod.a_shape), gather(b, prod.b_index, prod.b_shape)

@@ -1,8 +1,9 @@
 """IR node types: tensor-level objects, never single neurons.
 
-Every node is a small dataclass with identity semantics (`eq=False`). Float fields describe the
-converted network as the ANN sees it; the quantize pass fills the integer fields that the
-simulator and the Lava processes execute. The integer dynamics are defined in docs/semantics.md.
+Every node is a small dataclass with identity semantics (`eq=False`): plain data, as NIR's nodes
+are. Float fields describe the converted network as the ANN sees it (ir/interpret.py evaluates
+them); the quantize pass fills the integer fields that the backends execute. The integer dynamics
+are defined in docs/semantics.md.
 
 Values: an IF spike carries the value `threshold`; an input element carries its analog value
 (`current` encoding: graded payload x * 2^payload_frac_bits) or 1.0 per spike (`rate` encoding).
@@ -11,15 +12,16 @@ Values: an IF spike carries the value `threshold`; an input element carries its 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
-from ..hostops import layernorm_float, softmax_float
 from .kernels import Kernel
 
 ACTIVATIONS = ("qcfs", "clip", "relu")
 ENCODINGS = ("current", "rate")
+PRODUCT_FORMS = ("coincidence", "telescoping")  # docs/semantics.md, "Products"
+FAILURE_MODES = ("spike", "synapse")  # what a mask drops: a presynaptic spike, or a synaptic event
 
 
 def size(shape: tuple[int, ...]) -> int:
@@ -75,7 +77,8 @@ class IFPopulation(Population):
     """Integrate-and-fire neurons with reset by subtraction (a QCFS activation, converted).
 
     v(0) = v_init_frac * threshold; each step v += input + bias; spike when v >= threshold;
-    then v -= threshold. In ANN mode the population applies `activation` instead."""
+    then v -= threshold. In ANN mode the population applies `activation` instead (QCFS with
+    `levels` steps, clip at the threshold, or ReLU)."""
 
     kind: ClassVar[str] = "if"
     name: str
@@ -96,15 +99,6 @@ class IFPopulation(Population):
     def value_per_unit(self) -> float:
         return float(self.threshold)
 
-    def ann(self, x: np.ndarray) -> np.ndarray:
-        """The ANN activation this population converts."""
-        if self.activation == "relu":
-            return np.maximum(x, 0.0)
-        if self.activation == "clip":
-            return np.clip(x, 0.0, self.threshold)
-        up, L = self.threshold, self.levels
-        return up * np.clip(np.floor(x / up * L + 0.5) / L, 0.0, 1.0)
-
 
 @dataclass(eq=False)
 class Readout(Population):
@@ -121,9 +115,6 @@ class Readout(Population):
     origin: str = ""
 
     graded: ClassVar[bool] = True
-
-    def ann(self, x: np.ndarray) -> np.ndarray:
-        return x
 
 
 @dataclass(eq=False)
@@ -152,9 +143,6 @@ class Relay(Population):
     def value_per_unit(self) -> float:
         return 2.0**self.out_shift / self.scale
 
-    def ann(self, x: np.ndarray) -> np.ndarray:
-        return x
-
 
 @dataclass(eq=False)
 class SynapseBlock:
@@ -162,8 +150,7 @@ class SynapseBlock:
 
     current[target] = gather(kernel(gather(spikes[source] * value, in_index)), out_index)
     `in_index` ([*view_shape], flat source indices) and `out_index` ([*target_shape], flat kernel
-    output indices) are index maps left by layout ops; -1 reads zero; None means identity.
-    Before lowering, `chain` holds the raw sequence of linear ops from the frontend."""
+    output indices) are index maps left by layout ops; -1 reads zero; None means identity."""
 
     kind: ClassVar[str] = "synapse"
     name: str
@@ -171,7 +158,6 @@ class SynapseBlock:
     kernel: Kernel | None = None
     in_index: np.ndarray | None = None
     out_index: np.ndarray | None = None
-    chain: Any = None  # frontend LinearChain, consumed by the lower pass
     # Random spike masking as synaptic failure (docs/semantics.md, "Synaptic failure").
     failure: float = 0.0  # probability that a spike (mode "spike") or a synaptic event ("synapse") fails
     failure_group: str = ""  # the mask; per-spike draws come from its stream, shared by its consumers
@@ -187,7 +173,7 @@ class SynapseBlock:
 class HostOp(Population):
     """A function with no neuron form (softmax, layer norm over the last axis), run on the host
     each step. Its input is the sum of its synapse blocks' currents plus bias, as a neuron's; its
-    output a graded payload in units of 2^-out_frac, computed by neurocompile/hostops.py."""
+    output a graded payload in units of 2^-out_frac, computed by semantics/hostops.py."""
 
     kind: ClassVar[str] = "host"
     on_host: ClassVar[bool] = True
@@ -216,12 +202,6 @@ class HostOp(Population):
     def value_per_unit(self) -> float:
         return 2.0 ** -self.out_frac
 
-    def ann(self, x: np.ndarray) -> np.ndarray:
-        rows = x.reshape(x.shape[0], -1, self.shape[-1])
-        if self.op == "softmax":
-            return softmax_float(rows).reshape(x.shape)
-        return layernorm_float(rows, self.epsilon, self.gamma, self.beta).reshape(x.shape)
-
 
 @dataclass(eq=False)
 class Product(Population):
@@ -229,7 +209,7 @@ class Product(Population):
     two axes of the views a_shape [..., M, K] and b_shape [..., K, N] (index maps a_index,
     b_index into the operands; None: the operand as it is). Emits the exact integer product as a
     graded payload, shifted right by out_shift; one unit is worth (value of an A unit) x (value of
-    a B unit) x 2^out_shift. `form` is one of products.FORMS."""
+    a B unit) x 2^out_shift. `form` is one of PRODUCT_FORMS."""
 
     kind: ClassVar[str] = "product"
     on_host: ClassVar[bool] = True
@@ -256,10 +236,5 @@ class Product(Population):
     def value_per_unit(self) -> float:
         return self.unit_value * 2.0**self.out_shift
 
-    def ann(self, x: np.ndarray) -> np.ndarray:
-        return x
-
-
-FAILURE_MODES = ("spike", "synapse")
 
 NODE_TYPES = {cls.kind: cls for cls in (InputPopulation, IFPopulation, Readout, HostOp, Product, Relay, SynapseBlock)}

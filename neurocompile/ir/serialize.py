@@ -45,9 +45,7 @@ def to_document(net: Network) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     arrays: dict[str, np.ndarray] = {}
     nodes = []
     for node in net.populations() + net.synapses():
-        if isinstance(node, SynapseBlock) and node.chain is not None:
-            raise NeurocompileError(f"synapse block '{node.name}' is not lowered; run the lowering pass before saving")
-        doc = {"kind": node.kind, **_split_fields(node, node.name, arrays, skip=("kernel", "chain"))}
+        doc = {"kind": node.kind, **_split_fields(node, node.name, arrays, skip=("kernel",))}
         if isinstance(node, SynapseBlock):
             k = node.kernel
             kdoc = {"kind": k.kind, **k.scalars()}

@@ -21,9 +21,10 @@ from ..errors import NeurocompileError
 from ..ir.graph import Network
 from ..ir.nodes import InputPopulation, Product
 from ..targets import Target
-from .leads import LeadPattern, run_starts
+from .fanout import FaninCache, fan_out, reaches_host, slices_reached
+from .leads import LeadPattern
+from .resources import Cost, CostsFrom, axon_bits_each, axons_of, neuron_patterns, slice_cost
 from .slicing import TokenwiseSlicer
-from .resources import Cost, CostsFrom, axon_bits_each, axons_of, fanin_patterns, neuron_patterns, slice_cost
 
 
 def _one_neuron_fits(cost: Cost, core: dict, pop: str, neuron: int) -> None:
@@ -42,7 +43,7 @@ PROBES = (0.0, 0.5, 1.0)
 def check_single_neurons(net: Network, target: Target) -> None:
     """Refuse, before the costly slicing, a population one of whose neurons cannot fit a core
     alone; slicing then checks every neuron. Costs only a few rows per population."""
-    core, wbits = target.core, target.numerics["weight_mantissa_bits"]
+    core, wbits = target.core, target.numerics.weight_mantissa_bits
     for pop in net.populations():
         if pop.on_host:
             continue
@@ -66,7 +67,6 @@ def _longest_fit(patterns, start: int, n: int, core: dict, wbits: int, pop: str,
     return lo, best
 
 
-HOST = -1  # the destination "core" of spikes that go to the host
 
 
 def _host_reason(net: Network, pop) -> str:
@@ -82,7 +82,7 @@ def _host_reason(net: Network, pop) -> str:
 
 def _slice_population(net: Network, target: Target, name: str, pats: list, cap: int, fast: bool = True) -> list[tuple[str, int, int, Cost]]:
     """A population cut into the longest slices that fit one core (at most `cap` neurons)."""
-    core, wbits = target.core, target.numerics["weight_mantissa_bits"]
+    core, wbits = target.core, target.numerics.weight_mantissa_bits
     n = net.node(name).size
     tokenwise = fast and pats and all(isinstance(m, LeadPattern) for _, m in pats)
     slicer = TokenwiseSlicer([m for _, m in pats], n, core, wbits) if tokenwise else None
@@ -206,7 +206,7 @@ class _Cores:
 
     def __init__(self, net: Network, target: Target, patterns: dict):
         self.limit = target.core
-        self.wbits = target.numerics["weight_mantissa_bits"]
+        self.wbits = target.numerics.weight_mantissa_bits
         self.capacity = np.array([self.limit[key] for key in ("neurons", "synapse_memory_bits", "fan_in_axons", "fan_out_axons")], np.int64)
         self.slices: list[list[dict[str, Any]]] = []
         self.used = np.zeros((1024, 4), np.int64)
@@ -297,8 +297,8 @@ def _pack(net: Network, target: Target, patterns: dict, slices, fan_out_bound: n
     stripe_of = _stripes(net, patterns, slices, stripe_cores, segment_cores)
     work = []  # (segment, stripe, topological index, first neuron, what to place)
     order = {name: k for k, name in enumerate(patterns)}
-    for (name, start, stop, cost), fan_out in zip(slices, fan_out_bound):
-        work.append((*stripe_of(name, (start + stop) // 2), order[name], start, (name, start, stop, cost, int(fan_out))))
+    for (name, start, stop, cost), axons_out in zip(slices, fan_out_bound):
+        work.append((*stripe_of(name, (start + stop) // 2), order[name], start, (name, start, stop, cost, int(axons_out))))
     for name in free:
         n = net.node(name).size
         segment, stripes = stripe_of(name, None)
@@ -327,96 +327,7 @@ def _pack_slice(cores: _Cores, patterns: dict, name: str, start: int, stop: int,
     cores.add(home, name, start, stop, need)
 
 
-class FaninCache(dict):
-    """(target, source) -> that pair's fan-in pattern (resources.fanin_patterns), built once."""
-
-    def __init__(self, net: Network):
-        super().__init__()
-        self.net = net
-
-    def get_pattern(self, target: str, source: str):
-        if (target, source) not in self:
-            for src, pattern in fanin_patterns(self.net, target):
-                self[(target, src)] = pattern
-        return self[(target, source)]
-
-    def sources(self, target: str) -> list[str]:
-        return sorted({self.net.source_of(b).name for b in self.net.incoming(target)})
-
-
-def destinations(net: Network, name: str, owner: dict[str, np.ndarray], units: int, fanin: FaninCache | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-    """The distinct (neuron, destination unit) pairs of a population's synapses, given the unit
-    (a slice or a core) of every placed neuron; HOST stands for the host. None: no synapses."""
-    pop = net.node(name)
-    fanin = fanin if fanin is not None else FaninCache(net)
-    srcs: list[np.ndarray] = []
-    dests: list[np.ndarray] = []
-    for tgt in sorted({net.target_of(b).name for b in net.outgoing(name)}):
-        pattern = fanin.get_pattern(tgt, name)
-        if isinstance(pattern, LeadPattern):
-            own = owner[tgt] if tgt in owner else np.full(net.node(tgt).size, HOST, np.int64)
-            s, d = pattern.runs(own)
-        else:
-            m = pattern.tocoo()
-            s, d = m.col, (owner[tgt][m.row] if tgt in owner else np.full(m.col.size, HOST))
-        srcs.append(s)
-        dests.append(d)
-    if any(isinstance(net.node(succ), Product) for succ in net.graph.successors(name)):
-        srcs.append(np.arange(pop.size))  # operands of a spike product: every neuron to the host
-        dests.append(np.full(pop.size, HOST))
-    if not srcs:
-        return None
-    return distinct_pairs(np.concatenate(srcs), np.concatenate(dests), pop.size)
-
-
-def distinct_pairs(neurons: np.ndarray, units: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct (neuron, unit) pairs, as one integer key each (unit HOST = -1 maps to 0).
-    Keyed unit-major, the pairs arrive as runs already in order (a run of a lead's inputs, on
-    units that grow with the neuron index), which a stable sort (timsort) merges in near-linear
-    time; np.unique's quicksort spends most of a Swin-T placement on them."""
-    keys = (units.astype(np.int64) + 1) * n + neurons
-    keys.sort(kind="stable")
-    keys = keys[run_starts(keys)]
-    return keys % n, keys // n - 1
-
-
-def fan_out(net: Network, owner: dict[str, np.ndarray], units: int, fanin: FaninCache | None = None) -> np.ndarray:
-    """Output axons per unit: each neuron needs one per distinct destination unit."""
-    fanin = fanin if fanin is not None else FaninCache(net)
-    out = np.zeros(units, np.int64)
-    for name, own in owner.items():
-        pairs = destinations(net, name, owner, units, fanin)
-        if pairs is not None:
-            out += np.bincount(own[pairs[0]], minlength=units).astype(np.int64)
-    return out
-
-
 MAX_RESLICES = 32
-
-
-def _reach(net: Network, source: str, tgt: str, local: np.ndarray, fanin: FaninCache) -> np.ndarray:
-    """Per neuron of `source`: how many slices of `tgt` its synapses reach (`local`: the slice
-    of each neuron of `tgt`)."""
-    pattern = fanin.get_pattern(tgt, source)
-    if isinstance(pattern, LeadPattern):
-        s, u = pattern.runs(local)
-    else:
-        m = pattern.tocoo()
-        s, u = m.col, local[m.row]
-    n = net.node(source).size
-    return np.bincount(distinct_pairs(s, u, n)[0], minlength=n)
-
-
-def _reaches_host(net: Network, source: str, placed: dict, fanin: FaninCache) -> np.ndarray:
-    """Per neuron of `source`: 1 where it sends to the host (a host op, a product, the readout
-    off the cores), which takes one fan-out axon however many host nodes it feeds."""
-    n = net.node(source).size
-    host = np.zeros(n, bool)
-    for tgt in {net.target_of(b).name for b in net.outgoing(source)} - set(placed):
-        host[_reach(net, source, tgt, np.zeros(net.node(tgt).size, np.int64), fanin) > 0] = True
-    if any(isinstance(net.node(succ), Product) for succ in net.graph.successors(source)):
-        host[:] = True
-    return host.astype(np.int64)
 
 
 def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: FaninCache, free: frozenset = frozenset()):
@@ -432,7 +343,7 @@ def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: F
     local: dict[str, np.ndarray] = {}
     reach: dict[tuple[str, str], np.ndarray] = {}
     targets = {name: sorted({net.target_of(b).name for b in net.outgoing(name)} & set(patterns)) for name in patterns}
-    host = {name: _reaches_host(net, name, patterns, fanin) for name in patterns}
+    host = {name: reaches_host(net, name, patterns, fanin) for name in patterns}
     for name in free:
         sliced[name], local[name] = [], np.zeros(net.node(name).size, np.int64)
     dirty = set(patterns) - set(free)
@@ -443,7 +354,7 @@ def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: F
         for name in patterns:
             for tgt in targets[name]:
                 if tgt in dirty or (name, tgt) not in reach:
-                    reach[(name, tgt)] = _reach(net, name, tgt, local[tgt], fanin)
+                    reach[(name, tgt)] = slices_reached(net, name, tgt, local[tgt], fanin)
         slices = [sl for name in patterns for sl in sliced[name]]
         bound = np.concatenate([[]] + [
             np.bincount(local[name], weights=sum((reach[(name, t)] for t in targets[name]), host[name]), minlength=len(sliced[name])).astype(np.int64)
@@ -468,7 +379,7 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
     if strategy not in STRATEGIES:
         raise NeurocompileError(f"placement strategy '{strategy}' is not one of {', '.join(STRATEGIES)}")
     core = target.core
-    wbits = target.numerics["weight_mantissa_bits"]
+    wbits = target.numerics.weight_mantissa_bits
     check_single_neurons(net, target)
     fanin = fanin if fanin is not None else FaninCache(net)
     patterns = {p.name: [(src, fanin.get_pattern(p.name, src)) for src in fanin.sources(p.name)] for p in net.populations() if not p.on_host}

@@ -2,7 +2,8 @@
 
 A neuron's spike is sent once to every distinct core its synapses reach (Loihi's fan-out axons);
 a copy to its own core stays local. Weighted by each neuron's expected spikes per step (from
-`neuron_rates`, the ANN's activations over the threshold) or, without rates, by one spike each.
+ir.interpret.spike_rates: the ANN's activations over the threshold) or, without rates, by one
+spike each.
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.ann import evaluate
 from ..ir.graph import Network
-from ..ir.nodes import IFPopulation
-from .place import HOST, FaninCache, destinations
+from .fanout import HOST, FaninCache, destinations
 
 
 def core_owner(net: Network, placement: dict) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -25,12 +24,6 @@ def core_owner(net: Network, placement: dict) -> tuple[dict[str, np.ndarray], np
             owner[sl["population"]][sl["start"]:sl["stop"]] = k
     chips = np.array([c["chip"] for c in placement["cores"]], np.int64)
     return owner, chips
-
-
-def neuron_rates(net: Network, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Expected spikes per step of every IF neuron on inputs x (mean over the batch)."""
-    post = evaluate(net, x)["post"]
-    return {p.name: np.clip(post[p.name] / p.threshold, 0.0, 1.0).mean(axis=0) for p in net.populations() if isinstance(p, IFPopulation)}
 
 
 def spike_traffic(net: Network, placement: dict, rates: dict[str, np.ndarray] | None = None, fanin: FaninCache | None = None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ LIMITS = (("neurons", "neurons"), ("synapse_bits", "synapse_memory_bits"), ("fan
 
 def placement_problems(net: Network, target: Target, placement: dict) -> list[str]:
     core_spec = target.core
-    wbits = target.numerics["weight_mantissa_bits"]
+    wbits = target.numerics.weight_mantissa_bits
     per_chip = target.spec["chip"]["cores"]
     problems: list[str] = []
     covered: dict[str, list[tuple[int, int]]] = {}

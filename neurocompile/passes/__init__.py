@@ -1,2 +1,2 @@
-"""Passes: plain functions Network -> changed flag, each with one job (see compiler.py for the
-order they run in)."""
+"""Passes over a lowered IR, each a plain function with one job; compiler/pipeline.py lists them
+in the order a build runs them."""

@@ -10,9 +10,9 @@ import math
 
 import numpy as np
 
-from ..backends.ann import evaluate
 from ..errors import NeurocompileError
 from ..ir.graph import Network
+from ..ir.interpret import evaluate
 from ..ir.nodes import IFPopulation
 
 

@@ -48,7 +48,9 @@ def mask_groups(net: Network) -> list[str]:
     return sorted({group for group, _ in _sites(net)})
 
 
-def set_failures(net: Network, ratios: dict[str, float], mode: str) -> None:
+def set_failures(net: Network, ratios: dict[str, float], mode: str) -> dict[str, float]:
+    """Sets the ratio of every mask a key of `ratios` selects, and the failure mode of every
+    block; returns the masks whose ratio it set, with their ratio."""
     if mode not in FAILURE_MODES:
         raise NeurocompileError(f"failure mode '{mode}' is not one of {', '.join(FAILURE_MODES)}")
     groups = mask_groups(net)
@@ -57,10 +59,13 @@ def set_failures(net: Network, ratios: dict[str, float], mode: str) -> None:
             have = ", ".join(groups) if groups else "none (the model has no RandomUniformLike/Bernoulli masks)"
             what = f"key '{key}'" if key else f"{ratios[key]:g}"
             raise NeurocompileError(f"--mask-ratio {what} matches no mask of the model; its masks: {have}")
+    changed = {}
     for group, set_ratio in _sites(net):
         # The most specific key wins: 'attn.q_mask=0.5' over 'attn=0.75' over a bare ratio.
         keys = [k for k in ratios if k in group]
         if keys:
-            set_ratio(ratios[max(keys, key=len)])
+            changed[group] = ratios[max(keys, key=len)]
+            set_ratio(changed[group])
     for block in net.synapses():
         block.failure_mode = mode
+    return changed

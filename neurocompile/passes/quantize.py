@@ -15,49 +15,46 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.ann import evaluate
 from ..errors import NeurocompileError
 from ..ir.graph import Network
-from ..hostops import LAYERNORM_FRAC, SOFTMAX_OUT_FRAC, exp_constant
+from ..ir.interpret import evaluate
 from ..ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout, Relay
+from ..numerics import Numerics
+from ..semantics.hostops import LAYERNORM_FRAC, SOFTMAX_OUT_FRAC, exp_constant
 from ..targets import Target
 
 
-def _signed_max(bits: int) -> int:
-    return 2 ** (bits - 1) - 1
-
-
-def input_frac_bits(payload_bits: int, input_range: float) -> int:
+def input_frac_bits(num: Numerics, input_range: float) -> int:
     """Fraction bits for graded input payloads: the largest that keeps input_range in range."""
     if not math.isfinite(input_range) or input_range <= 0:
         raise NeurocompileError(f"input range {input_range} must be positive and finite")
-    return int(math.floor(math.log2(_signed_max(payload_bits) / input_range)))
+    return int(math.floor(math.log2(num.input_payload_max / input_range)))
 
 
-def quantize_block(R: np.ndarray, num: dict) -> tuple[np.ndarray, int, int]:
+def quantize_block(R: np.ndarray, num: Numerics) -> tuple[np.ndarray, int, int]:
     """Real weights R (membrane units) -> (mantissa, shift, saturated count)."""
-    mmax = _signed_max(num["weight_mantissa_bits"])
+    mmax = num.weight_mantissa_max
     peak = float(np.abs(R).max()) if R.size else 0.0
-    shift = math.ceil(math.log2(peak / mmax)) if peak > 0 else num["weight_shift_min"]
-    shift = min(max(shift, num["weight_shift_min"]), num["weight_shift_max"])
+    shift = math.ceil(math.log2(peak / mmax)) if peak > 0 else num.weight_shift_min
+    shift = min(max(shift, num.weight_shift_min), num.weight_shift_max)
     scaled = np.rint(R / 2.0**shift)
     saturated = int(np.count_nonzero((scaled > mmax) | (scaled < -mmax - 1)))
     return np.clip(scaled, -mmax - 1, mmax).astype(np.int32), shift, saturated
 
 
-def quantize_bias(b: np.ndarray, num: dict) -> tuple[np.ndarray, int, int]:
+def quantize_bias(b: np.ndarray, num: Numerics) -> tuple[np.ndarray, int, int]:
     """Bias in membrane units -> (mantissa, exponent, saturated count)."""
-    mmax = _signed_max(num["bias_mantissa_bits"])
+    mmax = num.bias_mantissa_max
     peak = float(np.abs(b).max()) if b.size else 0.0
     exp = 0
-    while exp < num["bias_exp_max"] and peak / 2.0**exp > mmax:
+    while exp < num.bias_exp_max and peak / 2.0**exp > mmax:
         exp += 1
     scaled = np.rint(b / 2.0**exp)
     saturated = int(np.count_nonzero((scaled > mmax) | (scaled < -mmax - 1)))
     return np.clip(scaled, -mmax - 1, mmax).astype(np.int32), exp, saturated
 
 
-def _accumulator_scale(net: Network, pop, limit: int, num: dict) -> float:
+def _accumulator_scale(net: Network, pop, limit: int, num: Numerics) -> float:
     """Populations without a threshold (readout, host ops) may take any scale. Bigger gives
     their input more resolution (weight precision does not depend on it: each block's shift
     adapts), up to three limits: the worst-case input per step (every synapse at its largest
@@ -67,27 +64,24 @@ def _accumulator_scale(net: Network, pop, limit: int, num: dict) -> float:
     per_unit = bias_peak
     caps = []
     if bias_peak > 0:
-        caps.append(_signed_max(num["bias_mantissa_bits"]) * 2.0 ** num["bias_exp_max"] / bias_peak)
+        caps.append(num.bias_mantissa_max * 2.0 ** num.bias_exp_max / bias_peak)
     for block in net.incoming(pop.name):
         src = net.source_of(block)
         w = np.abs(block.kernel.weight)
         per_unit += block.kernel.max_abs_row_sum(block.view_shape, w) * src.value_per_unit() * src.max_payload()
         if w.size and w.max() > 0:
-            caps.append(_signed_max(num["weight_mantissa_bits"]) * 2.0 ** num["weight_shift_max"] / (w.max() * src.value_per_unit()))
+            caps.append(num.weight_mantissa_max * 2.0 ** num.weight_shift_max / (w.max() * src.value_per_unit()))
     if per_unit == 0:
         return 1.0
     return min([(limit // 2) / per_unit] + caps)
 
 
-GRADED_PAYLOAD_MAX = 2**23 - 1  # graded spikes carry 24-bit signed payloads
-
-
-def _spare_bits(net: Network, pop, num: dict) -> int:
+def _spare_bits(net: Network, pop, num: Numerics) -> int:
     """How many low bits of a graded source's payload its IF consumers cannot resolve: the
     smallest shift of a block holds real weights down to 127 * 2^shift_min at full mantissa, so
     a payload unit worth less than that only adds noise below the weights' precision. (Host ops
     fed by the source adapt their own scale instead.)"""
-    floor_weight = _signed_max(num["weight_mantissa_bits"]) * 2.0 ** num["weight_shift_min"]
+    floor_weight = num.weight_mantissa_max * 2.0 ** num.weight_shift_min
     spare = 0
     for block in net.outgoing(pop.name):
         target = net.target_of(block)
@@ -97,24 +91,24 @@ def _spare_bits(net: Network, pop, num: dict) -> int:
     return spare
 
 
-def _quantize_product(net: Network, pop: Product, num: dict) -> None:
+def _quantize_product(net: Network, pop: Product, num: Numerics) -> None:
     a, b = net.operands(pop.name)
     pop.unit_value = a.value_per_unit() * b.value_per_unit()
     pop.out_shift = 0
     pop.out_shift = max(0, _spare_bits(net, pop, num))
     pop.payload_bound = (pop.a_shape[-1] * a.max_payload() * b.max_payload() >> pop.out_shift) + 1
-    if pop.payload_bound > GRADED_PAYLOAD_MAX:
-        raise NeurocompileError(f"product '{pop.name}': its largest possible payload {pop.payload_bound} exceeds the 24-bit graded spike range")
+    if pop.payload_bound > num.graded_payload_max:
+        raise NeurocompileError(f"product '{pop.name}': its largest possible payload {pop.payload_bound} exceeds the {num.graded_payload_bits}-bit graded spike range")
 
 
-def _quantize_host(net: Network, pop: HostOp, target: Target) -> None:
-    limit = target.current_max
+def _quantize_host(net: Network, pop: HostOp, num: Numerics) -> None:
+    limit = num.current_max
     if pop.op == "layernorm":  # its variance sums n squared inputs in int64
         limit = min(limit, math.isqrt(2**62 // pop.shape[-1]))
-    pop.scale = _accumulator_scale(net, pop, limit, target.numerics)
+    pop.scale = _accumulator_scale(net, pop, limit, num)
     if pop.op == "softmax":
         pop.out_frac, pop.exp_k = SOFTMAX_OUT_FRAC, exp_constant(pop.scale)
-        pop.out_frac = min(SOFTMAX_OUT_FRAC, max(0, SOFTMAX_OUT_FRAC - _spare_bits(net, pop, target.numerics)))
+        pop.out_frac = min(SOFTMAX_OUT_FRAC, max(0, SOFTMAX_OUT_FRAC - _spare_bits(net, pop, num)))
         pop.payload_bound = 1 << pop.out_frac
         return
     pop.gb_frac = LAYERNORM_FRAC
@@ -124,32 +118,31 @@ def _quantize_host(net: Network, pop: HostOp, target: Target) -> None:
     # |(x - mean) / std| <= sqrt(n - 1): the output bound, kept inside a graded payload.
     bound = float(np.abs(pop.gamma).max()) * math.sqrt(pop.shape[-1]) + float(np.abs(pop.beta).max())
     pop.out_frac = LAYERNORM_FRAC
-    pop.out_frac = min(LAYERNORM_FRAC, max(0, LAYERNORM_FRAC - _spare_bits(net, pop, target.numerics)))
-    while pop.out_frac > 0 and math.ceil(bound * 2**pop.out_frac) > GRADED_PAYLOAD_MAX:
+    pop.out_frac = min(LAYERNORM_FRAC, max(0, LAYERNORM_FRAC - _spare_bits(net, pop, num)))
+    while pop.out_frac > 0 and math.ceil(bound * 2**pop.out_frac) > num.graded_payload_max:
         pop.out_frac -= 1
     pop.payload_bound = math.ceil(bound * 2**pop.out_frac) + 1
 
 
-def _quantize_relay(net: Network, pop: Relay, target: Target) -> None:
+def _quantize_relay(net: Network, pop: Relay, num: Numerics) -> None:
     """A relay sums its input exactly in the full current range (its scale chosen as a
     readout's), then forwards it shifted right by `out_shift`: enough that the payload fits a
     graded spike, that each consumer's accumulator holds its fan-in times a full mantissa times
     the payload at the smallest weight shift (else the consumer's scale, and its weights, would
     shrink to nothing), and no finer than its IF consumers resolve."""
-    num = target.numerics
-    pop.scale = _accumulator_scale(net, pop, target.current_max, num)
+    pop.scale = _accumulator_scale(net, pop, num.current_max, num)
     fan_in = max((b.kernel.max_abs_row_sum(b.view_shape, (b.kernel.weight != 0).astype(np.float64)) for b in net.outgoing(pop.name)), default=1.0)
-    per_consumer = target.current_max // 2 / (_signed_max(num["weight_mantissa_bits"]) * 2.0 ** num["weight_shift_min"] * max(fan_in, 1.0))
-    payload_max = max(1.0, min(GRADED_PAYLOAD_MAX // 2, per_consumer))
+    per_consumer = num.current_max // 2 / (num.weight_mantissa_max * 2.0 ** num.weight_shift_min * max(fan_in, 1.0))
+    payload_max = max(1.0, min(num.graded_payload_max // 2, per_consumer))
     pop.out_shift = 0
-    pop.out_shift = max(math.ceil(math.log2((target.current_max // 2) / payload_max)), _spare_bits(net, pop, num), 0)
-    pop.payload_bound = min(GRADED_PAYLOAD_MAX, target.current_max >> pop.out_shift)
+    pop.out_shift = max(math.ceil(math.log2((num.current_max // 2) / payload_max)), _spare_bits(net, pop, num), 0)
+    pop.payload_bound = min(num.graded_payload_max, num.current_max >> pop.out_shift)
 
 
 def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str, Any]:
     """Fills every integer field. Returns the per-population quantization report."""
     num = target.numerics
-    units = num["threshold_units"]
+    units = num.threshold_units
     report: dict[str, Any] = {}
     # 1. IF populations: the threshold fixes the scale, whatever feeds them.
     for pop in net.populations():
@@ -162,20 +155,20 @@ def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str
             pop.v_init_int = int(round(pop.v_init_frac * units))
     # 2. The input's payload, fitted to the range and to the IF populations it feeds.
     inp = net.input
-    inp.payload_frac_bits = input_frac_bits(num["input_payload_bits"], input_range) if inp.graded else 0
+    inp.payload_frac_bits = input_frac_bits(num, input_range) if inp.graded else 0
     if inp.graded:  # no finer than the IF populations it feeds can resolve
         inp.payload_frac_bits -= max(0, _spare_bits(net, inp, num))
-    inp.payload_bound = _signed_max(num["input_payload_bits"]) if inp.graded else 1
+    inp.payload_bound = num.input_payload_max if inp.graded else 1
     # 3. What depends on its sources' units, in topological order.
     for pop in net.populations():
         if isinstance(pop, Product):
             _quantize_product(net, pop, num)
         elif isinstance(pop, HostOp):
-            _quantize_host(net, pop, target)
+            _quantize_host(net, pop, num)
         elif isinstance(pop, Relay):
-            _quantize_relay(net, pop, target)
+            _quantize_relay(net, pop, num)
         elif isinstance(pop, Readout):
-            pop.scale = _accumulator_scale(net, pop, target.current_max, num)
+            pop.scale = _accumulator_scale(net, pop, num.current_max, num)
 
     for pop in net.populations():
         if isinstance(pop, (InputPopulation, Product)):
@@ -200,10 +193,10 @@ def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str
         entry["bias_abs_error_theta"] = float(np.abs(b_q - b_int).max() / units) if b_int.size else 0.0
         entry["bias_saturated"] = bias_saturated
         bound += int(np.abs(b_q).max()) if b_q.size else 0
-        if bound > target.current_max:
+        if bound > num.current_max:
             raise NeurocompileError(
-                f"population '{pop.name}': worst-case input per step is {bound}, above the {num['current_bits']}-bit limit "
-                f"{target.current_max}; its weights are too large relative to its threshold {getattr(pop, 'threshold', '')}"
+                f"population '{pop.name}': worst-case input per step is {bound}, above the {num.current_bits}-bit limit "
+                f"{num.current_max}; its weights are too large relative to its threshold {getattr(pop, 'threshold', '')}"
             )
         if isinstance(pop, Relay) and bound >> pop.out_shift > pop.payload_bound:
             raise NeurocompileError(f"relay '{pop.name}': inputs up to {bound}, shifted by {pop.out_shift}, exceed its payload bound {pop.payload_bound}")
@@ -214,9 +207,10 @@ def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str
     return report
 
 
-def activation_error(net: Network, x: np.ndarray) -> dict[str, float]:
-    """Relative RMS difference of each population's pre-activation, quantized vs float."""
-    ref = evaluate(net, x)["pre"]
+def activation_error(net: Network, x: np.ndarray, reference: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+    """Relative RMS difference of each population's pre-activation, quantized vs float
+    (`reference`: the float pre-activations on x, if already evaluated)."""
+    ref = evaluate(net, x)["pre"] if reference is None else reference
     got = evaluate(net, x, quantized=True)["pre"]
     out = {}
     for name, r in ref.items():

@@ -1,8 +1,14 @@
 """Lava processes for the populations of a compiled network, with fixed_pt and floating_pt
-models. Synapse blocks use Lava's own Dense and Sparse processes (see runner.py).
+models. Synapse blocks use Lava's own Dense and Sparse processes (see emit.py).
 
 The fixed_pt models implement docs/semantics.md independently of the simulator: per step each
 process receives what its synapses sent (the previous step's spikes, weighted), updates, sends.
+What no backend owns (random numbers, host ops, products, failing synapses) they call from
+neurocompile.semantics, as the simulator does.
+
+Every fixed_pt state variable declares its bit width. Lava reads the declarations from the class,
+so they are the widths of Loihi 2 (`DECLARED_WIDTHS`); emit.py refuses a target whose numerics
+need more.
 """
 
 from __future__ import annotations
@@ -19,11 +25,17 @@ from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from ...hostops import layernorm_fixed, softmax_fixed
-from ...ir.connectivity import synapse_ids
-from ...ir.indexing import gather
-from ...products import coincidence, product_events, telescoping
-from ...rng import rate_spikes, survivors
+from ...ir.indexing import operand_views
+from ...ir.interpret import host_function
+from ...semantics.failures import Failure, failing_synapses, shift, surviving_spikes, synapse_ids
+from ...semantics.hostops import host_op_fixed
+from ...semantics.products import coincidence, product_events, telescoping
+from ...semantics.rng import rate_spikes
+
+MEMBRANE_BITS = 24  # the IF membrane, its bias, threshold and saturation limit
+GRADED_BITS = 24  # payloads of graded spikes
+CURRENT_BITS = 32  # synaptic input per step
+DECLARED_WIDTHS = {"membrane_bits": MEMBRANE_BITS, "graded_payload_bits": GRADED_BITS, "current_bits": CURRENT_BITS}
 
 
 def placed(values: np.ndarray, out: tuple[int, int] | None) -> np.ndarray:
@@ -76,12 +88,12 @@ class _IFModel(PyLoihiProcessModel):
 @requires(CPU)
 @tag("fixed_pt")
 class PyIFNeuronsFixed(_IFModel):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=32)
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=CURRENT_BITS)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
-    v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
-    bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
-    threshold: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
-    vmax: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=MEMBRANE_BITS)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=MEMBRANE_BITS)
+    threshold: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=MEMBRANE_BITS)
+    vmax: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=MEMBRANE_BITS)
     count: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     raster: np.ndarray = LavaPyType(np.ndarray, np.int8, precision=1)
     record_steps: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
@@ -129,8 +141,8 @@ class Readout(AbstractProcess):
 @requires(CPU)
 @tag("fixed_pt")
 class PyReadoutFixed(PyLoihiProcessModel):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=32)
-    bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=CURRENT_BITS)
+    bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=MEMBRANE_BITS)
     acc: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
     t: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
 
@@ -175,8 +187,8 @@ class GradedRelay(AbstractProcess):
 @requires(CPU)
 @tag("fixed_pt")
 class PyGradedRelayFixed(PyLoihiProcessModel):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=32)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=CURRENT_BITS)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=GRADED_BITS)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     active: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
 
@@ -213,8 +225,8 @@ class GradedInput(AbstractProcess):
 @requires(CPU)
 @tag("fixed_pt")
 class PyGradedInputFixed(PyLoihiProcessModel):
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
-    payload: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=GRADED_BITS)
+    payload: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=GRADED_BITS)
 
     def run_spk(self):
         self.s_out.send(self.payload)
@@ -282,7 +294,7 @@ class PyRateInputFloat(_RateModel):
 
 class HostFunction(AbstractProcess):
     """A host op (softmax or layer norm over the last axis): its input currents plus bias
-    through neurocompile.hostops, the implementation the simulator calls too."""
+    through neurocompile.semantics.hostops, the implementation the simulator calls too."""
 
     def __init__(self, *, node, bias, name: str | None = None):
         super().__init__(name=name)
@@ -298,20 +310,16 @@ class HostFunction(AbstractProcess):
 @requires(CPU)
 @tag("fixed_pt")
 class PyHostFunctionFixed(PyLoihiProcessModel):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=32)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=CURRENT_BITS)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=GRADED_BITS)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     active: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
 
     def run_spk(self):
-        node = self.proc_params["node"]
-        x = (self.a_in.recv().astype(np.int64) + self.bias).reshape(-1, node.shape[-1])
-        if node.op == "softmax":
-            y = softmax_fixed(x, node.exp_k, node.out_frac)
-        else:
-            y = layernorm_fixed(x, node.eps_int, node.gamma_q, node.beta_q, node.gb_frac, node.out_frac)
-        self.active[:] += y.ravel() != 0
-        self.s_out.send(y.ravel().astype(np.int32))
+        x = self.a_in.recv().astype(np.int64) + self.bias
+        y = host_op_fixed(self.proc_params["node"], x[None])[0]
+        self.active[:] += y != 0
+        self.s_out.send(y.astype(np.int32))
 
 
 @implements(proc=HostFunction, protocol=LoihiProtocol)
@@ -325,15 +333,14 @@ class PyHostFunctionFloat(PyLoihiProcessModel):
 
     def run_spk(self):
         node = self.proc_params["node"]
-        x = ((self.a_in.recv() + self.bias) / node.scale).reshape(-1, node.shape[-1])
-        y = node.ann(x[None]).reshape(-1)
+        y = host_function(node, ((self.a_in.recv() + self.bias) / node.scale)[None])[0]
         self.active[:] += y != 0
         self.s_out.send(y * 2.0**node.out_frac)  # payload units, unrounded
 
 
 class SpikeProduct(AbstractProcess):
     """A @ B of two operands' outputs of the same step, through the operands' index maps, in
-    the node's form (coincidence or telescoping: neurocompile/products.py). It receives, then
+    the node's form (coincidence or telescoping: neurocompile/semantics/products.py). It receives, then
     sends: a product adds no step of latency."""
 
     def __init__(self, *, node, n_a: int, n_b: int, name: str | None = None):
@@ -354,14 +361,13 @@ class _ProductModel(PyLoihiProcessModel):
     def run_spk(self):
         node = self.proc_params["node"]
         a, b = self.a_in.recv(), self.b_in.recv()
-        self.events[:] += int(product_events(gather(a[None], node.a_index, node.a_shape), gather(b[None], node.b_index, node.b_shape))[0])
+        self.events[:] += int(product_events(*operand_views(node, a[None], b[None]))[0])
         if node.form == "telescoping":
             self.sum_a[:] += a
             self.sum_b[:] += b
             a, b = self.sum_a, self.sum_b
-        a = gather(a[None], node.a_index, node.a_shape).astype(np.float64)
-        b = gather(b[None], node.b_index, node.b_shape).astype(np.float64)
-        ab = np.matmul(a, b).ravel()
+        va, vb = operand_views(node, a[None], b[None])
+        ab = np.matmul(va.astype(np.float64), vb.astype(np.float64)).ravel()
         y = self.telescoping(ab, int(self.t[0])) if node.form == "telescoping" else self.coincidence(ab)
         self.t[:] += 1
         self.active[:] += y != 0
@@ -372,9 +378,9 @@ class _ProductModel(PyLoihiProcessModel):
 @requires(CPU)
 @tag("fixed_pt")
 class PySpikeProductFixed(_ProductModel):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
-    b_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=GRADED_BITS)
+    b_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=GRADED_BITS)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=GRADED_BITS)
     sum_a: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
     sum_b: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
     emitted: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
@@ -426,14 +432,13 @@ class SpikeFailure(AbstractProcess):
         self.s_out = OutPort(shape=(n,))
         self.t = Var(shape=(1,), init=0)
         self.active = Var(shape=(n,), init=0)  # surviving spikes per neuron
-        self.proc_params["failure"] = (threshold, seed, stream)
+        self.proc_params["failure"] = (Failure(threshold, stream, per_synapse=False), seed)
 
 
 class _SpikeFailureModel(PyLoihiProcessModel):
     def run_spk(self):
-        threshold, seed, stream = self.proc_params["failure"]
-        x = self.s_in.recv()
-        y = x * survivors(seed, stream, int(self.t[0]), np.arange(x.shape[0]), threshold)
+        failure, seed = self.proc_params["failure"]
+        y = surviving_spikes(failure, seed, int(self.t[0]), self.s_in.recv())
         self.active[:] += y != 0
         self.t[:] += 1
         self.s_out.send(y)
@@ -443,8 +448,8 @@ class _SpikeFailureModel(PyLoihiProcessModel):
 @requires(CPU)
 @tag("fixed_pt")
 class PySpikeFailureFixed(_SpikeFailureModel):
-    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=GRADED_BITS)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=GRADED_BITS)
     t: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     active: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
 
@@ -474,21 +479,20 @@ class FailingSynapses(AbstractProcess):
         self.t = Var(shape=(1,), init=0)
         self.events = Var(shape=(1,), init=0)
         self.proc_params["matrix"] = (matrix.data, matrix.indices, matrix.indptr, matrix.shape)
-        self.proc_params["failure"] = (shift, threshold, seed, stream)
+        self.proc_params["failure"] = (shift, Failure(threshold, stream, per_synapse=True), seed)
 
 
 class _FailingSynapsesModel(PyLoihiProcessModel):
     def run_spk(self):
         self.a_out.send(self.a_buff)
-        data, indices, indptr, shape = self.proc_params["matrix"]
-        shift, threshold, seed, stream = self.proc_params["failure"]
-        s = self.s_in.recv()
-        if not hasattr(self, "ids"):
-            self.ids = synapse_ids(sp.csr_matrix((data, indices, indptr), shape=shape))
-        keep = survivors(seed, stream, int(self.t[0]), self.ids, threshold)
-        kept = sp.csr_matrix((data * keep, indices, indptr), shape=shape)
-        self.a_buff[:] = self.finish(kept @ s.astype(np.float64), shift)
-        self.events[:] += int(np.count_nonzero(s[indices[keep]]))
+        shift, failure, seed = self.proc_params["failure"]
+        if not hasattr(self, "matrix"):
+            data, indices, indptr, shape = self.proc_params["matrix"]
+            self.matrix = sp.csr_matrix((data, indices, indptr), shape=shape)
+            self.ids = synapse_ids(self.matrix)
+        y, events = failing_synapses(self.matrix, self.ids, failure, seed, int(self.t[0]), self.s_in.recv()[None])
+        self.a_buff[:] = self.finish(y[0], shift)
+        self.events[:] += int(events[0])
         self.t[:] += 1
 
 
@@ -496,16 +500,15 @@ class _FailingSynapsesModel(PyLoihiProcessModel):
 @requires(CPU)
 @tag("fixed_pt")
 class PyFailingSynapsesFixed(_FailingSynapsesModel):
-    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
-    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=32)
-    a_buff: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=GRADED_BITS)
+    a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=CURRENT_BITS)
+    a_buff: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=CURRENT_BITS)
     t: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     events: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
 
-    def finish(self, y, shift):
+    def finish(self, y, s):
         # Exact: the build bounds every sum of mantissa x payload below 2^31.
-        y = np.rint(y).astype(np.int64)
-        return y << shift if shift >= 0 else y >> -shift
+        return shift(np.rint(y).astype(np.int64), s)
 
 
 @implements(proc=FailingSynapses, protocol=LoihiProtocol)
@@ -518,5 +521,5 @@ class PyFailingSynapsesFloat(_FailingSynapsesModel):
     t: np.ndarray = LavaPyType(np.ndarray, np.int64)
     events: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
-    def finish(self, y, shift):
+    def finish(self, y, s):
         return y  # real weights in membrane units

@@ -40,14 +40,12 @@ def relu(ctx, node, inputs):
     return [_if_population(ctx, node, x, float("nan"), "relu")]
 
 
-@handles("Clip")
+@handles("Clip", since=11)
 def clip(ctx, node, inputs):
+    """Clip with min and max as optional inputs (the form of every supported opset)."""
     x = inputs[0]
-    if ctx.opset >= 11:
-        lo = require_const(node, inputs[1], "min") if len(inputs) > 1 and inputs[1] is not None else None
-        hi = require_const(node, inputs[2], "max") if len(inputs) > 2 and inputs[2] is not None else None
-    else:
-        lo, hi = attrs(node).get("min"), attrs(node).get("max")
+    lo = require_const(node, inputs[1], "min") if len(inputs) > 1 and inputs[1] is not None else None
+    hi = require_const(node, inputs[2], "max") if len(inputs) > 2 and inputs[2] is not None else None
     if is_const(x):
         return [np.clip(x, lo if lo is not None else -np.inf, hi if hi is not None else np.inf)]
     lo = float(np.ravel(lo)[0]) if lo is not None else -math.inf

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import NeurocompileError
-from ...hostops import layernorm_float, softmax_float
+from ...ir.interpret import layernorm_float, softmax_float
 from ...ir.nodes import HostOp, Product, size
 from ..registry import attrs, describe, handles
 from ..values import Affine, Failure, Gather, Scale, is_const, scale, shape_of

@@ -54,23 +54,24 @@ def transpose(ctx, node, inputs):
     return [layout(lambda a, fill: np.transpose(a, perm), inputs[:1])]
 
 
-def _axes_arg(ctx, node, inputs, index: int = 1):
-    if ctx.opset >= 13 and len(inputs) > index and inputs[index] is not None:
+def _axes_input(node, inputs, index: int = 1):
+    """The optional `axes` input (an attribute before version 13)."""
+    if len(inputs) > index and inputs[index] is not None:
         return [int(v) for v in require_const(node, inputs[index], "axes")]
-    return attrs(node).get("axes")
+    return None
 
 
-@handles("Squeeze")
+@handles("Squeeze", since=13)
 def squeeze(ctx, node, inputs):
     shape = shape_of(inputs[0])
-    axes = _axes_arg(ctx, node, inputs)
+    axes = _axes_input(node, inputs)
     axes = tuple(k for k, d in enumerate(shape) if d == 1) if axes is None else tuple(_axis(a, len(shape), node) for a in axes)
     return [layout(lambda a, fill: np.squeeze(a, axis=axes), inputs[:1])]
 
 
-@handles("Unsqueeze")
+@handles("Unsqueeze", since=13)
 def unsqueeze(ctx, node, inputs):
-    axes = _axes_arg(ctx, node, inputs)
+    axes = _axes_input(node, inputs)
     rank = len(shape_of(inputs[0])) + len(axes)
     axes = sorted(_axis(a, rank, node) for a in axes)
 

@@ -174,14 +174,14 @@ def global_average_pool(ctx, node, inputs):
     return [ctx.apply_kernel(node, x, _depthwise_pool(node, x, hw, (1, 1), (0, 0, 0, 0), 1.0 / np.prod(hw)))]
 
 
-def _reduce(ctx, node, inputs, mean: bool):
+def _axes_input(node, inputs) -> list[int] | None:
+    return [int(v) for v in require_const(node, inputs[1], "axes")] if len(inputs) > 1 and inputs[1] is not None else None
+
+
+def _reduce(ctx, node, inputs, axes: list[int] | None, mean: bool):
     x = inputs[0]
     a = attrs(node)
     shape = shape_of(x)
-    if ctx.opset >= 18 or node.op_type == "ReduceSum":
-        axes = [int(v) for v in require_const(node, inputs[1], "axes")] if len(inputs) > 1 and inputs[1] is not None else None
-    else:
-        axes = a.get("axes")
     if axes is not None and len(axes) == 0:
         axes = None  # an empty axes list means "no axes given"
     if axes is None:
@@ -201,11 +201,16 @@ def _reduce(ctx, node, inputs, mean: bool):
     return [layout(lambda arr, fill: arr.reshape(out_shape), [y])]
 
 
-@handles("ReduceMean")
+@handles("ReduceMean", since=13)
+def reduce_mean_axes_attribute(ctx, node, inputs):
+    return _reduce(ctx, node, inputs, attrs(node).get("axes"), mean=True)
+
+
+@handles("ReduceMean", since=18)
 def reduce_mean(ctx, node, inputs):
-    return _reduce(ctx, node, inputs, mean=True)
+    return _reduce(ctx, node, inputs, _axes_input(node, inputs), mean=True)
 
 
-@handles("ReduceSum")
+@handles("ReduceSum", since=13)
 def reduce_sum(ctx, node, inputs):
-    return _reduce(ctx, node, inputs, mean=False)
+    return _reduce(ctx, node, inputs, _axes_input(node, inputs), mean=False)

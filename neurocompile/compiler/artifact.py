@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .errors import NeurocompileError
-from .ir.graph import Network
-from .ir.serialize import FORMAT_VERSION, from_document, to_document
-from .targets import Target
+from .. import __version__
+from ..errors import NeurocompileError
+from ..ir.graph import Network
+from ..ir.serialize import FORMAT_VERSION, from_document, to_document
+from ..targets import Target
 
 FILES = ("graph.json", "params.npz", "placement.json", "report.json")
 

@@ -5,7 +5,7 @@ Per inference (one sample of T steps), with the constants of the target file's `
     E = synaptic events x synaptic_op_j            (after failures: a failed spike costs nothing;
                                                      a spike product's events are those of
                                                      coincidence neurons on cores:
-                                                     products.product_events)
+                                                     semantics.products.product_events)
       + neurons x T x neuron_update_j              (every IF and relay neuron on a core updates
                                                      every step)
       + spike messages x spike_intra_chip_j        (a nonzero output sent on an edge)
@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from .backends.ann import evaluate
-from .backends.result import RunResult
-from .ir.connectivity import source_fanout
-from .ir.indexing import gather
-from .ir.graph import Network
-from .ir.nodes import IFPopulation, Product, Relay
-from .targets import Target
+from ..ir.connectivity import source_fanout
+from ..ir.graph import Network
+from ..ir.indexing import operand_views
+from ..ir.interpret import spike_rates
+from ..ir.nodes import IFPopulation, Product, Relay
+from ..ir.result import RunResult
+from ..targets import Target
 
 PAPER_STEP_S = 1e-3  # the MST paper's assumption: one time step takes 1 ms
 
@@ -118,16 +118,14 @@ def run_energy(net: Network, target: Target, placement: dict, result: RunResult)
     }
 
 
-def expected_activity(net: Network, x: np.ndarray) -> RunResult:
-    """One step of the activity the ANN predicts on inputs x, as a RunResult of one sample: an IF
-    neuron spikes at the rate activation / threshold, a graded source sends whenever its value is
-    nonzero, and a mask lets 1 - p of the spikes (or synaptic events) through. Fed to
-    `run_energy`, it estimates the energy per step without running the network."""
-    post = evaluate(net, x)["post"]
-    rate = {}
-    for pop in net.populations():
-        act = post[pop.name]
-        rate[pop.name] = np.clip(act / pop.threshold, 0.0, 1.0).mean(axis=0) if isinstance(pop, IFPopulation) else (act != 0).mean(axis=0)
+def expected_activity(net: Network, post: dict[str, np.ndarray]) -> RunResult:
+    """One step of the activity the ANN predicts, from its activations `post` ([B, n] per
+    population, ir.interpret.evaluate), as a RunResult of one sample: an IF neuron spikes at the
+    rate activation / threshold, a graded source sends whenever its value is nonzero, and a mask
+    lets 1 - p of the spikes (or synaptic events) through. Fed to `run_energy`, it estimates the
+    energy per step without running the network."""
+    spiking = spike_rates(net, post)
+    rate = {pop.name: spiking[pop.name].mean(axis=0) if pop.name in spiking else (post[pop.name] != 0).mean(axis=0) for pop in net.populations()}
     events, messages = {}, {}
     for name, src, _, p, _ in _edges(net):
         messages[name] = np.array([rate[src].sum() * (1.0 - p)])
@@ -138,10 +136,9 @@ def expected_activity(net: Network, x: np.ndarray) -> RunResult:
             messages[block.name] = np.array([rate[src.name].sum()])
     for prod in (p for p in net.populations() if isinstance(p, Product)):
         a, b = net.operands(prod.name)
-        ra = gather(rate[a.name][None] * (1.0 - prod.failure_a), prod.a_index, prod.a_shape)
-        rb = gather(rate[b.name][None] * (1.0 - prod.failure_b), prod.b_index, prod.b_shape)
+        ra, rb = operand_views(prod, rate[a.name][None] * (1.0 - prod.failure_a), rate[b.name][None] * (1.0 - prod.failure_b))
         meets = float((ra.sum(axis=-2) * rb.sum(axis=-1)).sum())  # independent operands
-        events[prod.name] = np.array([float(ra.sum()) * rb.shape[-1] + float(rb.sum()) * ra.shape[-2] + meets])  # products.product_events
+        events[prod.name] = np.array([float(ra.sum()) * rb.shape[-1] + float(rb.sum()) * ra.shape[-2] + meets])  # semantics.products.product_events
     counts = {p.name: rate[p.name][None] for p in net.populations() if isinstance(p, IFPopulation)}
     synops = sum(events.values(), np.zeros(1))
     return RunResult("ann-estimate", 1, np.zeros((1, net.readout.size)), np.zeros((1, net.readout.size)), counts, synops,

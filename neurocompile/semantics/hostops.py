@@ -1,8 +1,8 @@
 """Host ops: functions with no neuron form (softmax, layer norm), run off the neurocores.
 
-Each has a float form (ANN mode) and one integer form that both backends call, so that their
-results are bit-identical; the integer forms use only integer arithmetic (no libm), so they are
-identical on every machine too. Inputs are integer currents `x` in units of 1/scale; outputs are
+Each has one integer form that every backend calls, so that their results are bit-identical; it
+uses only integer arithmetic (no libm), so it is identical on every machine too (the float forms,
+for ANN mode, are in ir/interpret.py). Inputs are integer currents `x` in units of 1/scale; outputs are
 graded payloads in units of 2^-out_frac.
 """
 
@@ -41,11 +41,6 @@ def softmax_fixed(x: np.ndarray, exp_k: int, out_frac: int) -> np.ndarray:
     return (e << out_frac) // e.sum(axis=-1, keepdims=True)
 
 
-def softmax_float(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def isqrt(v: np.ndarray) -> np.ndarray:
     """floor(sqrt(v)) for non-negative int64, exactly: a float estimate, then integer fixes."""
     r = np.floor(np.sqrt(v.astype(np.float64))).astype(np.int64)
@@ -72,7 +67,11 @@ def layernorm_fixed(x: np.ndarray, eps_int: int, gamma_q: np.ndarray, beta_q: np
     return ((normed * gamma_q) >> gb_frac) + ((beta_q << out_frac) >> gb_frac)
 
 
-def layernorm_float(x: np.ndarray, eps: float, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    mean = x.mean(axis=-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + eps) * gamma + beta
+def host_op_fixed(node, x: np.ndarray) -> np.ndarray:
+    """A host op node's integer output [B, n] from its integer input currents plus bias [B, n]."""
+    rows = x.reshape(x.shape[0], -1, node.shape[-1])
+    if node.op == "softmax":
+        y = softmax_fixed(rows, node.exp_k, node.out_frac)
+    else:
+        y = layernorm_fixed(rows, node.eps_int, node.gamma_q, node.beta_q, node.gb_frac, node.out_frac)
+    return y.reshape(x.shape[0], -1)

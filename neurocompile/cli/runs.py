@@ -8,14 +8,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .artifact import Artifact
-from .backends.result import RunResult
-from .backends.sim import Simulator
-from .errors import NeurocompileError
-from .ir.nodes import Product
-from .products import telescoping_step_limit
+from ..backends.sim import Simulator
+from ..compiler.artifact import Artifact
+from ..errors import NeurocompileError
+from ..ir.nodes import Product
+from ..ir.result import RunResult
+from ..semantics.products import telescoping_step_limit
 
 BACKENDS = ("sim", "lava", "reference")
+PRECISIONS = ("fixed", "float")  # bit-accurate, or Lava's floating_pt models
 Progress = Callable[[int], None]
 
 
@@ -56,16 +57,15 @@ def run_backend(art: Artifact, x: np.ndarray, steps: int, backend: str, seed: in
     if backend == "sim":
         if precision != "fixed":
             raise NeurocompileError("the simulator is bit-accurate fixed point only; --precision float runs on --backend lava")
-        return Simulator(art.net, num["input_payload_bits"], num["membrane_bits"]).run(x, steps, seed=seed, record=record, progress=progress,
-                                                                                      readout_start=start)
+        return Simulator(art.net, num).run(x, steps, seed=seed, record=record, progress=progress, readout_start=start)
     if backend == "lava":
-        from .backends.lava.runner import core_slices, run_lava
+        from ..backends.lava.run import core_slices, run_lava
 
-        return run_lava(art.net, x, steps, num["input_payload_bits"], num["membrane_bits"], seed=seed, precision=precision,
+        return run_lava(art.net, x, steps, num, seed=seed, precision=precision,
                         record=record, hardware=art.target.mode == "hw", progress=progress, readout_start=start,
                         slices=core_slices(art.placement) if per_core else None)
     if backend == "reference":
-        from .backends.reference import run_reference
+        from ..backends.reference import run_reference
 
         return run_reference(art.net, x, steps, seed=seed, progress=progress, readout_start=start)
     raise NeurocompileError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")

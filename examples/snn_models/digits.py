@@ -7,7 +7,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from neurocompile.models.qcfs import QCFS
+from .qcfs import QCFS
 
 def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train, y_train, x_test, y_test): images as float32 [N, 1, 8, 8] in [0, 1] (raw pixels

@@ -13,21 +13,20 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import __version__
-from .artifact import Artifact, sha256_bytes
-from .backends.result import RunResult
-from .errors import NeurocompileError
-from .ir.graph import Network
+from .. import __version__
+from ..compiler.artifact import Artifact, sha256_bytes
+from ..errors import NeurocompileError
+from ..ir.graph import Network
+from ..ir.result import RunResult
 from .runs import check_steps, compare_results
 
 Progress = Callable[[int], None]
 
 
 def _lava(net: Network, art: Artifact, x: np.ndarray, steps: int, seed: int, hardware: bool, progress: Progress | None) -> RunResult:
-    from .backends.lava.runner import run_lava
+    from ..backends.lava.run import run_lava
 
-    num = art.target.numerics
-    return run_lava(net, x, steps, num["input_payload_bits"], num["membrane_bits"], seed=seed, record=True, hardware=hardware, progress=progress)
+    return run_lava(net, x, steps, art.target.numerics, seed=seed, record=True, hardware=hardware, progress=progress)
 
 
 # Where the device side runs when no Loihi 2 is attached: name -> runner.
@@ -38,7 +37,7 @@ STANDINS: dict[str, Callable[..., RunResult]] = {
 
 def hardware_status() -> tuple[bool, str]:
     """Whether a Loihi 2 can be used, and if not, what is missing."""
-    from .backends.lava.runner import hardware_available
+    from ..backends.lava.lifetime import hardware_available
 
     if hardware_available():
         return True, "Loihi 2 through Lava's Loihi2HwCfg"
@@ -59,7 +58,7 @@ def hil_check(art: Artifact, x: np.ndarray, steps: int, seed: int, standin: str 
               progress: Progress | None = None) -> dict[str, Any]:
     """Runs the device side (Loihi 2, or the stand-in) and the simulator on x; returns the report.
     `device_net` replaces the network on the device side only (a test uses it to plant a fault)."""
-    from .backends.sim import Simulator
+    from ..backends.sim import Simulator
 
     if standin not in STANDINS:
         raise NeurocompileError(f"unknown stand-in '{standin}'; choose one of {', '.join(STANDINS)}")
@@ -72,8 +71,7 @@ def hil_check(art: Artifact, x: np.ndarray, steps: int, seed: int, standin: str 
     else:
         device = STANDINS[standin](device_net, art, x, steps, seed, progress)
         device_name = f"{standin} (stand-in: {device_note})"
-    num = art.target.numerics
-    reference = Simulator(art.net, num["input_payload_bits"], num["membrane_bits"]).run(x, steps, seed=seed, record=True)
+    reference = Simulator(art.net, art.target.numerics).run(x, steps, seed=seed, record=True)
     cmp = compare_results(reference, device)
     return {
         "identical": cmp["identical"],

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from .artifact import Artifact
-from .ir.connectivity import n_synapses
-from .ir.graph import Network
+from ..compiler.artifact import Artifact
+from ..ir.connectivity import n_synapses
+from ..ir.graph import Network
 
 
 def _fmt(v: Any) -> str:

@@ -15,24 +15,19 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import NeurocompileError
-from ..frontend.values import Apply, Gather, Scale, Term
 from ..ir.graph import Network
 from ..ir.kernels import Conv2d, Dense, Elementwise, Kernel, Sparse
 from ..ir.nodes import size
+from .values import Apply, Gather, Scale, Term
 
 MAX_SPARSE_NNZ = 50_000_000
 
 
-def lower_linear_chains(net: Network) -> bool:
-    changed = False
+def lower_linear_chains(net: Network, chains: dict[str, Term]) -> None:
+    """Gives every synapse block of `net` the lowered form of its chain (block name -> chain)."""
     for block in net.synapses():
-        if block.chain is None:
-            continue
-        view_shape, in_index, kernel, out_index = lower_chain(block.chain, block.name)
+        view_shape, in_index, kernel, out_index = lower_chain(chains[block.name], block.name)
         block.view_shape, block.in_index, block.kernel, block.out_index = view_shape, in_index, kernel, out_index
-        block.chain = None
-        changed = True
-    return changed
 
 
 def _split(ops):

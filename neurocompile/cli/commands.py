@@ -1,5 +1,5 @@
-"""The command line: build, run, compare, inspect (docs/cli.md; the contract in
-ARCHITECTURE.md). Bad input of any kind ends with one line on stderr and exit code 2."""
+"""The commands: build, inspect, run, compare, hil (`neurocompile COMMAND --help`). Bad input of
+any kind ends with one line on stderr and exit code 2; exit 3 is a bug."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import traceback
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -16,14 +17,30 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from . import __version__
-from .errors import NeurocompileError
+from .. import __version__
+from ..errors import NeurocompileError
+from ..ir.nodes import ENCODINGS, FAILURE_MODES, PRODUCT_FORMS
+from .runs import BACKENDS, PRECISIONS
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Compile converted spiking networks (ONNX) for Loihi-style neuromorphic hardware.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="Compile converted spiking networks (ONNX) for Loihi-style neuromorphic hardware.")
 # Pipes and CI logs get wide tables instead of rich's 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 STATE = {"debug": False}
+
+
+def _choices(name: str, values) -> type[Enum]:
+    """An Enum of the allowed values, so that typer checks them and lists them in --help."""
+    return Enum(name, {v: v for v in values}, type=str)
+
+
+Encoding = _choices("Encoding", ENCODINGS)
+ProductForm = _choices("ProductForm", PRODUCT_FORMS)
+FailureMode = _choices("FailureMode", FAILURE_MODES)
+Backend = _choices("Backend", BACKENDS)
+Precision = _choices("Precision", PRECISIONS)
+Standin = _choices("Standin", ("loihi2-sim",))
+SEED_MAX = 2**32 - 1
 
 
 def _progress() -> Progress:
@@ -40,25 +57,26 @@ def build(
     model: Path = typer.Argument(..., help="ONNX model of a converted network."),
     target: str = typer.Option("loihi2-sim", "--target", "-t", help="Target name (loihi2-sim, loihi2, loihi1-sim, ...) or a .toml path."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Artifact directory (default: MODEL.ncx next to the model)."),
-    seed: int = typer.Option(0, "--seed", help="Default seed of the artifact's random streams (rate-coded input)."),
-    encoding: str = typer.Option("current", "--encoding", help="Input encoding: current (the same analog input every step) or rate (Bernoulli spikes)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX, help="Default seed of the artifact's random streams (rate-coded input)."),
+    encoding: Encoding = typer.Option("current", "--encoding", help="Input encoding: current (the same analog input every step) or rate (Bernoulli spikes)."),
     calibrate: Optional[Path] = typer.Option(None, "--calibrate", help="Sample inputs [batch, ...] (.npy): thresholds of ReLU populations and the input range."),
-    percentile: float = typer.Option(99.9, "--percentile", help="Calibrated threshold: this percentile of a population's positive activations."),
+    percentile: float = typer.Option(99.9, "--percentile", min=0.0, max=100.0,
+                                     help="Calibrated threshold: this percentile of a population's positive activations."),
     input_range: Optional[float] = typer.Option(None, "--input-range", help="Largest |input| expected (default: from --calibrate data, else 4)."),
-    v_init: float = typer.Option(0.5, "--v-init", help="Initial membrane potential, in thresholds."),
-    product: str = typer.Option("coincidence", "--product", help="Spike products: coincidence (A(t) @ B(t), the MST paper's) or telescoping "
-                                "(sums to the product of the operands' rates; docs/semantics.md)."),
+    v_init: float = typer.Option(0.5, "--v-init", min=0.0, max=1.0, help="Initial membrane potential, in thresholds (below 1)."),
+    product: ProductForm = typer.Option("coincidence", "--product", help="Spike products: coincidence (A(t) @ B(t), the MST paper's) or telescoping "
+                                        "(sums to the product of the operands' rates; docs/semantics.md)."),
     mask_ratio: Optional[str] = typer.Option(None, "--mask-ratio", help="Override the model's random spike masking ratios: R for every mask, "
                                              "or GROUP=R,... for the masks whose name contains GROUP (e.g. attn=0.75,mlp=0.5)."),
-    failure_mode: str = typer.Option("spike", "--failure-mode", help="What a mask drops: spike (one draw per presynaptic spike, shared by "
+    failure_mode: FailureMode = typer.Option("spike", "--failure-mode", help="What a mask drops: spike (one draw per presynaptic spike, shared by "
                                      "its targets: the MST's semantics) or synapse (one draw per synaptic event)."),
 ) -> None:
     """Compile MODEL.onnx into an artifact directory for the target."""
-    from .compiler import BuildOptions, build as build_artifact
+    from ..compiler import BuildOptions, build as build_artifact
 
-    options = BuildOptions(target=target, seed=seed, encoding=encoding, input_range=input_range,
+    options = BuildOptions(target=target, seed=seed, encoding=encoding.value, input_range=input_range,
                            calibrate=str(calibrate) if calibrate else None, percentile=percentile, v_init=v_init,
-                           product_form=product, mask_ratio=mask_ratio, failure_mode=failure_mode)
+                           product_form=product.value, mask_ratio=mask_ratio, failure_mode=failure_mode.value)
     with err.status("building") as status:
         path, report = build_artifact(model, output, options, step=lambda name: status.update(f"building: {name}"))
     for line in report["warnings"]:
@@ -69,14 +87,12 @@ def build(
 
 
 def _load_run_inputs(artifact: Path, input: Path, samples: Optional[int]):
-    from .artifact import load_artifact
-    from .data import load_input
+    from ..compiler.artifact import load_artifact
+    from ..data import load_input
 
     art = load_artifact(artifact)
     x = load_input(input, art.net.meta["input_shape"])
     if samples is not None:
-        if samples < 1:
-            raise NeurocompileError(f"--samples must be at least 1, got {samples}")
         x = x[:samples]
     return art, x
 
@@ -100,21 +116,22 @@ READOUT_START_HELP = ("First step the readout sums (default 0: every step). 'lat
 def run(
     artifact: Path = typer.Argument(..., help="Artifact directory (*.ncx)."),
     input: Path = typer.Option(..., "--input", "-i", help="Inputs, float32 [batch, ...input shape] (.npy)."),
-    steps: int = typer.Option(..., "--steps", "-T", help="Time steps per sample."),
-    backend: str = typer.Option("sim", "--backend", "-b", help="sim (bit-accurate simulator), lava, or reference (float, no delay between layers: the MST paper's evaluation)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random streams (default: the artifact's)."),
-    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Use only the first N samples."),
+    steps: int = typer.Option(..., "--steps", "-T", min=1, help="Time steps per sample."),
+    backend: Backend = typer.Option("sim", "--backend", "-b", help="sim (bit-accurate simulator), lava, or reference (float, no delay between layers: the MST paper's evaluation)."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, max=SEED_MAX, help="Seed of the random streams (default: the artifact's)."),
+    samples: Optional[int] = typer.Option(None, "--samples", "-n", min=1, help="Use only the first N samples."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Integer labels [batch] (.npy): report accuracy."),
-    precision: str = typer.Option("fixed", "--precision", help="fixed (bit-accurate) or float (Lava's floating_pt models)."),
+    precision: Precision = typer.Option("fixed", "--precision", help="fixed (bit-accurate) or float (Lava's floating_pt models)."),
     readout_start: str = typer.Option("0", "--readout-start", help=READOUT_START_HELP),
     per_core: bool = typer.Option(False, "--per-core", help=PER_CORE_HELP),
     result: Optional[Path] = typer.Option(None, "--out", help="Write the result (.npz): output, spikes/<population>, counts/<population>, totals."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Run an artifact on inputs with the simulator or Lava."""
-    from .energy import run_energy
+    from ..partition.energy import run_energy
     from .runs import readout_start_step, save_result, summary
 
+    backend, precision = backend.value, precision.value
     art, x = _load_run_inputs(artifact, input, samples)
     seed = art.manifest["options"].get("seed", 0) if seed is None else seed
     y = np.load(labels, allow_pickle=False) if labels else None
@@ -143,9 +160,9 @@ def run(
 def compare(
     artifact: Path = typer.Argument(..., help="Artifact directory (*.ncx)."),
     input: Path = typer.Option(..., "--input", "-i", help="Inputs, float32 [batch, ...input shape] (.npy)."),
-    steps: int = typer.Option(..., "--steps", "-T", help="Time steps per sample."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random streams (default: the artifact's)."),
-    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Use only the first N samples."),
+    steps: int = typer.Option(..., "--steps", "-T", min=1, help="Time steps per sample."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, max=SEED_MAX, help="Seed of the random streams (default: the artifact's)."),
+    samples: Optional[int] = typer.Option(None, "--samples", "-n", min=1, help="Use only the first N samples."),
     readout_start: str = typer.Option("0", "--readout-start", help=READOUT_START_HELP),
     per_core: bool = typer.Option(False, "--per-core", help=PER_CORE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON on stdout."),
@@ -176,22 +193,22 @@ def compare(
 def hil(
     artifact: Path = typer.Argument(..., help="Artifact directory (*.ncx)."),
     input: Path = typer.Option(..., "--input", "-i", help="Inputs, float32 [batch, ...input shape] (.npy)."),
-    steps: int = typer.Option(..., "--steps", "-T", help="Time steps per sample."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the random streams (default: the artifact's)."),
-    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Use only the first N samples."),
-    standin: str = typer.Option("loihi2-sim", "--standin", help="Where to run when no Loihi 2 is attached: loihi2-sim (Lava's Loihi2SimCfg)."),
+    steps: int = typer.Option(..., "--steps", "-T", min=1, help="Time steps per sample."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, max=SEED_MAX, help="Seed of the random streams (default: the artifact's)."),
+    samples: Optional[int] = typer.Option(None, "--samples", "-n", min=1, help="Use only the first N samples."),
+    standin: Standin = typer.Option("loihi2-sim", "--standin", help="Where to run when no Loihi 2 is attached: loihi2-sim (Lava's Loihi2SimCfg)."),
     report: Path = typer.Option(Path("hil_report.json"), "--report", help="Where to write the JSON report (with provenance)."),
 ) -> None:
     """Hardware in the loop: run on Loihi 2 (or the stand-in) and check every population at every
     step against the simulator; exit 0 when identical, 1 with the first divergence."""
-    from .artifact import json_bytes, write_file_atomic
+    from ..compiler.artifact import json_bytes, write_file_atomic
     from .hil import hil_check
 
     art, x = _load_run_inputs(artifact, input, samples)
     seed = art.manifest["options"].get("seed", 0) if seed is None else seed
     with _progress() as bar:
         task = bar.add_task("device: samples", total=x.shape[0])
-        result = hil_check(art, x, steps, seed, standin, progress=lambda n: bar.update(task, completed=n))
+        result = hil_check(art, x, steps, seed, standin.value, progress=lambda n: bar.update(task, completed=n))
     write_file_atomic(report, json_bytes(result))
     out.print(f"device: {result['device']}")
     if result["identical"]:
@@ -210,7 +227,7 @@ def inspect(
     from .views import artifact_summary, blocks_table, placement_table, populations_table
 
     if path.is_dir() or path.suffix == ".ncx":
-        from .artifact import load_artifact
+        from ..compiler.artifact import load_artifact
 
         art = load_artifact(path)
         out.print(artifact_summary(art))
@@ -219,11 +236,9 @@ def inspect(
         out.print(blocks_table(art.net))
         out.print(placement_table(art.placement))
         return
-    from .frontend import onnx_to_ir
-    from .passes.lower import lower_linear_chains
+    from ..frontend import onnx_to_ir
 
     net = onnx_to_ir(path)
-    lower_linear_chains(net)
     out.print(f"{path}: ONNX opset {net.meta['opset']}, input {net.meta['input_name']} {net.meta['input_shape']}, latency {net.latency()} steps (not quantized: `build` it for the target's figures)")
     out.print(populations_table(net))
     out.print(blocks_table(net))
@@ -278,6 +293,3 @@ def main() -> None:
             traceback.print_exc()
         err.print(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", markup=False, highlight=False, soft_wrap=True)
         sys.exit(3)
-
-if __name__ == "__main__":
-    main()

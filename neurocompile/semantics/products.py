@@ -1,6 +1,6 @@
 """The integer arithmetic of spike-product nodes, shared by the simulator and the Lava process.
 
-Two forms (docs/semantics.md, "Products"):
+Two forms (ir.nodes.PRODUCT_FORMS; docs/semantics.md, "Products"):
 - coincidence: out(t) = (A(t) @ B(t)) >> shift, the per-step product the MST paper evaluates. Its
   sum over time counts coincidences, which is not the product of the operands' rates.
 - telescoping: out(t) = P(t) - P(t-1) with P(t) = S_A(t) @ S_B(t) / (t+1), the running sums S
@@ -18,7 +18,6 @@ import math
 
 import numpy as np
 
-FORMS = ("coincidence", "telescoping")
 EXACT_FLOAT64 = 2**53
 
 

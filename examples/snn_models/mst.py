@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from neurocompile.models.qcfs import QCFS
+from .qcfs import QCFS
 
 # Initial QCFS threshold, as for the digits models: most inputs are batch-normalised.
 UP_INIT = 2.0
