@@ -19,17 +19,17 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from neurocompile.artifact import load_artifact
-from neurocompile.backends.lava.runner import run_lava
+from neurocompile.backends.lava.run import run_lava
 from neurocompile.backends.sim import Simulator
 from neurocompile.compiler import BuildOptions, build
+from neurocompile.compiler.artifact import load_artifact
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def lava_times(net, x, steps, num):
     stamps = [time.perf_counter()]
-    result = run_lava(net, x, steps, num["input_payload_bits"], num["membrane_bits"], progress=lambda k: stamps.append(time.perf_counter()))
+    result = run_lava(net, x, steps, num, progress=lambda k: stamps.append(time.perf_counter()))
     return result, np.diff(stamps)
 
 
@@ -58,7 +58,7 @@ def main() -> None:
         path, _ = build(ROOT / "graphs" / f"{args.model}.onnx", Path(tmp) / "m.ncx", BuildOptions())
         art = load_artifact(path)
     num = art.target.numerics
-    sim = Simulator(art.net, num["input_payload_bits"], num["membrane_bits"])
+    sim = Simulator(art.net, num)
 
     lava_result, lava_t = lava_times(art.net, x, args.steps, num)
     check = sim.run(x, args.steps)

@@ -20,10 +20,10 @@ import numpy as np
 from rich.console import Console
 from rich.progress import track
 
-from neurocompile.artifact import load_artifact
-from neurocompile.backends.ann import evaluate
+from neurocompile.cli.runs import run_backend
 from neurocompile.compiler import BuildOptions, build
-from neurocompile.runs import run_backend
+from neurocompile.compiler.artifact import load_artifact
+from neurocompile.ir.interpret import evaluate
 
 GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
 

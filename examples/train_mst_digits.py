@@ -110,15 +110,13 @@ def events_per_spike(path: Path) -> dict[str, float]:
     """Per IF population of an exported network (named by its module path, as torch names its
     QCFS), the synaptic events one of its spikes costs on average: the nonzero synapses it
     reaches through every block, plus the deliveries of its spikes into spike products (one per
-    element of the other operand's matching row or column, as products.product_events counts)."""
+    element of the other operand's matching row or column, as semantics.products.product_events counts)."""
     from neurocompile.frontend import onnx_to_ir
     from neurocompile.ir.connectivity import source_fanout
     from neurocompile.ir.nodes import IFPopulation, Product
     from neurocompile.passes.dce import eliminate_dead_code
-    from neurocompile.passes.lower import lower_linear_chains
 
     net = onnx_to_ir(path)
-    lower_linear_chains(net)
     eliminate_dead_code(net)
     cost = {}
     for pop in net.populations():

@@ -1,6 +1,7 @@
 """The counter-based random numbers: a pure function, well spread, and reproducible."""
 
 import numpy as np
+import pytest
 from scipy import stats
 
 from neurocompile.semantics.rng import hash32, mix32, rate_spikes, stream_id
@@ -16,8 +17,10 @@ def _mix32_reference(x: int) -> int:
 
 
 def test_matches_the_documented_definition():
-    for x in (0, 1, 2, 0xDEADBEEF, 2**32 - 1):
-        assert int(mix32(np.uint64(x))) == _mix32_reference(x)
+    xs = [0, 1, 2, 0xDEADBEEF, 2**32 - 1]
+    for x in xs:
+        assert mix32(x) == _mix32_reference(x)
+    assert mix32(np.array(xs, np.int64)).tolist() == [_mix32_reference(x) for x in xs]
     seed, stream, step = 1, 2, 3
     expected = [_mix32_reference(_mix32_reference(_mix32_reference(_mix32_reference(seed) ^ stream) ^ step) ^ i) for i in range(4)]
     assert hash32(seed, stream, step, np.arange(4)).tolist() == expected
@@ -49,3 +52,11 @@ def test_counters_matter_and_nothing_else_does():
     for other in (hash32(9, 2, 3, idx), hash32(1, 9, 3, idx), hash32(1, 2, 9, idx)):
         assert np.mean(base == other) < 0.01
     assert np.array_equal(hash32(1, 2, 3, idx[500:]), base[500:])  # no dependence on batch split
+
+
+def test_torch_tensors_draw_the_numbers_numpy_arrays_draw():
+    torch = pytest.importorskip("torch")
+    index = np.arange(0, 2**32, 2**32 // 4099, dtype=np.int64)
+    assert hash32(7, 2**32 - 1, 12345, torch.from_numpy(index)).tolist() == hash32(7, 2**32 - 1, 12345, index).tolist()
+    prob = np.random.default_rng(0).integers(0, 2**16 + 1, (3, 1000))
+    assert rate_spikes(3, 4, 5, torch.from_numpy(prob)).tolist() == rate_spikes(3, 4, 5, prob).tolist()

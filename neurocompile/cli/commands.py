@@ -20,6 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .. import __version__
 from ..errors import NeurocompileError
 from ..ir.nodes import ENCODINGS, FAILURE_MODES, PRODUCT_FORMS
+from ..backends.sim import DEVICES
+from .hil import STANDINS
 from .runs import BACKENDS, PRECISIONS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help="Compile converted spiking networks (ONNX) for Loihi-style neuromorphic hardware.")
@@ -39,7 +41,8 @@ ProductForm = _choices("ProductForm", PRODUCT_FORMS)
 FailureMode = _choices("FailureMode", FAILURE_MODES)
 Backend = _choices("Backend", BACKENDS)
 Precision = _choices("Precision", PRECISIONS)
-Standin = _choices("Standin", ("loihi2-sim",))
+Standin = _choices("Standin", STANDINS)
+Device = _choices("Device", DEVICES)
 SEED_MAX = 2**32 - 1
 
 
@@ -97,14 +100,19 @@ def _load_run_inputs(artifact: Path, input: Path, samples: Optional[int]):
     return art, x
 
 
-def _run_with_progress(art, x, steps, backend, seed, record=False, precision="fixed", readout_start="0", per_core=False):
+def _run_with_progress(art, x, steps, backend, seed, record=False, precision="fixed", readout_start="0", per_core=False, device="cpu",
+                       batch_size=None):
     from .runs import run_backend
 
     with _progress() as bar:
-        total = x.shape[0] if backend == "lava" else steps
-        task = bar.add_task(f"{backend}: {'samples' if backend == 'lava' else 'steps'}", total=total)
+        total = steps if backend == "reference" else x.shape[0]
+        task = bar.add_task(f"{backend}: {'steps' if backend == 'reference' else 'samples'}", total=total)
         return run_backend(art, x, steps, backend, seed, record=record, precision=precision, progress=lambda n: bar.update(task, completed=n),
-                           readout_start=readout_start, per_core=per_core)
+                           readout_start=readout_start, per_core=per_core, device=device, batch_size=batch_size)
+
+
+DEVICE_HELP = "Where the simulator runs: cpu, or cuda (a GPU; refused where none is visible). Results are identical."
+BATCH_HELP = "Samples the simulator runs at once (default: as many as fit half the device's free memory). Results do not depend on it."
 
 
 PER_CORE_HELP = "Lava: emit one process per core slice of the artifact's placement (default: one per population)."
@@ -124,6 +132,8 @@ def run(
     precision: Precision = typer.Option("fixed", "--precision", help="fixed (bit-accurate) or float (Lava's floating_pt models)."),
     readout_start: str = typer.Option("0", "--readout-start", help=READOUT_START_HELP),
     per_core: bool = typer.Option(False, "--per-core", help=PER_CORE_HELP),
+    device: Device = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
     result: Optional[Path] = typer.Option(None, "--out", help="Write the result (.npz): output, spikes/<population>, counts/<population>, totals."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
@@ -137,7 +147,10 @@ def run(
     y = np.load(labels, allow_pickle=False) if labels else None
     if per_core and backend != "lava":
         raise NeurocompileError(f"--per-core shapes the Lava emission; --backend {backend} has none")
-    res = _run_with_progress(art, x, steps, backend, seed, precision=precision, readout_start=readout_start, per_core=per_core)
+    if (device.value != "cpu" or batch_size is not None) and backend != "sim":
+        raise NeurocompileError(f"--device and --batch-size place the simulator; --backend {backend} runs elsewhere")
+    res = _run_with_progress(art, x, steps, backend, seed, precision=precision, readout_start=readout_start, per_core=per_core,
+                             device=device.value, batch_size=batch_size)
     if result:
         save_result(result, res)
     energy = run_energy(art.net, art.target, art.placement, res) if backend != "reference" else None
@@ -165,6 +178,8 @@ def compare(
     samples: Optional[int] = typer.Option(None, "--samples", "-n", min=1, help="Use only the first N samples."),
     readout_start: str = typer.Option("0", "--readout-start", help=READOUT_START_HELP),
     per_core: bool = typer.Option(False, "--per-core", help=PER_CORE_HELP),
+    device: Device = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON on stdout."),
 ) -> None:
     """Run the simulator and Lava; exit 0 when every population's spikes are identical, 1 with the
@@ -173,7 +188,7 @@ def compare(
 
     art, x = _load_run_inputs(artifact, input, samples)
     seed = art.manifest["options"].get("seed", 0) if seed is None else seed
-    sim = _run_with_progress(art, x, steps, "sim", seed, record=True, readout_start=readout_start)
+    sim = _run_with_progress(art, x, steps, "sim", seed, record=True, readout_start=readout_start, device=device.value, batch_size=batch_size)
     lava = _run_with_progress(art, x, steps, "lava", seed, record=True, readout_start=readout_start, per_core=per_core)
     cmp = compare_results(sim, lava)
     if as_json:
@@ -198,6 +213,8 @@ def hil(
     samples: Optional[int] = typer.Option(None, "--samples", "-n", min=1, help="Use only the first N samples."),
     standin: Standin = typer.Option("loihi2-sim", "--standin", help="Where to run when no Loihi 2 is attached: loihi2-sim (Lava's Loihi2SimCfg)."),
     report: Path = typer.Option(Path("hil_report.json"), "--report", help="Where to write the JSON report (with provenance)."),
+    device: Device = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
 ) -> None:
     """Hardware in the loop: run on Loihi 2 (or the stand-in) and check every population at every
     step against the simulator; exit 0 when identical, 1 with the first divergence."""
@@ -208,7 +225,8 @@ def hil(
     seed = art.manifest["options"].get("seed", 0) if seed is None else seed
     with _progress() as bar:
         task = bar.add_task("device: samples", total=x.shape[0])
-        result = hil_check(art, x, steps, seed, standin.value, progress=lambda n: bar.update(task, completed=n))
+        result = hil_check(art, x, steps, seed, standin.value, progress=lambda n: bar.update(task, completed=n), sim_device=device.value,
+                           batch_size=batch_size)
     write_file_atomic(report, json_bytes(result))
     out.print(f"device: {result['device']}")
     if result["identical"]:

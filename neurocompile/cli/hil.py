@@ -55,9 +55,10 @@ def _versions() -> dict[str, str]:
 
 
 def hil_check(art: Artifact, x: np.ndarray, steps: int, seed: int, standin: str = "loihi2-sim", device_net: Network | None = None,
-              progress: Progress | None = None) -> dict[str, Any]:
-    """Runs the device side (Loihi 2, or the stand-in) and the simulator on x; returns the report.
-    `device_net` replaces the network on the device side only (a test uses it to plant a fault)."""
+              progress: Progress | None = None, sim_device: str = "cpu", batch_size: int | None = None) -> dict[str, Any]:
+    """Runs the device side (Loihi 2, or the stand-in) and the simulator (on `sim_device`) on x;
+    returns the report. `device_net` replaces the network on the device side only (a test uses
+    it to plant a fault)."""
     from ..backends.sim import Simulator
 
     if standin not in STANDINS:
@@ -71,7 +72,7 @@ def hil_check(art: Artifact, x: np.ndarray, steps: int, seed: int, standin: str 
     else:
         device = STANDINS[standin](device_net, art, x, steps, seed, progress)
         device_name = f"{standin} (stand-in: {device_note})"
-    reference = Simulator(art.net, art.target.numerics).run(x, steps, seed=seed, record=True)
+    reference = Simulator(art.net, art.target.numerics, sim_device).run(x, steps, seed=seed, record=True, batch_size=batch_size)
     cmp = compare_results(reference, device)
     return {
         "identical": cmp["identical"],

@@ -47,8 +47,11 @@ def check_steps(art: Artifact, steps: int) -> None:
 
 
 def run_backend(art: Artifact, x: np.ndarray, steps: int, backend: str, seed: int, record: bool = False,
-                precision: str = "fixed", progress: Progress | None = None, readout_start: int | str = 0, per_core: bool = False) -> RunResult:
-    """`per_core`: the Lava emission follows the artifact's placement, one process per core slice."""
+                precision: str = "fixed", progress: Progress | None = None, readout_start: int | str = 0, per_core: bool = False,
+                device: str = "cpu", batch_size: int | None = None) -> RunResult:
+    """`per_core`: the Lava emission follows the artifact's placement, one process per core slice.
+    `device` and `batch_size` place and batch the simulator; `progress` counts samples, except
+    for the reference backend, which counts steps."""
     check_steps(art, steps)
     start = readout_start_step(art, readout_start, backend)
     if start >= steps:
@@ -57,7 +60,7 @@ def run_backend(art: Artifact, x: np.ndarray, steps: int, backend: str, seed: in
     if backend == "sim":
         if precision != "fixed":
             raise NeurocompileError("the simulator is bit-accurate fixed point only; --precision float runs on --backend lava")
-        return Simulator(art.net, num).run(x, steps, seed=seed, record=record, progress=progress, readout_start=start)
+        return Simulator(art.net, num, device).run(x, steps, seed=seed, record=record, progress=progress, readout_start=start, batch_size=batch_size)
     if backend == "lava":
         from ..backends.lava.run import core_slices, run_lava
 

@@ -23,6 +23,22 @@ class RunResult:
     events: dict[str, np.ndarray] = field(default_factory=dict)
     messages: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @classmethod
+    def concatenate(cls, parts: list["RunResult"]) -> "RunResult":
+        """The result of the samples of `parts` (batches of one run), in order."""
+        first = parts[0]
+
+        def joined(get, axis: int = 0):
+            return np.concatenate([get(p) for p in parts], axis=axis)
+
+        def per_name(get, axis: int = 0):
+            return {name: joined(lambda p: get(p)[name], axis) for name in get(first)}
+
+        return cls(first.backend, first.steps, joined(lambda p: p.output), joined(lambda p: p.readout_int), per_name(lambda p: p.counts),
+                   joined(lambda p: p.synaptic_ops), sum(p.input_saturated for p in parts), per_name(lambda p: p.membranes),
+                   None if first.rasters is None else per_name(lambda p: p.rasters, axis=1), per_name(lambda p: p.events),
+                   per_name(lambda p: p.messages))
+
     @property
     def spikes(self) -> dict[str, np.ndarray]:
         """Total spikes per population and sample, [B]."""

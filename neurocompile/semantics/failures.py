@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from array_api_compat import array_namespace
 
 from ..ir.nodes import Product, SynapseBlock
-from .rng import failure_threshold, stream_id, survivors
+from .rng import failure_threshold, neuron_survivors, stream_id, survivors
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,11 @@ def operand_failure(prod: Product, side: str) -> Failure | None:
     return Failure(failure_threshold(p), stream_id(getattr(prod, f"failure_group_{side}")), False)
 
 
-def surviving_spikes(failure: Failure | None, seed: int, step: int, x: np.ndarray) -> np.ndarray:
+def surviving_spikes(failure: Failure | None, seed: int, step: int, x):
     """A source's outputs [..., n] with the spikes its mask drops this step set to zero."""
     if failure is None:
         return x
-    return x * survivors(seed, failure.stream, step, np.arange(x.shape[-1]), failure.threshold)
+    return x * neuron_survivors(seed, failure.stream, step, x, failure.threshold)
 
 
 def synapse_ids(m: sp.csr_matrix) -> np.ndarray:
@@ -51,17 +52,26 @@ def synapse_ids(m: sp.csr_matrix) -> np.ndarray:
     return rows * m.shape[1] + m.indices.astype(np.int64)
 
 
+def kept_synapses(ids, failure: Failure, seed: int, step: int):
+    """Per stored synapse (CSR order), whether it transmits this step."""
+    return survivors(seed, failure.stream, step, ids, failure.threshold)
+
+
+def kept_events(x, sources, keep):
+    """Synaptic events [B] of a per-synapse failing block: kept synapses whose source sent
+    something. x [B, n_source]; sources: each stored synapse's source neuron."""
+    xp = array_namespace(x)
+    return xp.sum(xp.astype(x[:, sources[keep]] != 0, xp.int64), axis=1)
+
+
 def failing_synapses(m: sp.csr_matrix, ids: np.ndarray, failure: Failure, seed: int, step: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A block whose every synapse fails on its own: (current [B, n_target] = kept M @ x, in the
-    matrix's units, unrounded; synaptic events [B], one per kept synapse of a nonzero source).
-    x [B, n_source]."""
-    keep = survivors(seed, failure.stream, step, ids, failure.threshold)
+    """A block whose every synapse fails on its own, on numpy arrays: (current [B, n_target] =
+    kept M @ x, in the matrix's units, unrounded; synaptic events [B]). x [B, n_source]."""
+    keep = kept_synapses(ids, failure, seed, step)
     kept = sp.csr_matrix((m.data * keep, m.indices, m.indptr), shape=m.shape)
-    y = np.asarray(kept @ x.T.astype(np.float64)).T
-    events = (x != 0).astype(np.int64) @ np.bincount(m.indices[keep], minlength=m.shape[1])
-    return y, events
+    return np.asarray(kept @ x.T.astype(np.float64)).T, kept_events(x, m.indices, keep)
 
 
-def shift(acc: np.ndarray, s: int) -> np.ndarray:
+def shift(acc, s: int):
     """acc * 2^s for integer acc; a negative s is an arithmetic right shift (floor)."""
     return acc << s if s >= 0 else acc >> -s

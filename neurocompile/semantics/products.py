@@ -10,28 +10,31 @@ Two forms (ir.nodes.PRODUCT_FORMS; docs/semantics.md, "Products"):
 
 The callers multiply the operands' views ([..., M, K] @ [..., K, N]) in float64, which is exact
 while every partial sum stays below 2^53 (`telescoping_step_limit`), and hand the result here.
+Written against the array API: numpy arrays and torch tensors give the same integers.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
+from array_api_compat import array_namespace
 
 EXACT_FLOAT64 = 2**53
 
 
-def coincidence(ab: np.ndarray, out_shift: int) -> np.ndarray:
+def coincidence(ab, out_shift: int):
     """The payload from A(t) @ B(t)."""
-    return np.rint(ab).astype(np.int64) >> out_shift
+    xp = array_namespace(ab)
+    return xp.astype(xp.round(ab), xp.int64) >> out_shift
 
 
-def telescoping(sums: np.ndarray, emitted: np.ndarray, t: int, out_shift: int, bound: int) -> np.ndarray:
+def telescoping(sums, emitted, t: int, out_shift: int, bound: int):
     """The payload of step t (0-based) from S_A(t) @ S_B(t) and what the node emitted before;
     the caller adds the result to `emitted`."""
-    total = np.rint(sums).astype(np.int64).reshape(emitted.shape)
-    target = np.floor_divide(total, (t + 1) << out_shift)
-    return np.clip(target - emitted, -bound, bound)
+    xp = array_namespace(sums, emitted)
+    total = xp.reshape(xp.astype(xp.round(sums), xp.int64), emitted.shape)
+    target = total // ((t + 1) << out_shift)
+    return xp.clip(target - emitted, -bound, bound)
 
 
 def telescoping_step_limit(k: int, max_a: int, max_b: int) -> int:
@@ -39,15 +42,19 @@ def telescoping_step_limit(k: int, max_a: int, max_b: int) -> int:
     return math.isqrt((EXACT_FLOAT64 - 1) // max(1, k * max_a * max_b))
 
 
-def product_events(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def product_events(a, b):
     """The synaptic events of A @ B lowered onto coincidence neurons, one neuron per (m, k, n)
     that fires when A[m, k] and B[k, n] are both nonzero, feeding a sum neuron per (m, n): each
     nonzero A[m, k] reaches the N neurons of its row, each nonzero B[k, n] the M of its column,
     and each coincidence reaches its sum. Summed over all but the first (batch) axis.
     a [B, ..., M, K], b [B, ..., K, N]."""
-    nz_a, nz_b = a != 0, b != 0
+    xp = array_namespace(a, b)
+    nz_a, nz_b = xp.astype(a != 0, xp.int64), xp.astype(b != 0, xp.int64)
     m, n = a.shape[-2], b.shape[-1]
-    meets = nz_a.sum(axis=-2) * nz_b.sum(axis=-1)
+    meets = xp.sum(nz_a, axis=-2) * xp.sum(nz_b, axis=-1)
     batch = a.shape[0]
-    return (nz_a.reshape(batch, -1).sum(axis=1) * n + nz_b.reshape(batch, -1).sum(axis=1) * m
-            + meets.reshape(batch, -1).sum(axis=1))
+
+    def total(v):
+        return xp.sum(xp.reshape(v, (batch, -1)), axis=1)
+
+    return total(nz_a) * n + total(nz_b) * m + total(meets)
