@@ -33,10 +33,10 @@ from ..semantics.failures import block_failure, kept_events, kept_synapses, oper
 from ..semantics.hostops import host_op_fixed
 from ..semantics.products import coincidence as coincidence_payload, product_events, telescoping as telescoping_payload
 from ..semantics.rng import rate_spikes, stream_id
+from . import DEVICES
 
 EXACT_FLOAT32 = 2**24
 EXACT_FLOAT64 = 2**53
-DEVICES = ("cpu", "cuda")
 MEMORY_SHARE = 0.5  # of the device's free memory that an automatic batch may take
 
 
@@ -90,7 +90,10 @@ def _dense(kernel: Dense, view: tuple[int, ...], w: torch.Tensor) -> Callable:
     return lambda x: (x.reshape(-1, x.shape[-1]) @ wt).reshape(x.shape[0], -1)
 
 
-def _conv2d(kernel: Conv2d, view: tuple[int, ...], w: torch.Tensor) -> Callable:
+def _conv2d(kernel: Conv2d, view: tuple[int, ...], w: torch.Tensor, unfold: bool | None = None) -> Callable:
+    """On the CPU, torch's convolution (oneDNN's direct algorithm: dot products of the window,
+    no Winograd or FFT transform); on a GPU, whose libraries may pick such transforms, the
+    window unfolded into a matrix product (`unfold` forces one or the other)."""
     n, c, h, width = view
     o, cg, kh, kw = kernel.weight.shape
     g = kernel.group
@@ -98,14 +101,18 @@ def _conv2d(kernel: Conv2d, view: tuple[int, ...], w: torch.Tensor) -> Callable:
     _, _, ho, wo = kernel.out_shape(view)
     wg = w.reshape(g, o // g, cg * kh * kw)
 
-    def apply(x: torch.Tensor) -> torch.Tensor:
+    def direct(x: torch.Tensor) -> torch.Tensor:
+        xb = F.pad(x.reshape(-1, c, h, width), (left, right, t, bottom))
+        return F.conv2d(xb, w, stride=kernel.strides, dilation=kernel.dilations, groups=g).reshape(x.shape[0], -1)
+
+    def unfolded(x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
         xb = F.pad(x.reshape(b * n, c, h, width), (left, right, t, bottom))
         cols = F.unfold(xb, (kh, kw), dilation=kernel.dilations, stride=kernel.strides)  # [BN, C*kh*kw, L], channel-major
         y = torch.matmul(wg, cols.reshape(b * n, g, cg * kh * kw, ho * wo))  # [BN, g, O/g, L]
         return y.reshape(b, -1)
 
-    return apply
+    return unfolded if (w.device.type != "cpu" if unfold is None else unfold) else direct
 
 
 def _sparse(kernel: Sparse, view: tuple[int, ...], w: torch.Tensor) -> Callable:
@@ -118,8 +125,8 @@ KERNELS = {Elementwise: _elementwise, Dense: _dense, Conv2d: _conv2d, Sparse: _s
 
 
 class _Synapses:
-    """A synapse block on the device: what its source emitted -> the integer current it delivers
-    next step, with its synaptic events and spike messages [B]."""
+    """A synapse block on the device: what its source emitted over a window of steps -> the
+    integer currents it delivers, one step later, with its synaptic events and spike messages."""
 
     def __init__(self, net: Network, block: SynapseBlock, device: torch.device):
         src, dst = net.source_of(block), net.target_of(block)
@@ -128,8 +135,12 @@ class _Synapses:
         if block.acc_bound >= EXACT_FLOAT64:
             raise NeurocompileError(f"synapse block '{block.name}': accumulator bound {block.acc_bound} exceeds exact float64 range")
         self.name, self.source, self.target, self.shift = block.name, src.name, dst.name, block.w_shift
+        self.n_source, self.n_target = src.size, dst.size
         self.dtype = torch.float32 if block.acc_bound < EXACT_FLOAT32 else torch.float64
         self.fanout = torch.as_tensor(source_fanout(block, src.size), dtype=torch.float64, device=device)
+        # Currents fit int32 (the quantize pass bounds every neuron's input by current_bits <= 32);
+        # a sum before a right shift may not.
+        self.wide = block.acc_bound >= 2**31 and block.w_shift < 0
         self.failure = block_failure(block)
         if self.failure is not None and self.failure.per_synapse:
             # One draw per synapse: the explicit matrix, its synapses' counters and sources.
@@ -138,7 +149,6 @@ class _Synapses:
             self.sources = torch.as_tensor(m.indices.astype(np.int64), device=device)
             self.crow = torch.as_tensor(m.indptr.astype(np.int64), device=device)
             self.values = torch.as_tensor(m.data, dtype=torch.float64, device=device)
-            self.size = m.shape
             return
         self.view = _Gather(block.in_index, block.view_shape, src.size, device)
         w = torch.as_tensor(block.w_mant, dtype=self.dtype, device=device)
@@ -146,38 +156,105 @@ class _Synapses:
         n_out = int(np.prod(block.kernel.out_shape(tuple(block.view_shape))))
         self.out = None if block.out_index is None else _Gather(block.out_index, block.out_index.shape, n_out, device)
 
-    def current(self, out: torch.Tensor, seed: int, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if self.failure is not None and self.failure.per_synapse:
-            return self._failing_synapses(out, seed, t)
-        out = surviving_spikes(self.failure, seed, t, out)
-        sent = out != 0
-        events = (sent.to(torch.float64) @ self.fanout).to(torch.int64)
-        y = self.kernel(self.view(out.to(self.dtype)))
-        if self.out is not None:
-            y = self.out(y).reshape(out.shape[0], -1)
-        return shift(torch.round(y).to(torch.int64), self.shift), events, sent.sum(dim=1)
+    @property
+    def per_synapse(self) -> bool:
+        return self.failure is not None and self.failure.per_synapse
 
-    def _failing_synapses(self, out: torch.Tensor, seed: int, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        keep = kept_synapses(self.ids, self.failure, seed, t)
-        m = torch.sparse_csr_tensor(self.crow, self.sources, self.values * keep, size=self.size)
-        y = (m @ out.T.to(torch.float64)).T
-        return shift(torch.round(y).to(torch.int64), self.shift), kept_events(out, self.sources, keep), (out != 0).sum(dim=1)
+    def sent(self, run: "_Run", out: torch.Tensor, t0: int) -> "_Sent":
+        """What the source's outputs [w, B, n] of steps t0.. put on this block (per spike, its
+        mask's survivors), shared with the source's other blocks under the same mask; counts
+        this block's synaptic events and messages."""
+        key = (self.source, None if self.per_synapse else self.failure)
+        if key not in run.sent:
+            run.sent[key] = _Sent(out if self.per_synapse else _masked(self.failure, run.seed, t0, out))
+        sent = run.sent[key]
+        if not self.per_synapse:
+            run.events[self.name] += (sent.count().to(torch.float64) @ self.fanout).to(torch.int64)
+        run.messages[self.name] += sent.count().sum(dim=1)
+        return sent
+
+    def deliver(self, run: "_Run", sent: "_Sent", t0: int, current: torch.Tensor) -> None:
+        """Adds to current [w, B, n_target] (int32, steps t0..) what the block delivers: at each
+        step the integer current of what was sent the step before. The current of the window's
+        last step waits in `run.pending` for the next window's first (zero before step 0)."""
+        w, b = sent.out.shape[0], sent.out.shape[1]
+        if self.per_synapse:
+            y = torch.stack([self._failing(run, sent.out[i], t0 + i) for i in range(w)])
+        else:
+            # The float sums are exact integers (module docstring): converting them truncates nothing.
+            y = self.kernel(self.view(sent.as_float(self.dtype).reshape(w * b, -1)))
+            if self.out is not None:
+                y = self.out(y).reshape(w * b, -1)
+            y = shift(y.to(torch.int64 if self.wide else torch.int32), self.shift).to(torch.int32).reshape(w, b, -1)
+        current[0] += run.pending[self.name]
+        current[1:] += y[:-1]
+        run.pending[self.name] = y[-1]
+
+    def _failing(self, run: "_Run", x: torch.Tensor, t: int) -> torch.Tensor:
+        """The current of per-synapse failing synapses from what the source emitted at step t."""
+        keep = kept_synapses(self.ids, self.failure, run.seed, t)
+        run.events[self.name] += kept_events(x, self.sources, keep)
+        m = torch.sparse_csr_tensor(self.crow, self.sources, self.values * keep, size=(self.n_target, self.n_source))
+        return shift((m @ x.T.to(torch.float64)).T.to(torch.int64), self.shift).to(torch.int32)
+
+
+class _Sent:
+    """A population's outputs over a window as its blocks read them (after one mask, or none):
+    the float forms the kernels multiply and the nonzero count per neuron, each made once."""
+
+    def __init__(self, out: torch.Tensor):
+        self.out = out
+        self._float: dict[torch.dtype, torch.Tensor] = {}
+        self._count: torch.Tensor | None = None
+
+    def as_float(self, dtype: torch.dtype) -> torch.Tensor:
+        if dtype not in self._float:
+            self._float[dtype] = self.out.to(dtype)
+        return self._float[dtype]
+
+    def count(self) -> torch.Tensor:
+        """Per sample and neuron, the steps with a nonzero output [B, n] (int64)."""
+        if self._count is None:
+            self._count = (self.out != 0).sum(dim=0)
+        return self._count
+
+
+def _masked(failure, seed: int, t0: int, out: torch.Tensor) -> torch.Tensor:
+    """Outputs [w, B, n] of steps t0.. with the spikes a mask drops set to zero."""
+    if failure is None:
+        return out
+    return torch.stack([surviving_spikes(failure, seed, t0 + i, out[i]) for i in range(out.shape[0])])
+
+
+def integrate_and_fire(v, current, spikes, threshold: int, vmax: int):
+    """The IF neurons over a window: v [B, n] from before it, current [w, B, n]; fills spikes
+    [w, B, n] and returns the membrane after the window. Each step v = clip(v + I, -vmax, vmax);
+    a spike where v >= threshold, which subtracts it. Operators and `clip` only, which numpy
+    arrays and torch tensors share: the CPU simulator runs it on numpy views of its tensors (a
+    tenth of torch's per-call cost on small arrays), a GPU on the tensors."""
+    for i in range(current.shape[0]):
+        v = (v + current[i]).clip(-vmax, vmax)
+        fired = v >= threshold
+        v = v - fired * threshold
+        spikes[i] = fired
+    return v
 
 
 @dataclass
 class _Run:
-    """The mutable state of one batch: what each population holds and emits."""
+    """The state of one batch, carried from window to window."""
 
     batch: int
     steps: int
     seed: int
     record: bool
     device: torch.device
-    state: dict[str, object] = field(default_factory=dict)
-    out: dict[str, torch.Tensor] = field(default_factory=dict)  # what each population emits this step
+    readout_start: int = 0
+    state: dict[str, object] = field(default_factory=dict)  # membranes, accumulators, running products
+    pending: dict[str, torch.Tensor] = field(default_factory=dict)  # per block: what it delivers at the next window's first step
+    sent: dict[tuple, "_Sent"] = field(default_factory=dict)  # this window: (source, mask) -> what its blocks read
     counts: dict[str, torch.Tensor] = field(default_factory=dict)
     rasters: dict[str, torch.Tensor] = field(default_factory=dict)
-    readout_start: int = 0
     messages: dict[str, torch.Tensor] = field(default_factory=dict)  # per edge, [B]
     events: dict[str, torch.Tensor] = field(default_factory=dict)  # per block and product, [B]
     encoded: torch.Tensor | None = None
@@ -212,35 +289,45 @@ def _start_zero(sim, pop, run: _Run, x):
     run.state[pop.name] = run.zeros(run.batch, pop.size)
 
 
-def _step_input(sim, pop: InputPopulation, run: _Run, t: int, current):
+def _start_nothing(sim, pop, run: _Run, x):
+    pass
+
+
+# Each kind of population over a window of w steps from t0: its summed input currents
+# [w, B, n] (int64) -> what it emits [w, B, n] (int32: spikes, or graded payloads of up to 24 bits).
+def _step_input(sim, pop: InputPopulation, run: _Run, t0: int, w: int, current):
     if pop.graded:
-        run.out[pop.name] = run.encoded
-    else:
-        run.out[pop.name] = rate_spikes(run.seed, stream_id(pop.name), t, run.encoded).to(torch.int64)
+        return run.encoded.to(torch.int32).expand(w, -1, -1)
+    stream = stream_id(pop.name)
+    return torch.stack([rate_spikes(run.seed, stream, t0 + i, run.encoded) for i in range(w)]).to(torch.int32)
 
 
-def _step_if(sim, pop: IFPopulation, run: _Run, t: int, current):
+def _step_if(sim, pop: IFPopulation, run: _Run, t0: int, w: int, current):
     vmax = sim.numerics.membrane_max
-    v = torch.clamp(run.state[pop.name] + current, -vmax, vmax)
-    spikes = v >= pop.threshold_int
-    run.state[pop.name] = v - spikes * pop.threshold_int
-    run.counts[pop.name] += spikes
-    run.out[pop.name] = spikes.to(torch.int64)
+    v, spikes = run.state[pop.name], run.zeros(*current.shape, dtype=torch.int32)
+    if run.device.type == "cpu":  # numpy views share the tensors' memory
+        run.state[pop.name] = torch.from_numpy(integrate_and_fire(v.numpy(), current.numpy(), spikes.numpy(), pop.threshold_int, vmax))
+    else:
+        run.state[pop.name] = integrate_and_fire(v, current, spikes, pop.threshold_int, vmax)
+    run.counts[pop.name] += spikes.sum(dim=0)
     if run.record:
-        run.rasters[pop.name][t] = spikes
+        run.rasters[pop.name][t0:t0 + w] = spikes
+    return spikes
 
 
-def _step_readout(sim, pop: Readout, run: _Run, t: int, current):
-    if t >= run.readout_start:
-        run.state[pop.name] += current
+def _step_readout(sim, pop: Readout, run: _Run, t0: int, w: int, current):
+    first = max(0, run.readout_start - t0)
+    if first < w:
+        run.state[pop.name] += current[first:].sum(dim=0)
+    return None
 
 
-def _step_host(sim, pop: HostOp, run: _Run, t: int, current):
-    run.out[pop.name] = host_op_fixed(pop, run.zeros(run.batch, pop.size) + current)
+def _step_host(sim, pop: HostOp, run: _Run, t0: int, w: int, current):
+    return host_op_fixed(pop, current.reshape(w * run.batch, -1)).reshape(w, run.batch, -1).to(torch.int32)
 
 
-def _step_relay(sim, pop: Relay, run: _Run, t: int, current):
-    run.out[pop.name] = shift(run.zeros(run.batch, pop.size) + current, -pop.out_shift)
+def _step_relay(sim, pop: Relay, run: _Run, t0: int, w: int, current):
+    return shift(current, -pop.out_shift).to(torch.int32)
 
 
 def _start_product(sim, pop: Product, run: _Run, x):
@@ -251,26 +338,31 @@ def _start_product(sim, pop: Product, run: _Run, x):
                                               run.zeros(run.batch, pop.size))
 
 
-def _step_product(sim, pop: Product, run: _Run, t: int, current):
+def _step_product(sim, pop: Product, run: _Run, t0: int, w: int, current, outs):
     a, b = sim.net.operands(pop.name)
     view_a, view_b = sim.operand_views[pop.name]
-    # Each operand's output this step, its spikes masked when the operand is.
-    out_a = surviving_spikes(operand_failure(pop, "a"), run.seed, t, run.out[a.name])
-    out_b = surviving_spikes(operand_failure(pop, "b"), run.seed, t, run.out[b.name])
-    run.messages[f"{pop.name}:a"] = run.messages.get(f"{pop.name}:a", 0) + (out_a != 0).sum(dim=1)
-    run.messages[f"{pop.name}:b"] = run.messages.get(f"{pop.name}:b", 0) + (out_b != 0).sum(dim=1)
-    run.events[pop.name] = run.events.get(pop.name, 0) + product_events(view_a(out_a), view_b(out_b))
+    wb = w * run.batch
+    # Each operand's outputs this window, its spikes masked when the operand is.
+    out_a = _masked(operand_failure(pop, "a"), run.seed, t0, outs[a.name])
+    out_b = _masked(operand_failure(pop, "b"), run.seed, t0, outs[b.name])
+    for side, out in (("a", out_a), ("b", out_b)):
+        run.messages[f"{pop.name}:{side}"] += (out != 0).sum(dim=(0, 2))
+    va, vb = view_a(out_a.reshape(wb, -1)), view_b(out_b.reshape(wb, -1))
+    run.events[pop.name] += product_events(va, vb).reshape(w, run.batch).sum(dim=0)
     if pop.form == "coincidence":
-        y = torch.matmul(view_a(out_a).to(torch.float64), view_b(out_b).to(torch.float64))
-        run.out[pop.name] = coincidence_payload(y, pop.out_shift).reshape(run.batch, -1)
-        return
+        y = torch.matmul(va.to(torch.float64), vb.to(torch.float64))
+        return coincidence_payload(y, pop.out_shift).reshape(w, run.batch, -1).to(torch.int32)
     state = run.state[pop.name]
-    state.sum_a += out_a
-    state.sum_b += out_b
-    y = torch.matmul(view_a(state.sum_a), view_b(state.sum_b))
-    out = telescoping_payload(y.reshape(run.batch, -1), state.emitted, t, pop.out_shift, pop.payload_bound)
-    state.emitted += out
-    run.out[pop.name] = out
+    sums_a = state.sum_a + torch.cumsum(out_a, dim=0)
+    sums_b = state.sum_b + torch.cumsum(out_b, dim=0)
+    state.sum_a, state.sum_b = sums_a[-1], sums_b[-1]
+    y = torch.matmul(view_a(sums_a.reshape(wb, -1)), view_b(sums_b.reshape(wb, -1))).reshape(w, run.batch, -1)
+    out = []
+    for i in range(w):
+        step = telescoping_payload(y[i], state.emitted, t0 + i, pop.out_shift, pop.payload_bound)
+        state.emitted += step
+        out.append(step)
+    return torch.stack(out).to(torch.int32)
 
 
 # How each kind of population starts and steps (phase 2 of docs/semantics.md).
@@ -278,9 +370,9 @@ KINDS = {
     InputPopulation: (_start_input, _step_input),
     IFPopulation: (_start_if, _step_if),
     Readout: (_start_zero, _step_readout),
-    HostOp: (_start_zero, _step_host),
+    HostOp: (_start_nothing, _step_host),
     Product: (_start_product, _step_product),
-    Relay: (_start_zero, _step_relay),
+    Relay: (_start_nothing, _step_relay),
 }
 
 
@@ -295,6 +387,11 @@ def available_memory(device: torch.device) -> int:
 
 
 class Simulator:
+    """Runs a quantized network. Populations are stepped a window of steps at a time, in
+    topological order: a population's currents over the window depend only on what its sources
+    emitted one step earlier, so each block computes a whole window in one matrix product, and
+    only the neurons' own recurrence goes step by step."""
+
     def __init__(self, net: Network, numerics: Numerics, device: str = "cpu"):
         _exact_arithmetic()
         self.net = net
@@ -302,78 +399,101 @@ class Simulator:
         self.device = device_of(device)
         self.pops = net.populations()
         self.blocks = [_Synapses(net, block, self.device) for block in net.synapses()]
-        self.bias = {p.name: torch.as_tensor(p.bias_mant.astype(np.int64) << p.bias_exp, device=self.device)
+        self.incoming = {p.name: [blk for blk in self.blocks if blk.target == p.name] for p in self.pops}
+        self.bias = {p.name: torch.as_tensor((p.bias_mant.astype(np.int64) << p.bias_exp).astype(np.int32), device=self.device)
                      for p in self.pops if getattr(p, "bias_mant", None) is not None}
         self.operand_views = {}
         for prod in (p for p in self.pops if isinstance(p, Product)):
             a, b = net.operands(prod.name)
             self.operand_views[prod.name] = (_Gather(prod.a_index, prod.a_shape, a.size, self.device),
                                              _Gather(prod.b_index, prod.b_shape, b.size, self.device))
+        # The last population (in stepping order) that reads each one: its outputs are dropped after.
+        order = {p.name: k for k, p in enumerate(self.pops)}
+        self.last_reader = {p.name: max((order[q] for q in net.graph.successors(p.name) if q in order), default=-1) for p in self.pops}
+        for blk in self.blocks:
+            self.last_reader[blk.source] = max(self.last_reader[blk.source], order[blk.target])
 
-    def bytes_per_sample(self, steps: int, record: bool) -> int:
-        """A generous estimate of the memory one sample of a batch takes: each population's
-        state, output, count and incoming currents (int64), each block's float view and output,
-        and the rasters when recorded."""
+    def bytes_per_sample_step(self) -> int:
+        """A generous estimate of the memory one sample takes per step of a window: every
+        population's output (int32) and currents (int64), and each block's float view and
+        output."""
         neurons = sum(p.size for p in self.pops)
-        views = sum(int(np.prod(b.view_shape)) + b_out for b, b_out in
-                    ((blk, self.net.target_of(blk).size) for blk in self.net.synapses()))
-        return 8 * (6 * neurons + 2 * views) + (steps * neurons if record else 0)
+        views = sum(int(np.prod(b.view_shape)) + self.net.target_of(b).size for b in self.net.synapses())
+        return 12 * neurons + 8 * views
 
-    def batch_size(self, samples: int, steps: int, record: bool) -> int:
-        """The largest batch that fits MEMORY_SHARE of the device's free memory."""
-        fits = int(available_memory(self.device) * MEMORY_SHARE) // max(1, self.bytes_per_sample(steps, record))
-        return max(1, min(samples, fits))
+    def plan(self, samples: int, steps: int, record: bool, batch_size: int | None = None) -> tuple[int, int]:
+        """(batch size, window steps) that fit MEMORY_SHARE of the device's free memory: the
+        batch first (state is per sample), then the window."""
+        budget = int(available_memory(self.device) * MEMORY_SHARE)
+        state = 8 * 4 * sum(p.size for p in self.pops) + (steps * sum(p.size for p in self.pops) if record else 0)
+        per_step = self.bytes_per_sample_step()
+        batch = batch_size or max(1, min(samples, budget // max(1, state + per_step)))
+        window = max(1, min(steps, (budget - batch * state) // max(1, batch * per_step)))
+        return batch, window
 
     def run(self, x: np.ndarray, steps: int, seed: int = 0, record: bool = False, progress: Callable[[float], None] | None = None,
-            readout_start: int = 0, batch_size: int | None = None) -> RunResult:
-        """Runs the samples x [N, ...] in batches (`batch_size`, else as many as fit the device);
-        the result does not depend on how they are batched. `progress` gets the number of
-        samples done (fractions while a batch runs)."""
+            readout_start: int = 0, batch_size: int | None = None, window: int | None = None) -> RunResult:
+        """Runs the samples x [N, ...] in batches (`batch_size`, else as many as fit the device)
+        and windows of steps (`window`, else as many as fit); the result depends on neither.
+        `progress` gets the number of samples done (fractions while a batch runs)."""
         n = x.shape[0]
         if batch_size is not None and batch_size < 1:
             raise NeurocompileError(f"--batch-size must be at least 1, got {batch_size}")
-        size = batch_size or self.batch_size(n, steps, record)
+        size, planned = self.plan(n, steps, record, batch_size)
+        window = window or planned
         parts = []
         with torch.inference_mode():
             for first in range(0, n, size):
                 chunk = x[first:first + size]
 
-                def step_done(t: int, first=first, b=chunk.shape[0]) -> None:
+                def steps_done(t: int, first=first, b=chunk.shape[0]) -> None:
                     if progress is not None:
                         progress(first + b * t / steps)
 
-                parts.append(self._run_batch(chunk, steps, seed, record, readout_start, step_done))
+                parts.append(self._run_batch(chunk, steps, seed, record, readout_start, window, steps_done))
         return parts[0] if len(parts) == 1 else RunResult.concatenate(parts)
 
-    def _run_batch(self, x: np.ndarray, steps: int, seed: int, record: bool, readout_start: int, progress: Callable[[int], None]) -> RunResult:
+    def _run_batch(self, x: np.ndarray, steps: int, seed: int, record: bool, readout_start: int, window: int,
+                   progress: Callable[[int], None]) -> RunResult:
         b = x.shape[0]
-        run = _Run(b, steps, seed, record, self.device, readout_start=readout_start)
+        run = _Run(b, steps, seed, record, self.device, readout_start)
         for pop in self.pops:
             KINDS[type(pop)][0](self, pop, run, x)
-            run.out[pop.name] = run.zeros(b, pop.size)
-        buffers: dict[str, torch.Tensor] = {}
-        events = run.events
-        events.update({blk.name: run.zeros(b) for blk in self.blocks})
-        for t in range(steps):
-            # 1. Every block delivers what it computed last step.
-            current: dict[str, torch.Tensor] = {name: bias.expand(b, -1) for name, bias in self.bias.items()}
-            for blk in self.blocks:
-                if blk.name in buffers:
-                    current[blk.target] = current[blk.target] + buffers[blk.name] if blk.target in current else buffers[blk.name]
-            # 2. Every population updates and emits.
-            for pop in self.pops:
-                KINDS[type(pop)][1](self, pop, run, t, current.get(pop.name, 0))
-            # 3. Every block integrates this step's output, to deliver it next step.
-            for blk in self.blocks:
-                buffers[blk.name], n_events, n_sent = blk.current(run.out[blk.source], seed, t)
-                events[blk.name] += n_events
-                run.messages[blk.name] = run.messages.get(blk.name, 0) + n_sent
-            progress(t + 1)
+        for blk in self.blocks:
+            run.pending[blk.name] = run.zeros(b, blk.n_target, dtype=torch.int32)
+            run.events[blk.name], run.messages[blk.name] = run.zeros(b), run.zeros(b)
+        for prod in (p for p in self.pops if isinstance(p, Product)):
+            run.events[prod.name] = run.zeros(b)
+            run.messages[f"{prod.name}:a"], run.messages[f"{prod.name}:b"] = run.zeros(b), run.zeros(b)
+        for t0 in range(0, steps, window):
+            w = min(window, steps - t0)
+            outs: dict[str, torch.Tensor] = {}
+            for k, pop in enumerate(self.pops):
+                current = self._currents(run, pop, outs, t0, w)
+                step = KINDS[type(pop)][1]
+                outs[pop.name] = step(self, pop, run, t0, w, current, outs) if isinstance(pop, Product) else step(self, pop, run, t0, w, current)
+                for blk in self.blocks:
+                    if blk.source == pop.name:  # what this window puts on each of its blocks
+                        outs[blk.name] = blk.sent(run, outs[pop.name], t0)
+                for name in [name for name in outs if name in self.last_reader and self.last_reader[name] <= k]:
+                    del outs[name]
+                    for key in [key for key in run.sent if key[0] == name]:
+                        del run.sent[key]
+            progress(t0 + w)
         return self._result(run)
+
+    def _currents(self, run: _Run, pop, outs: dict[str, torch.Tensor], t0: int, w: int) -> torch.Tensor:
+        """The population's input over the window [w, B, n]: bias plus every block's currents."""
+        current = run.zeros(w, run.batch, pop.size, dtype=torch.int32)
+        if pop.name in self.bias:
+            current += self.bias[pop.name]
+        for blk in self.incoming[pop.name]:
+            blk.deliver(run, outs.pop(blk.name), t0, current)
+        return current
 
     def _result(self, run: _Run) -> RunResult:
         def host(v) -> np.ndarray:
-            return v.cpu().numpy() if isinstance(v, torch.Tensor) else np.full(run.batch, v, np.int64)
+            return v.cpu().numpy()
 
         readout = self.net.readout
         acc = host(run.state[readout.name])

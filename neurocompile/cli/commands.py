@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .. import __version__
 from ..errors import NeurocompileError
 from ..ir.nodes import ENCODINGS, FAILURE_MODES, PRODUCT_FORMS
-from ..backends.sim import DEVICES
+from ..backends import DEVICES
 from .hil import STANDINS
 from .runs import BACKENDS, PRECISIONS
 

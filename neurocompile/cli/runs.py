@@ -8,7 +8,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..backends.sim import Simulator
 from ..compiler.artifact import Artifact
 from ..errors import NeurocompileError
 from ..ir.nodes import Product
@@ -58,6 +57,8 @@ def run_backend(art: Artifact, x: np.ndarray, steps: int, backend: str, seed: in
         raise NeurocompileError(f"the readout starts at step {start} but the run has only {steps} steps")
     num = art.target.numerics
     if backend == "sim":
+        from ..backends.sim import Simulator
+
         if precision != "fixed":
             raise NeurocompileError("the simulator is bit-accurate fixed point only; --precision float runs on --backend lava")
         return Simulator(art.net, num, device).run(x, steps, seed=seed, record=record, progress=progress, readout_start=start, batch_size=batch_size)
