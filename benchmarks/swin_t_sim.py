@@ -4,7 +4,7 @@ and peak memory of a process that loads the artifact and simulates it.
 Swin-T: 224x224x3 input, patch 4, embed 96, depths 2-2-6-2, heads 3-6-12-24, window 7, random
 weights, exported by the project's own model code (examples/snn_models/mst.py), built for
 loihi2-halapoint. The simulation runs in a fresh process, so that its peak memory is its own (not
-the export's or the build's). One input.
+the export's or the build's: each runs in a process of its own). One input.
 
     .venv/bin/python benchmarks/swin_t_sim.py [--steps 8] [--device cpu]
 """
@@ -34,56 +34,71 @@ from snn_models.mst import MaskedSpikingTransformer, export_onnx  # noqa: E402
 
 
 def peak_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # ru_maxrss is in KiB on Linux
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited through exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def simulate(artifact: str, steps: int, device: str) -> dict:
     """The child process: load, set up, simulate; every figure of this process alone."""
     t0 = time.perf_counter()
     art = load_artifact(artifact)
-    loaded = time.perf_counter()
+    loaded, peak_loaded = time.perf_counter(), peak_gib()
     sim = Simulator(art.net, art.target.numerics, device)
-    ready = time.perf_counter()
+    ready, peak_ready = time.perf_counter(), peak_gib()
     batch, window = sim.plan(1, steps, record=False)
     x = np.random.default_rng(0).normal(0, 1, (1, 3, 224, 224))
     result = sim.run(x, steps, batch_size=1)
     done = time.perf_counter()
     pops = art.net.populations()
     return {"load_s": loaded - t0, "setup_s": ready - loaded, "simulate_s": done - ready, "steps": steps, "window": window,
-            "peak_gib": peak_gib(), "populations": len(pops), "if_neurons": sum(p.size for p in pops if p.kind == "if"),
+            "peak_loaded_gib": peak_loaded, "peak_ready_gib": peak_ready, "peak_gib": peak_gib(), "populations": len(pops), "if_neurons": sum(p.size for p in pops if p.kind == "if"),
             "latency": art.net.latency(), "spikes": int(result.total_spikes[0]), "threads": torch.get_num_threads()}
+
+
+def export_and_build(directory: str) -> list:
+    """The child process that makes the artifact: export, then build."""
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    model = MaskedSpikingTransformer().eval()
+    export_onnx(model, Path(directory) / "swin_t_mst.onnx", 224, 3)
+    rows = [("construct and export ONNX (opset 17)", time.perf_counter() - t0, peak_gib())]
+    t0 = time.perf_counter()
+    build(Path(directory) / "swin_t_mst.onnx", Path(directory) / "swin_t_mst.ncx", BuildOptions(target="loihi2-halapoint"))
+    return rows + [("neurocompile build (loihi2-halapoint)", time.perf_counter() - t0, peak_gib())]
+
+
+def child(*args: str) -> object:
+    proc = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--simulate", metavar="ARTIFACT", help=argparse.SUPPRESS)  # the child process
+    ap.add_argument("--build", metavar="DIR", help=argparse.SUPPRESS)  # the child processes
+    ap.add_argument("--simulate", metavar="ARTIFACT", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.build:
+        print(json.dumps(export_and_build(args.build)))
+        return
     if args.simulate:
         print(json.dumps(simulate(args.simulate, args.steps, args.device)))
         return
 
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        torch.manual_seed(0)
-        model = MaskedSpikingTransformer().eval()
-        export_onnx(model, Path(tmp) / "swin_t_mst.onnx", 224, 3)
-        rows.append(("construct and export ONNX (opset 17)", time.perf_counter() - t0, peak_gib()))
-        t0 = time.perf_counter()
-        build(Path(tmp) / "swin_t_mst.onnx", Path(tmp) / "swin_t_mst.ncx", BuildOptions(target="loihi2-halapoint"))
-        rows.append(("neurocompile build (loihi2-halapoint)", time.perf_counter() - t0, peak_gib()))
-        child = subprocess.run([sys.executable, __file__, "--simulate", str(Path(tmp) / "swin_t_mst.ncx"), "--steps", str(args.steps),
-                                "--device", args.device], check=True, capture_output=True, text=True)
-    fig = json.loads(child.stdout.strip().splitlines()[-1])
+        rows = child("--build", tmp)
+        fig = child("--simulate", str(Path(tmp) / "swin_t_mst.ncx"), "--steps", str(args.steps), "--device", args.device)
     table = Table(title="MST with Swin-T's shape (224x224, depths 2-2-6-2): one input, random weights", title_justify="left")
     for col in ("stage", "seconds", "peak memory (GiB)"):
         table.add_column(col, justify="left" if col == "stage" else "right")
     for name, seconds, mem in rows:
         table.add_row(name, f"{seconds:.1f}", f"{mem:.2f}")
-    table.add_row("simulating process: load the artifact", f"{fig['load_s']:.1f}", "")
-    table.add_row("simulating process: simulator set-up", f"{fig['setup_s']:.1f}", "")
+    table.add_row("simulating process: load the artifact", f"{fig['load_s']:.1f}", f"{fig['peak_loaded_gib']:.2f}")
+    table.add_row("simulating process: simulator set-up", f"{fig['setup_s']:.1f}", f"{fig['peak_ready_gib']:.2f}")
     table.add_row(f"simulating process: {fig['steps']} steps ({args.device}, {fig['threads']} threads)", f"{fig['simulate_s']:.1f}", f"{fig['peak_gib']:.2f}")
     Console().print(table)
     print(f"{fig['populations']} populations, {fig['if_neurons']} IF neurons, latency {fig['latency']} steps; "

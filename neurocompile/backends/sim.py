@@ -414,19 +414,26 @@ class Simulator:
             self.last_reader[blk.source] = max(self.last_reader[blk.source], order[blk.target])
 
     def bytes_per_sample_step(self) -> int:
-        """A generous estimate of the memory one sample takes per step of a window: every
-        population's output (int32) and currents (int64), and each block's float view and
-        output."""
+        """The memory one sample takes per step of a window, at the most: every population's
+        output (int32) alive at once, plus the largest block's float view, float output and
+        integer current, plus the largest population's summed input and its IF temporaries."""
         neurons = sum(p.size for p in self.pops)
-        views = sum(int(np.prod(b.view_shape)) + self.net.target_of(b).size for b in self.net.synapses())
-        return 12 * neurons + 8 * views
+        largest_block = max((int(np.prod(b.view_shape)) + self.net.target_of(b).size for b in self.net.synapses()), default=0)
+        largest_pop = max((p.size for p in self.pops), default=0)
+        return 4 * neurons + 12 * largest_block + 24 * largest_pop
+
+    def bytes_per_sample(self, steps: int, record: bool) -> int:
+        """What one sample keeps for the whole run: membranes and counts (int64), the currents
+        each block carries into the next window (int32), rasters when recorded."""
+        neurons = sum(p.size for p in self.pops)
+        pending = sum(self.net.target_of(b).size for b in self.net.synapses())
+        return 16 * neurons + 4 * pending + (steps * neurons if record else 0)
 
     def plan(self, samples: int, steps: int, record: bool, batch_size: int | None = None) -> tuple[int, int]:
         """(batch size, window steps) that fit MEMORY_SHARE of the device's free memory: the
-        batch first (state is per sample), then the window."""
+        batch first (with a window of one step), then the longest window the batch leaves room for."""
         budget = int(available_memory(self.device) * MEMORY_SHARE)
-        state = 8 * 4 * sum(p.size for p in self.pops) + (steps * sum(p.size for p in self.pops) if record else 0)
-        per_step = self.bytes_per_sample_step()
+        state, per_step = self.bytes_per_sample(steps, record), self.bytes_per_sample_step()
         batch = batch_size or max(1, min(samples, budget // max(1, state + per_step)))
         window = max(1, min(steps, (budget - batch * state) // max(1, batch * per_step)))
         return batch, window

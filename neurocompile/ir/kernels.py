@@ -149,7 +149,8 @@ class Dense(Kernel):
         nonzero = (self.weight != 0).astype(np.int64)
         if uses is None:
             return np.tile(nonzero.sum(axis=0), int(np.prod(view_shape[:-1])))
-        return (uses.reshape(-1, nonzero.shape[0]).astype(np.int64) @ nonzero).ravel()
+        # Counts times 0/1 in float64 (BLAS; numpy's integer product has none): exact far below 2^53.
+        return np.rint(uses.reshape(-1, nonzero.shape[0]).astype(np.float64) @ nonzero.astype(np.float64)).astype(np.int64).ravel()
 
 
 @register
@@ -272,6 +273,15 @@ class Sparse(Kernel):
         w = self.weight if w is None else w
         # Copies: callers may compact the matrix in place, which must not touch the kernel.
         return sp.csr_matrix((np.array(w, np.float64), self.indices.copy(), self.indptr.copy()), shape=self.shape)
+
+    def fanout(self, view_shape=None, uses=None):
+        # From the stored structure directly: building the 0/1 matrix costs more than counting.
+        nonzero = self.weight != 0
+        cols = self.indices[nonzero]
+        if uses is None:
+            return np.bincount(cols, minlength=self.shape[1]).astype(np.int64)
+        rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))[nonzero]
+        return np.rint(np.bincount(cols, weights=uses[rows].astype(np.float64), minlength=self.shape[1])).astype(np.int64)
 
     def apply(self, x, w):
         m = sp.csr_matrix((w, self.indices, self.indptr), shape=self.shape)
