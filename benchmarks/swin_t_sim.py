@@ -6,7 +6,7 @@ weights, exported by the project's own model code (examples/snn_models/mst.py), 
 loihi2-halapoint. The simulation runs in a fresh process, so that its peak memory is its own (not
 the export's or the build's: each runs in a process of its own). One input.
 
-    .venv/bin/python benchmarks/swin_t_sim.py [--steps 8] [--device cpu]
+    .venv/bin/python benchmarks/swin_t_sim.py [--steps 8] [--device cpu] [--window W]
 """
 
 from __future__ import annotations
@@ -41,16 +41,16 @@ def peak_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def simulate(artifact: str, steps: int, device: str) -> dict:
+def simulate(artifact: str, steps: int, device: str, window: int | None) -> dict:
     """The child process: load, set up, simulate; every figure of this process alone."""
     t0 = time.perf_counter()
     art = load_artifact(artifact)
     loaded, peak_loaded = time.perf_counter(), peak_gib()
     sim = Simulator(art.net, art.target.numerics, device)
     ready, peak_ready = time.perf_counter(), peak_gib()
-    batch, window = sim.plan(1, steps, record=False)
+    window = window or sim.plan(1, steps, record=False)[1]
     x = np.random.default_rng(0).normal(0, 1, (1, 3, 224, 224))
-    result = sim.run(x, steps, batch_size=1)
+    result = sim.run(x, steps, batch_size=1, window=window)
     done = time.perf_counter()
     pops = art.net.populations()
     return {"load_s": loaded - t0, "setup_s": ready - loaded, "simulate_s": done - ready, "steps": steps, "window": window,
@@ -79,6 +79,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--window", type=int, help="steps per window (default: what fits half the free memory)")
     ap.add_argument("--build", metavar="DIR", help=argparse.SUPPRESS)  # the child processes
     ap.add_argument("--simulate", metavar="ARTIFACT", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -86,12 +87,13 @@ def main() -> None:
         print(json.dumps(export_and_build(args.build)))
         return
     if args.simulate:
-        print(json.dumps(simulate(args.simulate, args.steps, args.device)))
+        print(json.dumps(simulate(args.simulate, args.steps, args.device, args.window)))
         return
 
     with tempfile.TemporaryDirectory() as tmp:
         rows = child("--build", tmp)
-        fig = child("--simulate", str(Path(tmp) / "swin_t_mst.ncx"), "--steps", str(args.steps), "--device", args.device)
+        fig = child("--simulate", str(Path(tmp) / "swin_t_mst.ncx"), "--steps", str(args.steps), "--device", args.device,
+                    *(["--window", str(args.window)] if args.window else []))
     table = Table(title="MST with Swin-T's shape (224x224, depths 2-2-6-2): one input, random weights", title_justify="left")
     for col in ("stage", "seconds", "peak memory (GiB)"):
         table.add_column(col, justify="left" if col == "stage" else "right")

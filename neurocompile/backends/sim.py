@@ -67,8 +67,9 @@ class _Gather:
         if index is None:
             self.index = None
         else:
-            flat = np.where(index.ravel() >= 0, index.ravel(), n)  # n: the zero column padded on
-            self.index = torch.as_tensor(flat, dtype=torch.int64, device=device)
+            flat = np.where(index.ravel() >= 0, index.ravel(), n) if self.pad else index.ravel()  # n: the zero column padded on
+            # Shares the network's array where it can: a Swin-T's index maps are gigabytes.
+            self.index = torch.as_tensor(np.ascontiguousarray(flat, dtype=np.int64), device=device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
@@ -137,7 +138,7 @@ class _Synapses:
         self.name, self.source, self.target, self.shift = block.name, src.name, dst.name, block.w_shift
         self.n_source, self.n_target = src.size, dst.size
         self.dtype = torch.float32 if block.acc_bound < EXACT_FLOAT32 else torch.float64
-        self.fanout = torch.as_tensor(source_fanout(block, src.size), dtype=torch.float64, device=device)
+        self.fanout = torch.as_tensor(source_fanout(block, src.size).astype(np.int32), device=device)  # synapses per source neuron
         # Currents fit int32 (the quantize pass bounds every neuron's input by current_bits <= 32);
         # a sum before a right shift may not.
         self.wide = block.acc_bound >= 2**31 and block.w_shift < 0
@@ -169,7 +170,7 @@ class _Synapses:
             run.sent[key] = _Sent(out if self.per_synapse else _masked(self.failure, run.seed, t0, out))
         sent = run.sent[key]
         if not self.per_synapse:
-            run.events[self.name] += (sent.count().to(torch.float64) @ self.fanout).to(torch.int64)
+            run.events[self.name] += (sent.count() * self.fanout).sum(dim=1)
         run.messages[self.name] += sent.count().sum(dim=1)
         return sent
 
