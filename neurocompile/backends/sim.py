@@ -4,8 +4,8 @@ It executes the integer semantics of docs/semantics.md ("Exactness on every devi
 operation can round). Synaptic currents are matrix products of integer mantissas and integer
 payloads, computed in float32 while the quantize pass's bound on the block's sums (`acc_bound`)
 stays below 2^24, else in float64 (below 2^53): every partial sum is then an integer the float
-format holds, so any summation order gives the exact integer. Convolutions are unfolded into
-matrix products (no Winograd or FFT transforms), and TF32 is switched off. What no backend owns
+format holds, so any summation order gives the exact integer. Convolutions are dot products of
+their windows (no Winograd or FFT transform), and TF32 is switched off. What no backend owns
 (random numbers, host ops, products, failures) comes from neurocompile.semantics, as in the Lava
 process models.
 """
