@@ -51,7 +51,11 @@ def test_the_plan_fits_the_memory_it_is_given(artifacts, monkeypatch):
     batch, window = sim.plan(1000, 64, record=False)
     assert 1 <= batch < 1000 and 1 <= window <= 64
     monkeypatch.setattr(sim_module, "available_memory", lambda device: 10**12)
-    assert sim.plan(1000, 64, record=False) == (1000, 64)
+    # With memory to spare, the longest window, and as many samples as keep a population's rows
+    # within the CPU's tile.
+    largest = max(p.size for p in art.net.populations())
+    batch, window = sim.plan(1000, 64, record=False)
+    assert window == 64 and batch == sim_module.TILE_BYTES // (4 * largest) // 64
     assert sim.plan(1000, 64, record=False, batch_size=7)[0] == 7
 
 
