@@ -402,6 +402,7 @@ class Simulator:
         self.pops = net.populations()
         self.blocks = [_Synapses(net, block, self.device) for block in net.synapses()]
         self.incoming = {p.name: [blk for blk in self.blocks if blk.target == p.name] for p in self.pops}
+        self.outgoing = {p.name: [blk for blk in self.blocks if blk.source == p.name] for p in self.pops}
         self.bias = {p.name: torch.as_tensor((p.bias_mant.astype(np.int64) << p.bias_exp).astype(np.int32), device=self.device)
                      for p in self.pops if getattr(p, "bias_mant", None) is not None}
         self.operand_views = {}
@@ -488,9 +489,8 @@ class Simulator:
                 current = self._currents(run, pop, outs, t0, w)
                 step = KINDS[type(pop)][1]
                 outs[pop.name] = step(self, pop, run, t0, w, current, outs) if isinstance(pop, Product) else step(self, pop, run, t0, w, current)
-                for blk in self.blocks:
-                    if blk.source == pop.name:  # what this window puts on each of its blocks
-                        outs[blk.name] = blk.sent(run, outs[pop.name], t0)
+                for blk in self.outgoing[pop.name]:  # what this window puts on each of its blocks
+                    outs[blk.name] = blk.sent(run, outs[pop.name], t0)
                 for name in [name for name in outs if name in self.last_reader and self.last_reader[name] <= k]:
                     del outs[name]
                     for key in [key for key in run.sent if key[0] == name]:

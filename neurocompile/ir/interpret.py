@@ -75,11 +75,11 @@ def apply_block(net: Network, block: SynapseBlock, x: np.ndarray, quantized: boo
     return gather(y, block.out_index, block.out_index.shape).reshape(b, -1) if block.out_index is not None else y
 
 
-def product(net: Network, prod: Product, outputs: dict[str, np.ndarray], convert=lambda v: v) -> np.ndarray:
-    """A @ B on the operands' outputs [B, n] (converted by `convert` before multiplying)."""
+def product(net: Network, prod: Product, outputs: dict[str, np.ndarray]) -> np.ndarray:
+    """A @ B on the operands' outputs [B, n]."""
     a, b = net.operands(prod.name)
     va, vb = operand_views(prod, outputs[a.name], outputs[b.name])
-    return np.matmul(convert(va), convert(vb))
+    return np.matmul(va, vb)
 
 
 def population_bias(pop, quantized: bool) -> np.ndarray:
