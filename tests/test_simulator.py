@@ -8,9 +8,10 @@ import pytest
 import torch
 
 import neurocompile.backends.sim as sim_module
+from neurocompile.backends import cpu_kernels
 from neurocompile.backends.sim import Simulator
 from neurocompile.errors import NeurocompileError
-from neurocompile.ir.kernels import Conv2d
+from neurocompile.ir.kernels import Conv2d, Dense, Elementwise
 
 from conftest import GRAPHS
 
@@ -91,3 +92,63 @@ def test_cuda_gives_the_cpu_integers(artifacts):
         x = np.load(GRAPHS / inputs)[:4].astype(np.float64)
         cpu = Simulator(art.net, art.target.numerics, "cpu").run(x, 16, seed=1, record=True)
         same(cpu, Simulator(art.net, art.target.numerics, "cuda").run(x, 16, seed=1, record=True))
+
+
+def test_compiled_cpu_loops_equal_the_tensor_operations():
+    """The numba loops (IF recurrence with saturation, delivery with a floor shift, column
+    gather) give the integers of the tensor operations a GPU runs."""
+    rng = np.random.default_rng(5)
+    w, b, n, vmax, threshold = 9, 3, 5000, 2**23 - 1, 32768
+    current = rng.integers(-2**24, 2**24, (w, b, n)).astype(np.int32)  # large enough to saturate
+    current[:, 0] //= 256  # and small enough to fire and not fire
+    v0 = rng.integers(-vmax, vmax, (b, n))
+    v, spikes, counts = v0.copy(), np.empty((w, b, n), np.float32), np.zeros((b, n), np.int64)
+    cpu_kernels.integrate_and_fire(v, current, spikes, counts, threshold, vmax)
+    expected = torch.zeros((w, b, n), dtype=torch.int32)
+    v_expected = sim_module.integrate_and_fire(torch.as_tensor(v0), torch.as_tensor(current), expected, threshold, vmax)
+    np.testing.assert_array_equal(spikes, expected.numpy())
+    np.testing.assert_array_equal(v, v_expected.numpy())
+    np.testing.assert_array_equal(counts, expected.numpy().sum(axis=0))
+    assert 0 < spikes.mean() < 1 and (np.abs(v_expected.numpy()) == vmax).any()  # both regimes were exercised
+
+    y = rng.integers(-2**30, 2**30, (w * b, n)).astype(np.float64)
+    for right in (0, 3):
+        cur, pending = np.zeros((w, b, n), np.int32), rng.integers(-1000, 1000, (b, n)).astype(np.int32)
+        first = pending.copy()
+        cpu_kernels.deliver(cur, y, pending, right)
+        shifted = sim_module.shift(torch.as_tensor(y).to(torch.int64), -right).reshape(w, b, n).numpy()
+        np.testing.assert_array_equal(cur[0], first)
+        np.testing.assert_array_equal(cur[1:], shifted[:-1])
+        np.testing.assert_array_equal(pending, shifted[-1])
+
+    x = rng.normal(size=(7, 301)).astype(np.float32)
+    index = rng.integers(0, 301, 1000)
+    out = np.empty((7, 1000), np.float32)
+    cpu_kernels.gather_columns(x, index, out)
+    np.testing.assert_array_equal(out, x[:, index])
+
+
+@pytest.mark.parametrize("kind", ["dense", "elementwise"])
+def test_dropping_the_padding_of_a_view_keeps_every_sum(kind):
+    """A block's view with padded rows, columns and positions, compacted: the same outputs."""
+    rng = np.random.default_rng(6)
+    n_source, rows, k, m = 50, 12, 8, 5
+    index = rng.integers(0, n_source, (rows, k))
+    index[::3] = -1  # whole rows of padding
+    index[:, 2] = -1  # a whole column
+    index[1, 5] = -1  # a lone hole
+    if kind == "elementwise":
+        index[1::3, :6] = -1  # mostly padding: an elementwise view is compacted only then
+    kernel = Dense(np.zeros((m, k))) if kind == "dense" else Elementwise(np.zeros(k))
+    w_mant = rng.integers(-127, 128, (m, k) if kind == "dense" else (k,))
+    out_index = rng.integers(-1, rows * (m if kind == "dense" else k), 40)
+    x = torch.as_tensor(rng.integers(0, 2, (4, n_source)), dtype=torch.float64)
+
+    def apply(view, in_index, w, out_map):
+        gathered = sim_module._Gather(in_index, view, n_source, torch.device("cpu"))(x)
+        y = sim_module.KERNELS[type(kernel)](kernel, view, torch.as_tensor(w, dtype=torch.float64))(gathered)
+        return sim_module._Gather(out_map, out_map.shape, y.shape[1], torch.device("cpu"))(y)
+
+    view, in_index, w, out_map = sim_module._compact(kernel, (rows, k), index, w_mant, out_index)
+    assert np.prod(view) < rows * k
+    np.testing.assert_array_equal(apply(view, in_index, w, out_map).numpy(), apply((rows, k), index, w_mant, out_index).numpy())

@@ -7,13 +7,14 @@ stays below 2^24, else in float64 (below 2^53): every partial sum is then an int
 format holds, so any summation order gives the exact integer. Convolutions are dot products of
 their windows (no Winograd or FFT transform), and TF32 is switched off. What no backend owns
 (random numbers, host ops, products, failures) comes from neurocompile.semantics, as in the Lava
-process models.
+process models. On a CPU the step-by-step parts run as compiled loops (cpu_kernels).
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -33,7 +34,7 @@ from ..semantics.failures import block_failure, kept_events, kept_synapses, oper
 from ..semantics.hostops import host_op_fixed
 from ..semantics.products import coincidence as coincidence_payload, product_events, telescoping as telescoping_payload
 from ..semantics.rng import rate_spikes, stream_id
-from . import DEVICES
+from . import DEVICES, cpu_kernels
 
 EXACT_FLOAT32 = 2**24
 EXACT_FLOAT64 = 2**53
@@ -69,16 +70,72 @@ class _Gather:
             self.index = None
         else:
             flat = np.where(index.ravel() >= 0, index.ravel(), n) if self.pad else index.ravel()  # n: the zero column padded on
+            if flat.size and not 0 <= int(flat.min()) <= int(flat.max()) <= n:
+                raise NeurocompileError(f"an index map reads outside its population of {n} neurons")
             # Shares the network's array where it can: a Swin-T's index maps are gigabytes.
             self.index = torch.as_tensor(np.ascontiguousarray(flat, dtype=np.int64), device=device)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.from_padded(F.pad(x, (0, 1)) if self.pad else x)
+
+    def from_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """The gather from x [B, n] or [B, n + 1] whose last column is zero (-1 reads it)."""
         b = x.shape[0]
         if self.index is None:
             return x.reshape((b,) + self.shape)
-        if self.pad:
-            x = F.pad(x, (0, 1))
-        return x.index_select(1, self.index).reshape((b,) + self.shape)
+        if x.device.type != "cpu":
+            return x.index_select(1, self.index).reshape((b,) + self.shape)
+        out = torch.empty((b, self.index.shape[0]), dtype=x.dtype)
+        cpu_kernels.gather_columns(x.contiguous().numpy(), self.index.numpy(), out.numpy())
+        return out.reshape((b,) + self.shape)
+
+
+class _Gathers:
+    """One _Gather per distinct index map of a source: blocks that read their source through
+    the same map (a window's q, k and v) share its index tensor and, within a window, its result."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.known: dict[tuple, list[tuple[np.ndarray | None, _Gather]]] = defaultdict(list)
+
+    def __call__(self, source: str, index: np.ndarray | None, shape: tuple[int, ...], n: int) -> _Gather:
+        candidates = self.known[source, tuple(shape), n, None if index is None else index.size]
+        for known, gather in candidates:
+            if known is index or (index is not None and np.array_equal(known, index)):
+                return gather
+        gather = _Gather(index, shape, n, self.device)
+        candidates.append((index, gather))
+        return gather
+
+
+def _compact(kernel, view: tuple[int, ...], in_index: np.ndarray | None, w_mant: np.ndarray, out_index: np.ndarray | None):
+    """The block without the padding of its view: a view position that reads no neuron (-1)
+    contributes nothing to any sum, so a dense kernel's rows and columns made only of padding,
+    and an elementwise kernel's padded positions, are dropped with their weights, and the out
+    map is composed with where the remaining outputs now lie. The same integer sums, fewer
+    terms. (A shifted window's regions and a patch merge's quarters are mostly padding.)
+    Returns (view, in_index, w_mant, out_index); out positions that no longer exist read -1."""
+    if in_index is None or in_index.size == 0 or int(in_index.min()) >= 0 or not isinstance(kernel, (Dense, Elementwise)):
+        return view, in_index, w_mant, out_index
+    if isinstance(kernel, Dense):
+        index = in_index.reshape(-1, view[-1])
+        valid = index >= 0
+        rows, cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
+        m = w_mant.shape[0]
+        where = np.full((index.shape[0], m), -1, np.int64)
+        where[rows] = np.arange(rows.size * m).reshape(-1, m)
+        view, in_index, w_mant = (rows.size, cols.size), index[np.ix_(rows, cols)], w_mant[:, cols]
+    else:
+        flat = in_index.ravel()
+        keep = np.flatnonzero(flat >= 0)
+        if 2 * keep.size > flat.size:  # the out map would cost more than the padding
+            return view, in_index, w_mant, out_index
+        where = np.full(flat.size, -1, np.int64)
+        where[keep] = np.arange(keep.size)
+        view, in_index, w_mant = (keep.size,), flat[keep], np.broadcast_to(w_mant, view).ravel()[keep]
+    where = where.ravel()
+    out_index = where if out_index is None else np.where(out_index >= 0, where[np.maximum(out_index, 0)], -1)
+    return view, in_index, w_mant, out_index
 
 
 # How each kernel kind maps a view [B, *view] of integer payloads (as floats) to its output
@@ -130,7 +187,7 @@ class _Synapses:
     """A synapse block on the device: what its source emitted over a window of steps -> the
     integer currents it delivers, one step later, with its synaptic events and spike messages."""
 
-    def __init__(self, net: Network, block: SynapseBlock, device: torch.device):
+    def __init__(self, net: Network, block: SynapseBlock, device: torch.device, gathers: _Gathers):
         src, dst = net.source_of(block), net.target_of(block)
         if block.w_mant is None:
             raise NeurocompileError(f"synapse block '{block.name}' is not quantized; build the artifact first")
@@ -152,23 +209,34 @@ class _Synapses:
             self.crow = torch.as_tensor(m.indptr.astype(np.int64), device=device)
             self.values = torch.as_tensor(m.data, dtype=torch.float64, device=device)
             return
-        self.view = _Gather(block.in_index, block.view_shape, src.size, device)
-        w = torch.as_tensor(block.w_mant, dtype=self.dtype, device=device)
-        self.kernel = KERNELS[type(block.kernel)](block.kernel, tuple(block.view_shape), w)
-        n_out = int(np.prod(block.kernel.out_shape(tuple(block.view_shape))))
-        self.out = None if block.out_index is None else _Gather(block.out_index, block.out_index.shape, n_out, device)
+        view, in_index, w_mant, out_index = _compact(block.kernel, tuple(block.view_shape), block.in_index, block.w_mant, block.out_index)
+        self.view = gathers(src.name, in_index, view, src.size)
+        # A left shift is folded into the float weights: every partial sum is then 2^shift times
+        # an integer below the same bound, which the float format holds as exactly as before.
+        w = torch.as_tensor(w_mant * 2.0 ** max(self.shift, 0), dtype=self.dtype, device=device)
+        self.shift = min(self.shift, 0)
+        self.kernel = KERNELS[type(block.kernel)](block.kernel, view, w)
+        n_out = int(np.prod(view[:-1]) * w_mant.shape[0]) if isinstance(block.kernel, Dense) else int(np.prod(block.kernel.out_shape(view)))
+        self.out = None if out_index is None else _Gather(out_index, out_index.shape, n_out, device)
 
     @property
     def per_synapse(self) -> bool:
         return self.failure is not None and self.failure.per_synapse
 
+    @property
+    def sent_key(self) -> tuple:
+        """Blocks with one key read one _Sent: the same source under the same mask."""
+        return (self.source, None if self.per_synapse else self.failure)
+
     def sent(self, run: "_Run", out: torch.Tensor, t0: int) -> "_Sent":
         """What the source's outputs [w, B, n] of steps t0.. put on this block (per spike, its
         mask's survivors), shared with the source's other blocks under the same mask; counts
         this block's synaptic events and messages."""
-        key = (self.source, None if self.per_synapse else self.failure)
+        key = self.sent_key
         if key not in run.sent:
-            run.sent[key] = _Sent(out if self.per_synapse else _masked(self.failure, run.seed, t0, out))
+            unmasked = self.per_synapse or self.failure is None
+            run.sent[key] = _Sent(out if unmasked else _masked(self.failure, run.seed, t0, out), self.view_readers,
+                                  run.fired.get(self.source) if unmasked else None)
         sent = run.sent[key]
         if not self.per_synapse:
             run.events[self.name] += (sent.count() * self.fanout).sum(dim=1)
@@ -184,10 +252,13 @@ class _Synapses:
             y = torch.stack([self._failing(run, sent.out[i], t0 + i) for i in range(w)])
         else:
             # The float sums are exact integers (module docstring): converting them truncates nothing.
-            y = self.kernel(self.view(sent.as_float(self.dtype).reshape(w * b, -1)))
+            y = self.kernel(sent.gathered(self.view, self.dtype))
             if self.out is not None:
                 y = self.out(y).reshape(w * b, -1)
-            y = shift(y.to(torch.int64 if self.wide else torch.int32), self.shift).to(torch.int32).reshape(w, b, -1)
+            if current.device.type == "cpu":
+                cpu_kernels.deliver(current.numpy(), y.reshape(w * b, -1).contiguous().numpy(), run.pending[self.name].numpy(), -self.shift)
+                return
+            y = (y.to(torch.int32) if self.shift == 0 else shift(y.to(torch.int64 if self.wide else torch.int32), self.shift).to(torch.int32)).reshape(w, b, -1)
         current[0] += run.pending[self.name]
         current[1:] += y[:-1]
         run.pending[self.name] = y[-1]
@@ -202,17 +273,46 @@ class _Synapses:
 
 class _Sent:
     """A population's outputs over a window as its blocks read them (after one mask, or none):
-    the float forms the kernels multiply and the nonzero count per neuron, each made once."""
+    the float form the kernels multiply (with a zero column for padded gathers), its gathers
+    that several blocks read, and the nonzero count per neuron, each made once."""
 
-    def __init__(self, out: torch.Tensor):
+    def __init__(self, out: torch.Tensor, readers: dict[int, int] | None = None, count: torch.Tensor | None = None):
         self.out = out
-        self._float: dict[torch.dtype, torch.Tensor] = {}
-        self._count: torch.Tensor | None = None
+        self.readers = dict(readers or {})  # gather id -> blocks yet to read it this window
+        self._float: dict[object, torch.Tensor] = {}
+        self._gathered: dict[tuple[int, torch.dtype], torch.Tensor] = {}
+        self._count = count  # an IF population's spikes per neuron this window, known already
 
     def as_float(self, dtype: torch.dtype) -> torch.Tensor:
+        """The outputs as [w * B, n] floats."""
         if dtype not in self._float:
-            self._float[dtype] = self.out.to(dtype)
+            w, b, n = self.out.shape
+            self._float[dtype] = self.out.reshape(w * b, n).to(dtype)
         return self._float[dtype]
+
+    def padded(self, dtype: torch.dtype) -> torch.Tensor:
+        """The outputs as [w * B, n + 1] floats, the last column zero (what -1 reads)."""
+        if ("padded", dtype) not in self._float:
+            w, b, n = self.out.shape
+            x = torch.zeros((w * b, n + 1), dtype=dtype, device=self.out.device)
+            x[:, :n] = self.out.reshape(w * b, n)
+            self._float["padded", dtype] = x
+        return self._float["padded", dtype]
+
+    def gathered(self, gather: _Gather, dtype: torch.dtype) -> torch.Tensor:
+        """gather's view [w * B, *view] of the outputs; kept while other blocks will read it."""
+        key = (id(gather), dtype)
+        if key in self._gathered:
+            x = self._gathered[key]
+        else:
+            x = gather.from_padded(self.padded(dtype) if gather.pad else self.as_float(dtype))
+        left = self.readers.get(id(gather), 1) - 1
+        self.readers[id(gather)] = left
+        if left > 0:
+            self._gathered[key] = x
+        else:
+            self._gathered.pop(key, None)
+        return x
 
     def count(self) -> torch.Tensor:
         """Per sample and neuron, the steps with a nonzero output [B, n] (int64)."""
@@ -228,12 +328,11 @@ def _masked(failure, seed: int, t0: int, out: torch.Tensor) -> torch.Tensor:
     return torch.stack([surviving_spikes(failure, seed, t0 + i, out[i]) for i in range(out.shape[0])])
 
 
-def integrate_and_fire(v, current, spikes, threshold: int, vmax: int):
-    """The IF neurons over a window: v [B, n] from before it, current [w, B, n]; fills spikes
-    [w, B, n] and returns the membrane after the window. Each step v = clip(v + I, -vmax, vmax);
-    a spike where v >= threshold, which subtracts it. Operators and `clip` only, which numpy
-    arrays and torch tensors share: the CPU simulator runs it on numpy views of its tensors (a
-    tenth of torch's per-call cost on small arrays), a GPU on the tensors."""
+def integrate_and_fire(v: torch.Tensor, current: torch.Tensor, spikes: torch.Tensor, threshold: int, vmax: int) -> torch.Tensor:
+    """The IF neurons over a window on a GPU: v [B, n] from before it, current [w, B, n]; fills
+    spikes [w, B, n] and returns the membrane after the window. Each step
+    v = clip(v + I, -vmax, vmax); a spike where v >= threshold, which subtracts it. The CPU
+    runs the same recurrence compiled (cpu_kernels.integrate_and_fire)."""
     for i in range(current.shape[0]):
         v = (v + current[i]).clip(-vmax, vmax)
         fired = v >= threshold
@@ -255,6 +354,7 @@ class _Run:
     state: dict[str, object] = field(default_factory=dict)  # membranes, accumulators, running products
     pending: dict[str, torch.Tensor] = field(default_factory=dict)  # per block: what it delivers at the next window's first step
     sent: dict[tuple, "_Sent"] = field(default_factory=dict)  # this window: (source, mask) -> what its blocks read
+    fired: dict[str, torch.Tensor] = field(default_factory=dict)  # this window: per IF population, spikes per neuron [B, n]
     counts: dict[str, torch.Tensor] = field(default_factory=dict)
     rasters: dict[str, torch.Tensor] = field(default_factory=dict)
     messages: dict[str, torch.Tensor] = field(default_factory=dict)  # per edge, [B]
@@ -296,7 +396,8 @@ def _start_nothing(sim, pop, run: _Run, x):
 
 
 # Each kind of population over a window of w steps from t0: its summed input currents
-# [w, B, n] (int64) -> what it emits [w, B, n] (int32: spikes, or graded payloads of up to 24 bits).
+# [w, B, n] (int32) -> what it emits [w, B, n] (IF spikes as float32, graded payloads of up to
+# 24 bits as int32).
 def _step_input(sim, pop: InputPopulation, run: _Run, t0: int, w: int, current):
     if pop.graded:
         return run.encoded.to(torch.int32).expand(w, -1, -1)
@@ -306,12 +407,16 @@ def _step_input(sim, pop: InputPopulation, run: _Run, t0: int, w: int, current):
 
 def _step_if(sim, pop: IFPopulation, run: _Run, t0: int, w: int, current):
     vmax = sim.numerics.membrane_max
-    v, spikes = run.state[pop.name], run.zeros(*current.shape, dtype=torch.int32)
-    if run.device.type == "cpu":  # numpy views share the tensors' memory
-        run.state[pop.name] = torch.from_numpy(integrate_and_fire(v.numpy(), current.numpy(), spikes.numpy(), pop.threshold_int, vmax))
+    # Spikes as float32 0s and 1s: the form the synapse blocks multiply, made once.
+    v, spikes = run.state[pop.name], torch.empty(current.shape, dtype=torch.float32, device=run.device)
+    if run.device.type == "cpu":  # numpy views share the tensors' memory: all in place
+        fired = run.zeros(run.batch, pop.size)
+        cpu_kernels.integrate_and_fire(v.numpy(), current.numpy(), spikes.numpy(), fired.numpy(), pop.threshold_int, vmax)
     else:
         run.state[pop.name] = integrate_and_fire(v, current, spikes, pop.threshold_int, vmax)
-    run.counts[pop.name] += spikes.sum(dim=0)
+        fired = spikes.sum(dim=0)
+    run.counts[pop.name] += fired
+    run.fired[pop.name] = fired  # what its unmasked blocks count as messages and events
     if run.record:
         run.rasters[pop.name][t0:t0 + w] = spikes
     return spikes
@@ -400,7 +505,14 @@ class Simulator:
         self.numerics = numerics
         self.device = device_of(device)
         self.pops = net.populations()
-        self.blocks = [_Synapses(net, block, self.device) for block in net.synapses()]
+        gathers = _Gathers(self.device)
+        self.blocks = [_Synapses(net, block, self.device, gathers) for block in net.synapses()]
+        readers: dict[tuple, Counter] = defaultdict(Counter)  # how many blocks read each gather of what a source sends
+        for blk in self.blocks:
+            if not blk.per_synapse:
+                readers[blk.sent_key][id(blk.view)] += 1
+        for blk in self.blocks:
+            blk.view_readers = readers[blk.sent_key]
         self.incoming = {p.name: [blk for blk in self.blocks if blk.target == p.name] for p in self.pops}
         self.outgoing = {p.name: [blk for blk in self.blocks if blk.source == p.name] for p in self.pops}
         self.bias = {p.name: torch.as_tensor((p.bias_mant.astype(np.int64) << p.bias_exp).astype(np.int32), device=self.device)
@@ -493,6 +605,7 @@ class Simulator:
                     outs[blk.name] = blk.sent(run, outs[pop.name], t0)
                 for name in [name for name in outs if name in self.last_reader and self.last_reader[name] <= k]:
                     del outs[name]
+                    run.fired.pop(name, None)
                     for key in [key for key in run.sent if key[0] == name]:
                         del run.sent[key]
             progress(t0 + w)

@@ -15,6 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+
+from . import let_lava_choose_fork
+
+let_lava_choose_fork()  # before Lava is first imported, below
+
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.model import PyLoihiProcessModel
 from lava.magma.core.model.py.ports import PyInPort, PyOutPort
