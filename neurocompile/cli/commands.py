@@ -242,7 +242,7 @@ def inspect(
     target: str = typer.Option("loihi2-sim", "--target", "-t", help="Target for an ONNX model."),
 ) -> None:
     """Print what was built: populations, synapse blocks, quantization error, placement."""
-    from .views import artifact_summary, blocks_table, placement_table, populations_table
+    from .views import artifact_summary, blocks_table, masks_table, placement_table, populations_table
 
     if path.is_dir() or path.suffix == ".ncx":
         from ..compiler.artifact import load_artifact
@@ -252,6 +252,8 @@ def inspect(
         estimate = art.report.get("estimated_energy_per_step") or {}
         out.print(populations_table(art.net, art.report.get("quantization"), estimate.get("per_population")))
         out.print(blocks_table(art.net))
+        if masks_table(art.net) is not None:
+            out.print(masks_table(art.net))
         out.print(placement_table(art.placement))
         return
     from ..frontend import onnx_to_ir
@@ -260,6 +262,8 @@ def inspect(
     out.print(f"{path}: ONNX opset {net.meta['opset']}, input {net.meta['input_name']} {net.meta['input_shape']}, latency {net.latency()} steps (not quantized: `build` it for the target's figures)")
     out.print(populations_table(net))
     out.print(blocks_table(net))
+    if masks_table(net) is not None:
+        out.print(masks_table(net))
 
 
 @app.command()

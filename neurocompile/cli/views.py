@@ -104,15 +104,34 @@ def _traffic(report: dict) -> str:
     return f"{t['inter_core']:.4g} messages between cores ({t['inter_chip']:.4g} between chips or to the host), {t['local']:.4g} local; weighted by {t['weighted_by']}"
 
 
-def _failures(net: Network) -> str:
-    groups: dict[str, float] = {}
+def _mask_sites(net: Network) -> dict[str, tuple[float, list[str]]]:
+    """Each mask: its failure probability and where it acts (synapse blocks, product operands)."""
+    masks: dict[str, tuple[float, list[str]]] = {}
     for b in net.synapses():
         if b.failure_group:
-            groups[b.failure_group] = b.failure
+            masks.setdefault(b.failure_group, (b.failure, []))[1].append(b.name)
     for p in net.populations():
         for side in ("a", "b"):
             if getattr(p, f"failure_group_{side}", ""):
-                groups[getattr(p, f"failure_group_{side}")] = getattr(p, f"failure_{side}")
+                masks.setdefault(getattr(p, f"failure_group_{side}"), (getattr(p, f"failure_{side}"), []))[1].append(f"{p.name} (operand {side})")
+    return masks
+
+
+def masks_table(net: Network) -> Table | None:
+    """Every random spike mask: the name `--mask-ratio` matches, its ratio, where it acts."""
+    masks = _mask_sites(net)
+    if not masks:
+        return None
+    t = Table(title=f"Random spike masks ({len(masks)}; each draws its own random stream)", title_justify="left")
+    for col in ("mask", "ratio", "acts on"):
+        t.add_column(col, justify="right" if col == "ratio" else "left")
+    for name, (p, sites) in sorted(masks.items()):
+        t.add_row(name, f"{p:g}", ", ".join(sites) if len(sites) <= 2 else f"{sites[0]} and {len(sites) - 1} more")
+    return t
+
+
+def _failures(net: Network) -> str:
+    groups = {name: p for name, (p, _) in _mask_sites(net).items()}
     if not groups:
         return "-"
     mode = next((b.failure_mode for b in net.synapses() if b.failure_group), "spike")

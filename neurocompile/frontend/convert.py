@@ -16,7 +16,8 @@ from ..ir.graph import Network
 from ..ir.kernels import Kernel
 from ..ir.nodes import InputPopulation, Readout, Relay, SynapseBlock
 from .lower import lower_linear_chains
-from .patterns import fuse_qcfs
+from .ops.masks import mask_names
+from .patterns import fused
 from .registry import describe, handler_for
 from .values import Affine, RandomValue, Term, Value, apply_kernel, fan_in_map, is_const
 
@@ -31,6 +32,7 @@ class Context:
         self.opset = opset
         self.max_fan_in = max_fan_in  # a core's fan-in axons: beyond it, kernels read a relay
         self.chains: dict[str, Term] = {}  # synapse block -> its linear ops, until lowering
+        self.mask_names: dict[str, str] = {}  # random draw's output -> its mask's name (ops/masks.py)
 
     def population_name(self, node: onnx.NodeProto, suffix: str = "") -> str:
         # "/layer1/act/Mul_1" -> "layer1.act": the module path, without the op that ends it.
@@ -154,7 +156,9 @@ def convert(path: str | Path, encoding: str = "current", max_fan_in: int | None 
     model = load_model(path)
     opset = model_opset(model)
     graph = model.graph
-    for node in graph.node:
+    for k, node in enumerate(graph.node):
+        if not isinstance(node.name, str):  # protobuf hands over what is not UTF-8 as bytes
+            raise NeurocompileError(f"node #{k} ({node.op_type}): its name is not valid UTF-8")
         if node.domain not in ("", "ai.onnx"):
             raise NeurocompileError(f"{describe(node)} is in domain '{node.domain}'; only standard ONNX ops are supported")
     values: dict[str, Value] = dict(_initializers(model))
@@ -168,7 +172,9 @@ def convert(path: str | Path, encoding: str = "current", max_fan_in: int | None 
     net.add(inp)
     values[input_name] = Affine.of_population(inp.name, input_shape)
 
-    for node in fuse_qcfs(graph, values):
+    nodes = fused(graph, values)
+    ctx.mask_names = mask_names(nodes)
+    for node in nodes:
         handler = handler_for(node, opset)
         args = []
         for name in node.input:

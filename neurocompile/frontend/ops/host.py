@@ -29,7 +29,7 @@ def softmax(ctx, node, inputs):
     return [ctx.to_population(x, node, lambda name, shape, bias: HostOp(name=name, shape=shape, op="softmax", bias=bias))]
 
 
-@handles("LayerNormalization")
+@handles("LayerNormalization", "DecomposedLayerNormalization")  # the second: frontend/patterns.py
 def layer_norm(ctx, node, inputs):
     x = inputs[0]
     if len([o for o in node.output if o]) > 1:

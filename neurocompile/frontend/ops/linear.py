@@ -166,19 +166,23 @@ def average_pool(ctx, node, inputs):
 
 @handles("GlobalAveragePool")
 def global_average_pool(ctx, node, inputs):
+    """The mean over every axis after [N, C]: images (a depthwise convolution over H x W) and
+    token sequences alike (`nn.AdaptiveAvgPool1d(1)` on [B, C, L] exports as a 3-D one)."""
     x = inputs[0]
     shape = shape_of(x)
-    if len(shape) != 4 or is_const(x):
-        raise NeurocompileError(f"{describe(node)}: only 2-D global average pooling of a spiking tensor is supported")
-    hw = shape[2:]
-    return [ctx.apply_kernel(node, x, _depthwise_pool(node, x, hw, (1, 1), (0, 0, 0, 0), 1.0 / np.prod(hw)))]
+    if len(shape) < 3:
+        raise NeurocompileError(f"{describe(node)}: global average pooling needs [N, C, ...] with at least one spatial axis, got shape {list(shape)}")
+    if len(shape) == 4 and not is_const(x):
+        hw = shape[2:]
+        return [ctx.apply_kernel(node, x, _depthwise_pool(node, x, hw, (1, 1), (0, 0, 0, 0), 1.0 / np.prod(hw)))]
+    return _reduce(ctx, node, inputs, list(range(2, len(shape))), mean=True, keepdims=True)
 
 
 def _axes_input(node, inputs) -> list[int] | None:
     return [int(v) for v in require_const(node, inputs[1], "axes")] if len(inputs) > 1 and inputs[1] is not None else None
 
 
-def _reduce(ctx, node, inputs, axes: list[int] | None, mean: bool):
+def _reduce(ctx, node, inputs, axes: list[int] | None, mean: bool, keepdims: bool | None = None):
     x = inputs[0]
     a = attrs(node)
     shape = shape_of(x)
@@ -189,7 +193,7 @@ def _reduce(ctx, node, inputs, axes: list[int] | None, mean: bool):
             return [x]
         axes = list(range(len(shape)))
     axes = sorted(ax % len(shape) for ax in axes)
-    keep = a.get("keepdims", 1)
+    keep = a.get("keepdims", 1) if keepdims is None else keepdims
     if is_const(x):
         fn = np.mean if mean else np.sum
         return [fn(x, axis=tuple(axes), keepdims=bool(keep))]

@@ -9,6 +9,7 @@ tensor is an error.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,11 +39,34 @@ class Mask(RandomValue):
     group: str
 
 
-def _group(node) -> str:
-    """The mask's name: its module path ("/blocks.0/attn/q_mask/RandomUniformLike" ->
-    "blocks.0.attn.q_mask"), which `--mask-ratio KEY=R` matches against."""
+RANDOM_OPS = ("RandomUniformLike", "RandomUniform", "Bernoulli")
+
+
+def _module_path(node) -> str:
     parts = [p for p in (node.name or node.output[0]).split("/") if p]
     return ".".join(parts[:-1]) if len(parts) > 1 else ".".join(parts)
+
+
+def mask_names(nodes) -> dict[str, str]:
+    """Each random draw's mask name (keyed by the draw's output), which `--mask-ratio KEY=R`
+    matches against and its random stream is keyed by: the module path
+    ("/blocks.0/attn/q_mask/RandomUniformLike" -> "blocks.0.attn.q_mask"), or, where one module
+    draws several masks (a plain function masking q, k and the attention map), the module path
+    and the node's own name ("blocks.0.attn.RandomUniformLike_1"): draws the model makes
+    independently stay independent."""
+    draws = [n for n in nodes if n.op_type in RANDOM_OPS]
+    per_module = Counter(_module_path(n) for n in draws)
+    names = {}
+    for n in draws:
+        path = _module_path(n)
+        own = [p for p in (n.name or n.output[0]).split("/") if p][-1]
+        names[n.output[0]] = path if per_module[path] == 1 else ".".join(p for p in (path, own) if p)
+    taken = Counter(names.values())
+    return {out: name if taken[name] == 1 else f"{name}:{out}" for out, name in names.items()}
+
+
+def _group(ctx, node) -> str:
+    return ctx.mask_names.get(node.output[0]) or _module_path(node)
 
 
 def _check_ratio(node, p: float) -> float:
@@ -54,13 +78,13 @@ def _check_ratio(node, p: float) -> float:
 @handles("RandomUniformLike")
 def random_uniform_like(ctx, node, inputs):
     a = attrs(node)
-    return [Uniform(shape_of(inputs[0]), float(a.get("low", 0.0)), float(a.get("high", 1.0)), _group(node))]
+    return [Uniform(shape_of(inputs[0]), float(a.get("low", 0.0)), float(a.get("high", 1.0)), _group(ctx, node))]
 
 
 @handles("RandomUniform")
 def random_uniform(ctx, node, inputs):
     a = attrs(node)
-    return [Uniform(tuple(int(d) for d in a["shape"]), float(a.get("low", 0.0)), float(a.get("high", 1.0)), _group(node))]
+    return [Uniform(tuple(int(d) for d in a["shape"]), float(a.get("low", 0.0)), float(a.get("high", 1.0)), _group(ctx, node))]
 
 
 @handles("Bernoulli")
@@ -68,7 +92,7 @@ def bernoulli(ctx, node, inputs):
     keep = np.asarray(require_const(node, inputs[0], "the probabilities"), np.float64)
     if keep.size == 0 or np.any(keep != keep.flat[0]):
         raise NeurocompileError(f"{describe(node)}: only a uniform keep probability is supported")
-    return [Mask(tuple(keep.shape), _check_ratio(node, 1.0 - float(keep.flat[0])), _group(node))]
+    return [Mask(tuple(keep.shape), _check_ratio(node, 1.0 - float(keep.flat[0])), _group(ctx, node))]
 
 
 # Comparison of a draw with a ratio: whether the draw on the left keeps the spike when it is larger.
