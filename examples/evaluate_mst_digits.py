@@ -5,8 +5,8 @@ with both product forms. Prints the Markdown table of the README.
     .venv/bin/python examples/evaluate_mst_digits.py [--steps 16 32 64 128] [--samples N]
 
 Each compiled row is what `neurocompile run ARTIFACT --input graphs/digits_mst_test_x.npy
---labels graphs/digits_test_y.npy --steps S --readout-start R` prints, with S and R as the row
-says (L is the latency of the network in steps).
+--labels graphs/digits_test_y.npy --steps S [--readout-start R]` prints, with S and R as the row
+says (L is the latency of the network in steps; the run lasts R + S steps, R = L by default).
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ def main() -> None:
         ann = float(np.mean(evaluate(net, x)["post"][net.readout.name].reshape(len(x), -1).argmax(axis=1) == y))
         rows = {
             "float reference (no delay between layers, as the paper), T steps": lambda T, a: accuracy(a, x, y, T, "reference"),
-            "compiled SNN, readout sums all T steps": lambda T, a: accuracy(a, x, y, T),
-            f"compiled SNN, readout sums steps L..T-1 (`--readout-start latency`)": lambda T, a: accuracy(a, x, y, T, readout_start="latency") if T > latency else None,
-            f"compiled SNN, T steps after the L-step fill (`--steps T+L --readout-start latency`)": lambda T, a: accuracy(a, x, y, T + latency, readout_start="latency"),
+            "compiled SNN, readout sums all T steps (`--steps T --readout-start 0`)": lambda T, a: accuracy(a, x, y, T),
+            "compiled SNN, readout sums steps L..T-1 (`--steps T-L`)": lambda T, a: accuracy(a, x, y, T, readout_start="latency") if T > latency else None,
+            "compiled SNN, T steps after the L-step fill (`--steps T`, the default)": lambda T, a: accuracy(a, x, y, T + latency, readout_start="latency"),
         }
         table = []
         jobs = [(form, label, T) for form in arts for label in rows for T in args.steps]

@@ -6,8 +6,8 @@ over seeds, for the unmasked model and the masked fine-tuned one at several rati
     .venv/bin/python examples/rsm_table.py [--steps 64] [--seeds 10] [--samples N]
 
 Each row is what `neurocompile build MODEL --mask-ratio R` then `neurocompile run ARTIFACT --input
-graphs/digits_mst_test_x.npy --labels graphs/digits_test_y.npy --steps L+T --readout-start latency
---seed S` print, L being the network's latency; figures are means per inference.
+graphs/digits_mst_test_x.npy --labels graphs/digits_test_y.npy --steps T --seed S` print (the
+readout sums the T steps after the network's L-step pipeline fill); figures are means per inference.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ def main() -> None:
     args = ap.parse_args()
     x = np.load(GRAPHS / "digits_mst_test_x.npy")[: args.samples].astype(np.float64)
     y = np.load(GRAPHS / "digits_test_y.npy")[: len(x)]
-    results = []
     with tempfile.TemporaryDirectory() as tmp:
         jobs = []
         for k, (label, model, ratio) in enumerate(ROWS):

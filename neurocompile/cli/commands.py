@@ -116,21 +116,22 @@ BATCH_HELP = "Samples the simulator runs at once (default: as many as fit half t
 
 
 PER_CORE_HELP = "Lava: emit one process per core slice of the artifact's placement (default: one per population)."
-READOUT_START_HELP = ("First step the readout sums (default 0: every step). 'latency' skips the steps the first input needs "
-                      "to cross the pipeline (report.json's latency_steps; 0 for --backend reference).")
+READOUT_START_HELP = ("First step the readout sums: a step number, or 'latency', the steps the first input needs to cross the "
+                      "pipeline (report.json's latency_steps; 0 for --backend reference). The run lasts this many steps plus --steps.")
+STEPS_HELP = "Time steps the readout sums, after --readout-start (the run lasts --readout-start + T steps)."
 
 
 @app.command()
 def run(
     artifact: Path = typer.Argument(..., help="Artifact directory (*.ncx)."),
     input: Path = typer.Option(..., "--input", "-i", help="Inputs, float32 [batch, ...input shape] (.npy)."),
-    steps: int = typer.Option(..., "--steps", "-T", min=1, help="Time steps per sample."),
+    steps: int = typer.Option(..., "--steps", "-T", min=1, help=STEPS_HELP),
     backend: Backend = typer.Option("sim", "--backend", "-b", help="sim (bit-accurate simulator), lava, or reference (float, no delay between layers: the MST paper's evaluation)."),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, max=SEED_MAX, help="Seed of the random streams (default: the artifact's)."),
     samples: Optional[int] = typer.Option(None, "--samples", "-n", min=1, help="Use only the first N samples."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Integer labels [batch] (.npy): report accuracy."),
     precision: Precision = typer.Option("fixed", "--precision", help="fixed (bit-accurate) or float (Lava's floating_pt models)."),
-    readout_start: str = typer.Option("0", "--readout-start", help=READOUT_START_HELP),
+    readout_start: str = typer.Option("latency", "--readout-start", help=READOUT_START_HELP),
     per_core: bool = typer.Option(False, "--per-core", help=PER_CORE_HELP),
     device: Device = typer.Option("cpu", "--device", help=DEVICE_HELP),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
@@ -149,18 +150,20 @@ def run(
         raise NeurocompileError(f"--per-core shapes the Lava emission; --backend {backend} has none")
     if (device.value != "cpu" or batch_size is not None) and backend != "sim":
         raise NeurocompileError(f"--device and --batch-size place the simulator; --backend {backend} runs elsewhere")
-    res = _run_with_progress(art, x, steps, backend, seed, precision=precision, readout_start=readout_start, per_core=per_core,
+    start = readout_start_step(art, readout_start, backend)
+    res = _run_with_progress(art, x, start + steps, backend, seed, precision=precision, readout_start=start, per_core=per_core,
                              device=device.value, batch_size=batch_size)
     if result:
         save_result(result, res)
     energy = run_energy(art.net, art.target, art.placement, res) if backend != "reference" else None
-    s = summary(res, seed, y, readout_start_step(art, readout_start, backend), energy)
+    s = summary(res, seed, y, start, energy)
     if as_json:
         print(json.dumps(s))
         return
-    from .views import energy_line, run_table
+    from .views import energy_line, readout_line, run_table
 
     out.print(run_table(s))
+    out.print(readout_line(s, art.net.latency() if backend != "reference" else 0))
     if energy is not None:
         out.print(energy_line(energy))
     if "accuracy" in s:
@@ -173,10 +176,10 @@ def run(
 def compare(
     artifact: Path = typer.Argument(..., help="Artifact directory (*.ncx)."),
     input: Path = typer.Option(..., "--input", "-i", help="Inputs, float32 [batch, ...input shape] (.npy)."),
-    steps: int = typer.Option(..., "--steps", "-T", min=1, help="Time steps per sample."),
+    steps: int = typer.Option(..., "--steps", "-T", min=1, help=STEPS_HELP),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, max=SEED_MAX, help="Seed of the random streams (default: the artifact's)."),
     samples: Optional[int] = typer.Option(None, "--samples", "-n", min=1, help="Use only the first N samples."),
-    readout_start: str = typer.Option("0", "--readout-start", help=READOUT_START_HELP),
+    readout_start: str = typer.Option("0", "--readout-start", help=READOUT_START_HELP + " Default 0: every spike of every step is compared."),
     per_core: bool = typer.Option(False, "--per-core", help=PER_CORE_HELP),
     device: Device = typer.Option("cpu", "--device", help=DEVICE_HELP),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
@@ -188,8 +191,11 @@ def compare(
 
     art, x = _load_run_inputs(artifact, input, samples)
     seed = art.manifest["options"].get("seed", 0) if seed is None else seed
-    sim = _run_with_progress(art, x, steps, "sim", seed, record=True, readout_start=readout_start, device=device.value, batch_size=batch_size)
-    lava = _run_with_progress(art, x, steps, "lava", seed, record=True, readout_start=readout_start, per_core=per_core)
+    from .runs import readout_start_step
+
+    start = readout_start_step(art, readout_start, "sim")
+    sim = _run_with_progress(art, x, start + steps, "sim", seed, record=True, readout_start=start, device=device.value, batch_size=batch_size)
+    lava = _run_with_progress(art, x, start + steps, "lava", seed, record=True, readout_start=start, per_core=per_core)
     cmp = compare_results(sim, lava)
     if as_json:
         print(json.dumps(cmp))

@@ -80,6 +80,9 @@ def summary(result: RunResult, seed: int, labels: np.ndarray | None = None, read
         "backend": result.backend,
         "steps": result.steps,
         "readout_start": readout_start,
+        # Half-open step ranges: the steps before the readout starts (the pipeline fill, by
+        # default), and the steps it sums.
+        "windows": {"before_readout": [0, readout_start], "readout": [readout_start, result.steps]},
         "samples": int(result.output.shape[0]),
         "seed": seed,
         "predictions": result.output.reshape(result.output.shape[0], -1).argmax(axis=1).tolist(),

@@ -166,6 +166,18 @@ def run_table(summary: dict) -> Table:
     return t
 
 
+def readout_line(summary: dict, latency: int) -> str:
+    """Which steps the outputs (and accuracy) sum, so that nobody mistakes a fill for a loss."""
+    start, end = summary["windows"]["readout"]
+    if start == latency and start > 0:
+        why = f"after the {latency}-step pipeline fill"
+    elif start == 0 and latency > 0:
+        why = f"from step 0, including the {latency}-step pipeline fill: --readout-start latency sums only after it"
+    else:
+        why = f"from --readout-start {start}; the pipeline fill is {latency} steps"
+    return f"readout: summed steps {start}..{end - 1} ({end - start} steps) of {end}, {why}"
+
+
 def energy_line(energy: dict) -> str:
     return (f"energy per inference {energy['energy_per_inference_j'] * 1e6:.2f} µJ (dynamic {energy['dynamic_energy_j'] * 1e6:.2f}, "
             f"static {energy['static_energy_j'] * 1e6:.2f}), power {energy['power_w'] * 1e3:.2f} mW at {energy['step_time_s'] * 1e3:g} ms per step; "
