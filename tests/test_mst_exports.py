@@ -1,8 +1,8 @@
 """What MST exports written with plain PyTorch contain, compiled as exported: a classifier head
 that pools tokens with AdaptiveAvgPool1d (a 3-D GlobalAveragePool), layer norm decomposed into
-ReduceMean/Sub/Pow/Sqrt/Div below opset 17, ReduceMean's axes as an attribute or an input, and
-masks drawn by a plain function (several random draws in one module). The models are written
-here; ANN numerics are checked against onnxruntime."""
+ReduceMean/Sub/Pow/Sqrt/Div below opset 17, ReduceMean's axes as an attribute or an input,
+masks drawn by a plain function (several random draws in one module), and worst-case bounds no
+input reaches. The models are written here; ANN numerics are checked against onnxruntime."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from neurocompile.compiler.artifact import load_artifact
 from neurocompile.frontend import onnx_to_ir
 from neurocompile.ir.interpret import evaluate
 from neurocompile.passes.failures import mask_groups
+from neurocompile.passes.quantize import activation_error
 from neurocompile.semantics.rng import failure_threshold, neuron_survivors, stream_id
 from snn_models.qcfs import QCFS
 
@@ -112,3 +113,38 @@ def test_masks_drawn_independently_get_their_own_streams(tmp_path):
         for b in names[i + 1:]:
             assert not np.array_equal(drops[a], drops[b])
             assert abs((drops[a] & drops[b]).mean() - 0.25) < 5 * np.sqrt(0.25 * 0.75 / trials)
+
+
+class WideFanIn(nn.Module):
+    """4096 spikes of a high-threshold population into low-threshold neurons: every synapse at
+    its largest input in one step is ~3e9 membrane units at the default scale, above 32 bits;
+    no real input comes near (as in Swin-T's patch merging after BatchNorm)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.act_a = nn.Linear(WIDTH, 4096), QCFS(levels=8, up=8.0)
+        self.b, self.act_b = nn.Linear(4096, 4), QCFS(levels=8, up=0.05)
+        self.head = nn.Linear(4, CLASSES)
+
+    def forward(self, x):
+        return self.head(self.act_b(self.b(self.act_a(self.a(x)))))
+
+
+def test_a_worst_case_beyond_32_bits_coarsens_the_membrane_instead_of_refusing(tmp_path):
+    torch.manual_seed(0)
+    model = WideFanIn().eval()
+    with torch.no_grad():
+        model.b.weight.uniform_(-0.3, 0.3)
+    path = tmp_path / "wide.onnx"
+    torch.onnx.export(model, torch.zeros(1, WIDTH), str(path), opset_version=17)
+    art = load_artifact(build(path, tmp_path / "wide.ncx", BuildOptions())[0])
+    num = art.target.numerics
+    wide = next(p for p in art.net.populations() if p.kind == "if" and abs(p.threshold - 0.05) < 1e-9)
+    q = art.report["quantization"][wide.name]
+    assert q["threshold_exp"] >= 1 and wide.threshold_int == num.threshold_units >> q["threshold_exp"]
+    assert q["input_bound"] <= num.current_max and q["headroom_bits"] >= 0
+    assert q["weight_rel_error"] < 0.01  # the block shifts absorbed the coarser scale
+    x = np.random.default_rng(2).normal(0, 1, (64, WIDTH))
+    # 0.085 with or without the coarser membrane (measured with up = 0.5, which needs none):
+    # what remains is the source's spike quantization, not the scale.
+    assert activation_error(art.net, x)[wide.name] < 0.1

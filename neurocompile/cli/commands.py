@@ -248,7 +248,7 @@ def inspect(
     target: str = typer.Option("loihi2-sim", "--target", "-t", help="Target for an ONNX model."),
 ) -> None:
     """Print what was built: populations, synapse blocks, quantization error, placement."""
-    from .views import artifact_summary, blocks_table, masks_table, placement_table, populations_table
+    from .views import artifact_summary, blocks_table, masks_table, placement_table, populations_table, quantization_table
 
     if path.is_dir() or path.suffix == ".ncx":
         from ..compiler.artifact import load_artifact
@@ -257,6 +257,7 @@ def inspect(
         out.print(artifact_summary(art))
         estimate = art.report.get("estimated_energy_per_step") or {}
         out.print(populations_table(art.net, art.report.get("quantization"), estimate.get("per_population")))
+        out.print(quantization_table(art.net, art.report.get("quantization") or {}))
         out.print(blocks_table(art.net))
         if masks_table(art.net) is not None:
             out.print(masks_table(art.net))

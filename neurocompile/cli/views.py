@@ -45,6 +45,26 @@ def populations_table(net: Network, quant: dict | None = None, energy: dict | No
     return t
 
 
+def quantization_table(net: Network, quant: dict) -> Table:
+    """Per population, the scaling the build chose: the worst-case input of one step (every
+    synapse at its largest input at once, plus the bias) in membrane units, the threshold in
+    membrane units (halved from the target's where that bound would not fit `current_bits`),
+    the bits to spare, and the rounding of weights and biases."""
+    t = Table(title="Quantization", title_justify="left")
+    for col in ("population", "input bound", "threshold (units)", "headroom", "weight err", "bias err (θ)"):
+        t.add_column(col, justify="left" if col == "population" else "right")
+    for p in net.populations():
+        q = quant.get(p.name)
+        if q is None:
+            continue
+        exp = q.get("threshold_exp")
+        threshold = _fmt(q.get("threshold_int")) + (f" (2^-{exp})" if exp else "")
+        headroom = f"{q['headroom_bits']:.1f} bits" if q.get("headroom_bits") is not None else "-"
+        t.add_row(p.name, _fmt(q.get("input_bound")), threshold if q.get("threshold_int") else "-", headroom,
+                  _fmt(q.get("weight_rel_error")), _fmt(q.get("bias_abs_error_theta")))
+    return t
+
+
 def blocks_table(net: Network) -> Table:
     t = Table(title="Synapse blocks", title_justify="left")
     for col in ("block", "kernel", "view", "index maps", "synapses", "shift", "acc bound"):

@@ -1,7 +1,10 @@
 """Quantize the IR to the target's fixed point (the integer fields of every node).
 
-Per IF population, the membrane scale maps the threshold to `threshold_units` exactly, so every
-population shares one threshold and all rounding goes into weights and biases. Per synapse block,
+Per IF population, the membrane scale maps the threshold to `threshold_units` exactly, so that
+all rounding goes into weights and biases; where the worst-case input of a step (every synapse at
+its largest input at once) would not fit `current_bits` at that scale, the population's threshold
+and scale are halved until it does (`threshold_exp`: a coarser membrane, never a refusal while a
+threshold of at least 2^threshold_shift remains). Per synapse block,
 the real weight in membrane units, R = W * (value of one source unit) * (target scale), becomes an
 8-bit mantissa with one shift for the whole block. Biases become a mantissa and a per-population
 exponent. The worst-case per-step input of every neuron is bounded here so that the integer
@@ -173,38 +176,72 @@ def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str
     for pop in net.populations():
         if isinstance(pop, (InputPopulation, Product)):
             continue
-        entry = {"weight_rel_error": 0.0, "weights_saturated": 0, "blocks": {}}
-        bound = 0
-        for block in net.incoming(pop.name):
-            src = net.source_of(block)
-            R = block.kernel.weight * src.value_per_unit() * pop.scale
-            block.w_mant, block.w_shift, saturated = quantize_block(R, num)
-            block.acc_bound = int(block.kernel.max_abs_row_sum(block.view_shape, block.w_mant.astype(np.float64))) * src.max_payload()
-            shifted = block.acc_bound << block.w_shift if block.w_shift >= 0 else -(-block.acc_bound >> -block.w_shift)
-            bound += shifted
-            norm = float(np.linalg.norm(R))
-            err = float(np.linalg.norm(block.w_mant * 2.0**block.w_shift - R)) / norm if norm else 0.0
-            entry["blocks"][block.name] = {"shift": block.w_shift, "rel_error": err, "saturated": saturated}
-            entry["weight_rel_error"] = max(entry["weight_rel_error"], err)
-            entry["weights_saturated"] += saturated
-        b_int = pop.bias * pop.scale
-        pop.bias_mant, pop.bias_exp, bias_saturated = quantize_bias(b_int, num)
-        b_q = pop.bias_mant.astype(np.float64) * 2.0**pop.bias_exp
-        entry["bias_abs_error_theta"] = float(np.abs(b_q - b_int).max() / units) if b_int.size else 0.0
-        entry["bias_saturated"] = bias_saturated
-        bound += int(np.abs(b_q).max()) if b_q.size else 0
+        entry, bound = _quantize_inputs(net, pop, num)
+        if isinstance(pop, IFPopulation) and bound > num.current_max:
+            entry, bound = _coarser_membrane(net, pop, num, bound)
         if bound > num.current_max:
             raise NeurocompileError(
                 f"population '{pop.name}': worst-case input per step is {bound}, above the {num.current_bits}-bit limit "
                 f"{num.current_max}; its weights are too large relative to its threshold {getattr(pop, 'threshold', '')}"
+                + (f" even at the coarsest membrane (threshold {pop.threshold_int} units)" if isinstance(pop, IFPopulation) else "")
             )
         if isinstance(pop, Relay) and bound >> pop.out_shift > pop.payload_bound:
             raise NeurocompileError(f"relay '{pop.name}': inputs up to {bound}, shifted by {pop.out_shift}, exceed its payload bound {pop.payload_bound}")
         if isinstance(pop, HostOp) and pop.op == "layernorm" and bound * bound * pop.shape[-1] >= 2**62:
             raise NeurocompileError(f"layer norm '{pop.name}': inputs up to {bound} would overflow its 64-bit variance")
         entry["input_bound"] = bound
+        entry["headroom_bits"] = round(math.log2(num.current_max / bound), 2) if bound else None
+        if isinstance(pop, IFPopulation):
+            entry["threshold_int"] = pop.threshold_int
         report[pop.name] = entry
     return report
+
+
+def _coarser_membrane(net: Network, pop: IFPopulation, num: Numerics, bound: int) -> tuple[dict, int]:
+    """Halves the population's threshold and scale until its worst-case input fits: each
+    halving halves every weight in membrane units (the block shifts absorb it; only weights
+    below the smallest shift lose precision) and doubles the input's headroom."""
+    units = num.threshold_units
+    entry = {}
+    while bound > num.current_max:
+        exp = max(1, math.ceil(math.log2(bound / num.current_max))) + (units.bit_length() - pop.threshold_int.bit_length())
+        threshold = units >> exp
+        if threshold < 1 << num.threshold_shift or threshold % (1 << num.threshold_shift):
+            break
+        pop.threshold_int = threshold
+        pop.scale = threshold / pop.threshold
+        pop.v_init_int = int(round(pop.v_init_frac * threshold))
+        entry, bound = _quantize_inputs(net, pop, num)
+    entry["threshold_exp"] = units.bit_length() - pop.threshold_int.bit_length()
+    return entry, bound
+
+
+def _quantize_inputs(net: Network, pop, num: Numerics) -> tuple[dict[str, Any], int]:
+    """Quantizes the population's incoming blocks and bias at its scale; returns its report
+    entry and the worst-case input of one step."""
+    units = num.threshold_units
+    entry: dict[str, Any] = {"weight_rel_error": 0.0, "weights_saturated": 0, "blocks": {}}
+    bound = 0
+    for block in net.incoming(pop.name):
+        src = net.source_of(block)
+        R = block.kernel.weight * src.value_per_unit() * pop.scale
+        block.w_mant, block.w_shift, saturated = quantize_block(R, num)
+        block.acc_bound = int(block.kernel.max_abs_row_sum(block.view_shape, block.w_mant.astype(np.float64))) * src.max_payload()
+        shifted = block.acc_bound << block.w_shift if block.w_shift >= 0 else -(-block.acc_bound >> -block.w_shift)
+        bound += shifted
+        norm = float(np.linalg.norm(R))
+        err = float(np.linalg.norm(block.w_mant * 2.0**block.w_shift - R)) / norm if norm else 0.0
+        entry["blocks"][block.name] = {"shift": block.w_shift, "rel_error": err, "saturated": saturated}
+        entry["weight_rel_error"] = max(entry["weight_rel_error"], err)
+        entry["weights_saturated"] += saturated
+    b_int = pop.bias * pop.scale
+    pop.bias_mant, pop.bias_exp, bias_saturated = quantize_bias(b_int, num)
+    b_q = pop.bias_mant.astype(np.float64) * 2.0**pop.bias_exp
+    theta = pop.threshold_int if isinstance(pop, IFPopulation) else units
+    entry["bias_abs_error_theta"] = float(np.abs(b_q - b_int).max() / theta) if b_int.size else 0.0
+    entry["bias_saturated"] = bias_saturated
+    bound += int(np.abs(b_q).max()) if b_q.size else 0
+    return entry, bound
 
 
 def activation_error(net: Network, x: np.ndarray, reference: dict[str, np.ndarray] | None = None) -> dict[str, float]:
