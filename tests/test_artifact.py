@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from neurocompile.compiler import BuildOptions, build, compile_network
+import neurocompile.compiler.artifact as artifact_module
 from neurocompile.compiler.artifact import load_artifact
 from neurocompile.errors import NeurocompileError
 from neurocompile.ir.interpret import evaluate
@@ -88,3 +89,36 @@ def test_rebuild_replaces_an_artifact_but_not_other_directories(tmp_path):
     with pytest.raises(NeurocompileError, match="not an artifact"):
         build(GRAPHS / "digits_mlp.onnx", precious, BuildOptions())
     assert (precious / "keep.txt").read_text() == "x"
+
+
+def test_replacing_an_artifact_never_leaves_the_path_empty(tmp_path, monkeypatch):
+    """The new artifact takes the old one's place in one step: a failure of any rename
+    (or a signal) cannot leave -o without an artifact."""
+    out = tmp_path / "m.ncx"
+    build(GRAPHS / "digits_mlp.onnx", out, BuildOptions(seed=1))
+    assert artifact_module.exchange(tmp_path / "m.ncx", tmp_path / "m.ncx")  # this platform can exchange
+
+    renames = []
+
+    def rename_that_fails_second(src, dst):  # moving the old artifact aside works, moving the new one in fails
+        renames.append(dst)
+        if len(renames) == 2:
+            raise OSError(5, "injected failure", str(dst))
+        real_rename(src, dst)
+
+    real_rename = artifact_module.os.rename
+    monkeypatch.setattr(artifact_module.os, "rename", rename_that_fails_second)
+    build(GRAPHS / "digits_mlp.onnx", out, BuildOptions(seed=2))
+    assert load_artifact(out).manifest["options"]["seed"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ncx"]
+
+
+def test_concurrent_builds_to_one_path_both_succeed(tmp_path):
+    out = tmp_path / "m.ncx"
+    cmd = [sys.executable, "-m", "neurocompile.cli", "build", str(GRAPHS / "digits_mlp.onnx"), "-o", str(out)]
+    procs = [subprocess.Popen(cmd + ["--seed", str(seed)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in range(4)]
+    for p in procs:
+        _, stderr = p.communicate(timeout=300)
+        assert p.returncode == 0, stderr
+    assert load_artifact(out).manifest["options"]["seed"] in range(4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ncx"]

@@ -9,6 +9,8 @@ report.json    summary figures
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import io
 import json
@@ -117,19 +119,57 @@ def write_artifact(path: str | Path, net: Network, target: Target, placement: di
     try:
         for name, data in contents.items():
             (tmp / name).write_bytes(data)
-        if path.exists():
-            if not path.is_dir() or not (path / "manifest.json").is_file():
-                raise NeurocompileError(f"{path} exists and is not an artifact; refusing to replace it")
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            os.rename(path, old / "a")
-            os.rename(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
+        _move_into_place(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swaps two directory entries in one step (Linux's renameat2 with RENAME_EXCHANGE); False
+    where the platform or file system has no such call."""
+    fn = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if fn is None:
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _move_into_place(tmp: Path, path: Path) -> None:
+    """Puts the finished directory tmp at path. A new path is a rename; an existing artifact is
+    exchanged with tmp in one step, so that path holds the old or the new artifact at every
+    instant (whatever signal or failure comes), and two builds racing to one path both end
+    with a valid artifact there. Without an exchange call, the old artifact is moved aside
+    first: then a crash between the two renames leaves it in a `.NAME.old.*` sibling."""
+    for _ in range(3):  # a concurrent build may create or replace path between the steps
+        if not path.exists():
+            try:
+                os.rename(tmp, path)
+                return
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                continue
+        if not path.is_dir() or not (path / "manifest.json").is_file():
+            raise NeurocompileError(f"{path} exists and is not an artifact; refusing to replace it")
+        if exchange(tmp, path):
+            shutil.rmtree(tmp, ignore_errors=True)  # now the old artifact
+            return
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+        os.rename(path, old / "a")
+        os.rename(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    raise NeurocompileError(f"{path}: other builds kept replacing it; try again")
 
 
 def _read_json(path: Path, name: str) -> Any:

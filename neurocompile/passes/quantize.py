@@ -202,12 +202,15 @@ def _coarser_membrane(net: Network, pop: IFPopulation, num: Numerics, bound: int
     halving halves every weight in membrane units (the block shifts absorb it; only weights
     below the smallest shift lose precision) and doubles the input's headroom."""
     units = num.threshold_units
+    # Halvings that keep the threshold exact and a multiple of 2^threshold_shift (trailing zeros of units).
+    coarsest = (units & -units).bit_length() - 1 - num.threshold_shift
     entry = {}
     while bound > num.current_max:
-        exp = max(1, math.ceil(math.log2(bound / num.current_max))) + (units.bit_length() - pop.threshold_int.bit_length())
-        threshold = units >> exp
-        if threshold < 1 << num.threshold_shift or threshold % (1 << num.threshold_shift):
+        now = units.bit_length() - pop.threshold_int.bit_length()
+        exp = min(now + max(1, math.ceil(math.log2(bound / num.current_max))), coarsest)
+        if exp <= now:
             break
+        threshold = units >> exp
         pop.threshold_int = threshold
         pop.scale = threshold / pop.threshold
         pop.v_init_int = int(round(pop.v_init_frac * threshold))
