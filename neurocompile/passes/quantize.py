@@ -185,8 +185,12 @@ def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str
                 f"{num.current_max}; its weights are too large relative to its threshold {getattr(pop, 'threshold', '')}"
                 + (f" even at the coarsest membrane (threshold {pop.threshold_int} units)" if isinstance(pop, IFPopulation) else "")
             )
-        if isinstance(pop, Relay) and bound >> pop.out_shift > pop.payload_bound:
-            raise NeurocompileError(f"relay '{pop.name}': inputs up to {bound}, shifted by {pop.out_shift}, exceed its payload bound {pop.payload_bound}")
+        if isinstance(pop, Relay):
+            if bound >> pop.out_shift > pop.payload_bound:
+                raise NeurocompileError(f"relay '{pop.name}': inputs up to {bound}, shifted by {pop.out_shift}, exceed its payload bound {pop.payload_bound}")
+            # What it can actually send, which its consumers' bounds (quantized later, in
+            # topological order) multiply: often far below the payload range.
+            pop.payload_bound = min(pop.payload_bound, (bound >> pop.out_shift) + 1)
         if isinstance(pop, HostOp) and pop.op == "layernorm" and bound * bound * pop.shape[-1] >= 2**62:
             raise NeurocompileError(f"layer norm '{pop.name}': inputs up to {bound} would overflow its 64-bit variance")
         entry["input_bound"] = bound
@@ -195,6 +199,18 @@ def quantize(net: Network, target: Target, input_range: float = 4.0) -> dict[str
             entry["threshold_int"] = pop.threshold_int
         report[pop.name] = entry
     return report
+
+
+def _largest_sum(block, src) -> int:
+    """The largest |sum of w_mant * payload| one output of the block can take in a step, and
+    so the bound on every partial sum of it. Spikes are 0 or 1, so a row's sum lies between the
+    sum of its negative and of its positive weights (about half of the sum of |w| when signs
+    are mixed); signed graded payloads can reach the sum of |w| times the largest payload."""
+    w = block.w_mant.astype(np.float64)
+    if isinstance(src, IFPopulation) or (isinstance(src, InputPopulation) and not src.graded):
+        return int(max(block.kernel.max_abs_row_sum(block.view_shape, np.maximum(w, 0)),
+                       block.kernel.max_abs_row_sum(block.view_shape, np.maximum(-w, 0))))
+    return int(block.kernel.max_abs_row_sum(block.view_shape, w)) * src.max_payload()
 
 
 def _coarser_membrane(net: Network, pop: IFPopulation, num: Numerics, bound: int) -> tuple[dict, int]:
@@ -229,7 +245,7 @@ def _quantize_inputs(net: Network, pop, num: Numerics) -> tuple[dict[str, Any], 
         src = net.source_of(block)
         R = block.kernel.weight * src.value_per_unit() * pop.scale
         block.w_mant, block.w_shift, saturated = quantize_block(R, num)
-        block.acc_bound = int(block.kernel.max_abs_row_sum(block.view_shape, block.w_mant.astype(np.float64))) * src.max_payload()
+        block.acc_bound = _largest_sum(block, src)
         shifted = block.acc_bound << block.w_shift if block.w_shift >= 0 else -(-block.acc_bound >> -block.w_shift)
         bound += shifted
         norm = float(np.linalg.norm(R))
