@@ -208,3 +208,46 @@ def test_readout_start_counts_steps_before_the_summed_ones(mlp_artifact):
     assert "readout: summed steps 0..3 (4 steps) of 4, from step 0, including the" in " ".join(proc.stdout.split())
     s = json.loads(cli("run", mlp_artifact, "--input", X, "--samples", 3, "--steps", 4, "--readout-start", 5, "--json").stdout)
     assert s["steps"] == 9 and s["windows"]["readout"] == [5, 9]
+
+
+def test_bad_labels_and_result_paths_are_one_line_errors(mlp_artifact, tmp_path):
+    run = ("run", mlp_artifact, "--input", X, "--steps", 2, "--samples", 4)
+    cases = {
+        "missing.npy": (None, "does not exist"),
+        "short.npy": (np.arange(3), "3 labels for 4 inputs"),
+        "matrix.npy": (np.zeros((4, 2), np.int64), "shape [4, 2]"),
+        "fractions.npy": (np.array([0.5, 1, 2, 3]), "dtype float64"),
+        "words.npy": (np.array(["a", "b", "c", "d"]), "dtype <U1"),
+        "pickled.npy": (np.array([{}, {}, {}, {}], dtype=object), "not a readable .npy"),
+    }
+    for name, (labels, words) in cases.items():
+        path = tmp_path / name
+        if labels is not None:
+            np.save(path, labels, allow_pickle=True)
+        assert_bad_input(cli(*run, "--labels", path), words)
+    np.savez(tmp_path / "both.npz", y=np.arange(4))
+    assert_bad_input(cli(*run, "--labels", tmp_path / "both.npz"), ".npz archive")
+    whole = tmp_path / "whole.npy"
+    np.save(whole, np.arange(4.0))  # whole-number floats are labels
+    assert cli(*run, "--labels", whole).returncode == 0
+
+    assert_bad_input(cli(*run, "--out", tmp_path / "r.txt"), "r.txt", ".npz")
+    assert_bad_input(cli(*run, "--out", tmp_path / "no" / "such" / "r.npz"), "does not exist")
+    assert_bad_input(cli(*run, "--out", mlp_artifact / "r.npz"), "inside the artifact")
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    readonly.chmod(0o555)
+    try:
+        proc = cli(*run, "--out", readonly / "r.npz")
+        if proc.returncode != 0:  # root writes anyway; anyone else gets the environment's error
+            assert_bad_input(proc, "r.npz")
+    finally:
+        readonly.chmod(0o755)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # nothing half-written
+
+
+def test_environment_errors_exit_2_not_3(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_bad_input(cli("build", MLP, "-o", blocker / "m.ncx"), "file")  # a file where a folder should be
+    assert_bad_input(cli("build", MLP, "-o", tmp_path / ("n" * 300 + ".ncx")), "name too long")

@@ -12,7 +12,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -139,13 +138,16 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Run an artifact on inputs with the simulator or Lava."""
+    from ..data import check_output_file, load_labels
     from ..partition.energy import run_energy
     from .runs import readout_start_step, save_result, summary
 
     backend, precision = backend.value, precision.value
     art, x = _load_run_inputs(artifact, input, samples)
     seed = art.manifest["options"].get("seed", 0) if seed is None else seed
-    y = np.load(labels, allow_pickle=False) if labels else None
+    y = load_labels(labels, x.shape[0]) if labels else None
+    if result:
+        check_output_file(result, ".npz")
     if per_core and backend != "lava":
         raise NeurocompileError(f"--per-core shapes the Lava emission; --backend {backend} has none")
     if (device.value != "cpu" or batch_size is not None) and backend != "sim":
@@ -225,9 +227,11 @@ def hil(
     """Hardware in the loop: run on Loihi 2 (or the stand-in) and check every population at every
     step against the simulator; exit 0 when identical, 1 with the first divergence."""
     from ..compiler.artifact import json_bytes, write_file_atomic
+    from ..data import check_output_file
     from .hil import hil_check
 
     art, x = _load_run_inputs(artifact, input, samples)
+    check_output_file(report, ".json", "--report")
     seed = art.manifest["options"].get("seed", 0) if seed is None else seed
     with _progress() as bar:
         task = bar.add_task("device: samples", total=x.shape[0])
@@ -316,6 +320,15 @@ def main() -> None:
     except typer.TyperException as e:  # the parser's own errors: unknown option, missing argument
         command = getattr(getattr(e, "ctx", None), "command_path", "neurocompile")
         err.print(f"error: {e.format_message()} (see `{command} --help`)", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except OSError as e:  # the environment (permissions, missing folders, a full disk), not a bug
+        if STATE["debug"]:
+            traceback.print_exc()
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        err.print(f"error: {e.strerror or e}{where}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except MemoryError:
+        err.print("error: out of memory (use fewer --samples or a smaller --batch-size)")
         sys.exit(2)
     except Exception as e:  # a bug: say so in one line, with the way to see more
         if STATE["debug"]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from ..compiler.artifact import Artifact
+from ..compiler.artifact import Artifact, write_file_atomic
 from ..errors import NeurocompileError
 from ..ir.nodes import Product
 from ..ir.result import RunResult
@@ -100,11 +101,14 @@ def summary(result: RunResult, seed: int, labels: np.ndarray | None = None, read
 
 
 def save_result(path: str | Path, result: RunResult) -> None:
+    """The result as .npz, written whole or not at all."""
     arrays = {"output": result.output, "total_spikes": result.total_spikes, "synaptic_ops": result.synaptic_ops}
     for name, counts in result.counts.items():
         arrays[f"spikes/{name}"] = counts.sum(axis=1)
         arrays[f"counts/{name}"] = counts.astype(np.int32)
-    np.savez(path, **arrays)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_file_atomic(path, buf.getvalue())
 
 
 @dataclass

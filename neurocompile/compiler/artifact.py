@@ -65,13 +65,18 @@ def json_bytes(doc: Any) -> bytes:
 def write_file_atomic(path: str | Path, data: bytes) -> None:
     """Writes a temporary sibling, then renames it into place: no reader sees half a file."""
     path = Path(path)
+    tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
-    except OSError as e:
-        raise NeurocompileError(f"cannot write {path}: {e.strerror or e}") from None
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)  # nothing half-written stays behind
+        if isinstance(e, OSError):
+            raise NeurocompileError(f"cannot write {path}: {e.strerror or e}") from None
+        raise
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
