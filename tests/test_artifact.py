@@ -122,3 +122,61 @@ def test_concurrent_builds_to_one_path_both_succeed(tmp_path):
         assert p.returncode == 0, stderr
     assert load_artifact(out).manifest["options"]["seed"] in range(4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ncx"]
+
+
+def _edited(path, name, edit):
+    """The artifact with one file edited and its manifest hash recomputed: what a careless or
+    hostile hand can produce, which the hashes alone cannot catch."""
+    import json
+
+    data = json.loads((path / name).read_text())
+    edit(data)
+    (path / name).write_text(json.dumps(data))
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["files"][name] = hashlib.sha256((path / name).read_bytes()).hexdigest()
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _node(doc, kind):
+    return next(n for n in doc["nodes"] if n["kind"] == kind)
+
+
+EDITS = {
+    "negative threshold": ("graph.json", lambda d: _node(d, "if").update(threshold_int=-5), "threshold_int = -5"),
+    "absurd weight shift": ("graph.json", lambda d: _node(d, "synapse").update(w_shift=99), "w_shift = 99"),
+    "absurd bias exponent": ("graph.json", lambda d: _node(d, "if").update(bias_exp=40), "bias_exp = 40"),
+    "NaN scale": ("graph.json", lambda d: _node(d, "if").update(scale=float("nan")), "scale"),
+    "unknown target mode": ("graph.json", lambda d: d["target"].update(mode="warp"), "target mode 'warp'"),
+    "failure probability 1": ("graph.json", lambda d: _node(d, "synapse").update(failure=1.0), "failure = 1.0"),
+    "no nodes": ("graph.json", lambda d: d.pop("nodes"), "lacks 'nodes'"),
+    "report as a list": ("report.json", lambda d: d.clear() or None, None),
+    "placement over a core's limit": ("placement.json", lambda d: d["cores"][0].update(neurons=10**9), "placement.json"),
+    "placement without cores": ("placement.json", lambda d: d.pop("cores"), "placement.json"),
+    "unknown population placed": ("placement.json", lambda d: d["cores"][0]["slices"][0].update(population="ghost"), "ghost"),
+}
+
+
+@pytest.mark.parametrize("case", EDITS)
+def test_an_edited_and_rehashed_artifact_is_refused_in_one_line(tmp_path, case):
+    path, _ = build(GRAPHS / "digits_mlp.onnx", tmp_path / "m.ncx", BuildOptions())
+    name, edit, words = EDITS[case]
+    if case == "report as a list":
+        (path / name).write_text("[]")
+        _edited(path, name, lambda d: None)
+        words = "report.json"
+    else:
+        _edited(path, name, edit)
+    with pytest.raises(NeurocompileError, match=None) as e:
+        load_artifact(path)
+    message = str(e.value)
+    assert "\n" not in message and words in message and str(path) in message, message
+
+
+def test_inspect_recomputes_what_the_placement_claims(tmp_path):
+    path, _ = build(GRAPHS / "digits_mlp.onnx", tmp_path / "m.ncx", BuildOptions())
+    _edited(path, "placement.json", lambda d: d["cores"][0].update(neurons=1))  # a plausible lie: within every limit
+    load_artifact(path)  # the stated figures fit the cores
+    with pytest.raises(NeurocompileError, match="says neurons = 1, recomputed"):
+        load_artifact(path, recompute_placement=True)
+    proc = subprocess.run([sys.executable, "-m", "neurocompile.cli", "inspect", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "recomputed" in proc.stderr and "Traceback" not in proc.stderr

@@ -257,7 +257,7 @@ def inspect(
     if path.is_dir() or path.suffix == ".ncx":
         from ..compiler.artifact import load_artifact
 
-        art = load_artifact(path)
+        art = load_artifact(path, recompute_placement=True)  # inspect vouches for the placement it shows
         out.print(artifact_summary(art))
         estimate = art.report.get("estimated_energy_per_step") or {}
         out.print(populations_table(art.net, art.report.get("quantization"), estimate.get("per_population")))

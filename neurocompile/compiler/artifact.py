@@ -29,6 +29,7 @@ from ..errors import NeurocompileError
 from ..ir.graph import Network
 from ..ir.serialize import FORMAT_VERSION, from_document, to_document
 from ..targets import Target
+from .checks import check_artifact
 
 FILES = ("graph.json", "params.npz", "placement.json", "report.json")
 
@@ -184,7 +185,9 @@ def _read_json(path: Path, name: str) -> Any:
         raise NeurocompileError(f"artifact {path}: cannot read {name} ({e})") from None
 
 
-def load_artifact(path: str | Path) -> Artifact:
+def load_artifact(path: str | Path, recompute_placement: bool = False) -> Artifact:
+    """The artifact, checked: hashes, then every value the backends consume (compiler/checks.py).
+    `recompute_placement` also recomputes each core's figures from the network."""
     path = Path(path)
     if not path.is_dir():
         raise NeurocompileError(f"artifact {path} does not exist (build one with `neurocompile build MODEL.onnx`)")
@@ -194,6 +197,8 @@ def load_artifact(path: str | Path) -> Artifact:
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         raise NeurocompileError(f"artifact {path}: unsupported format_version {manifest.get('format_version') if isinstance(manifest, dict) else None}")
     files = manifest.get("files", {})
+    if not isinstance(files, dict):
+        raise NeurocompileError(f"artifact {path}: manifest.json: files is not an object of file name -> sha256")
     for name in FILES:
         if name not in files:
             raise NeurocompileError(f"artifact {path}: manifest lists no sha256 for {name}")
@@ -208,6 +213,15 @@ def load_artifact(path: str | Path) -> Artifact:
             arrays = {k: z[k] for k in z.files}
     except Exception as e:
         raise NeurocompileError(f"artifact {path}: params.npz does not load without pickle ({e})") from None
-    net = from_document(doc, arrays)
-    target = Target.from_json(doc["target"])
-    return Artifact(path, net, target, manifest, _read_json(path, "placement.json"), _read_json(path, "report.json"))
+    try:
+        net = from_document(doc, arrays)
+        target = Target.from_json(doc["target"])
+    except NeurocompileError as e:
+        raise NeurocompileError(f"artifact {path}: graph.json: {e}") from None
+    except KeyError as e:
+        raise NeurocompileError(f"artifact {path}: graph.json or params.npz lacks {e} (not what a build writes; rebuild the artifact)") from None
+    except (TypeError, ValueError, IndexError, AttributeError) as e:
+        raise NeurocompileError(f"artifact {path}: graph.json does not describe a network ({type(e).__name__}: {e})") from None
+    placement, report = _read_json(path, "placement.json"), _read_json(path, "report.json")
+    check_artifact(net, target, manifest, placement, report, f"artifact {path}", recompute_placement)
+    return Artifact(path, net, target, manifest, placement, report)

@@ -11,7 +11,11 @@ from .resources import fanin_patterns, slice_cost
 LIMITS = (("neurons", "neurons"), ("synapse_bits", "synapse_memory_bits"), ("fan_in_axons", "fan_in_axons"), ("fan_out_axons", "fan_out_axons"))
 
 
-def placement_problems(net: Network, target: Target, placement: dict) -> list[str]:
+def placement_problems(net: Network, target: Target, placement: dict, recompute: bool = True) -> list[str]:
+    """Every way the placement breaks the target's limits or misses neurons. `recompute=False`
+    holds the figures placement.json states against the limits without recomputing them from
+    the network (which takes seconds per million neurons): addresses, populations, coverage and
+    stated figures are still checked."""
     core_spec = target.core
     wbits = target.numerics.weight_mantissa_bits
     per_chip = target.spec["chip"]["cores"]
@@ -32,13 +36,15 @@ def placement_problems(net: Network, target: Target, placement: dict) -> list[st
             if pop not in net:
                 problems.append(f"{where}: unknown population '{pop}'")
                 continue
+            covered.setdefault(pop, []).append((s["start"], s["stop"]))
+            if not recompute:
+                continue
             if pop not in patterns_of:
                 patterns_of[pop] = fanin_patterns(net, pop)
             cost = slice_cost(patterns_of[pop], s["start"], s["stop"], core_spec, wbits)
             neurons, bits, axons = neurons + cost.neurons, bits + cost.synapse_bits, axons + cost.fan_in_axons
-            covered.setdefault(pop, []).append((s["start"], s["stop"]))
         for key, value in (("neurons", neurons), ("synapse_bits", bits), ("fan_in_axons", axons)):
-            if core[key] != value:
+            if recompute and core[key] != value:
                 problems.append(f"{where}: placement.json says {key} = {core[key]}, recomputed {value}")
         for key, limit in LIMITS:
             if core[key] > core_spec[limit]:
