@@ -129,7 +129,7 @@ def bad_models(tmp):
         "not-onnx": ((tmp / "a.onnx").write_text("hello, I am a text file") and tmp / "a.onnx", ["not an onnx model"]),
         "truncated": ((tmp / "b.onnx").write_bytes(MLP.read_bytes()[:3000]) and tmp / "b.onnx", ["truncated"]),
         "missing": (tmp / "nope.onnx", ["does not exist"]),
-        "unsupported-op": (_model(tmp / "c.onnx", [helper.make_node("MaxPool", ["x"], ["y"], name="pool1", kernel_shape=[2, 2])], [_vi("x", [1, 1, 4, 4])], [_vi("y", [1, 1, 2, 2])]), ["pool1", "MaxPool", "supported ops"]),
+        "unsupported-op": (_model(tmp / "c.onnx", [helper.make_node("MaxPool", ["x"], ["y"], name="pool1", kernel_shape=[2, 2], strides=[2, 2])], [_vi("x", [1, 1, 4, 4])], [_vi("y", [1, 1, 2, 2])]), ["pool1", "MaxPool", "supported ops"]),
         "dynamic-shape": (_model(tmp / "d.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], [_vi("x", [1, "tokens", 4])], [_vi("y", [1, "tokens", 4])], [w]), ["dynamic", "tokens"]),
         "old-opset": (_model(tmp / "e.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], [_vi("x", [1, 4])], [_vi("y", [1, 4])], [w], opset=11), ["opset 11"]),
         "nan-weights": (_model(tmp / "f.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"])], [_vi("x", [1, 4])], [_vi("y", [1, 4])], [nan]), ["nan"]),
@@ -251,3 +251,20 @@ def test_environment_errors_exit_2_not_3(tmp_path):
     blocker.write_text("x")
     assert_bad_input(cli("build", MLP, "-o", blocker / "m.ncx"), "file")  # a file where a folder should be
     assert_bad_input(cli("build", MLP, "-o", tmp_path / ("n" * 300 + ".ncx")), "name too long")
+
+
+def test_sizes_beyond_reason_are_refused_up_front(mlp_artifact, tmp_path):
+    assert_bad_input(cli("build", MLP, "--input-range", "1e308", "-o", tmp_path / "m.ncx"), "input range", "2^63")
+    assert_bad_input(cli("run", mlp_artifact, "--input", X, "--samples", 1, "--steps", 10**12), "4294967295 steps")
+    assert_bad_input(cli("compare", mlp_artifact, "--input", X, "--samples", 1, "--steps", 10**9), "GiB", "available")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_onnx_runtime_refuses_is_refused(tmp_path):
+    """MatMul of a float input with an int8 weight: ONNX's type rules (and ONNX Runtime) reject it."""
+    w = onnx.numpy_helper.from_array(np.ones((4, 3), np.int8), "W")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "g", [_vi("x", [1, 4])], [_vi("y", [1, 3])], [w])
+    path = tmp_path / "int8.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert_bad_input(cli("build", path, "-o", tmp_path / "m.ncx"), "MatMul", "int8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["int8.onnx"]

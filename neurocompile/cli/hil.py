@@ -18,7 +18,7 @@ from ..compiler.artifact import Artifact, sha256_bytes
 from ..errors import NeurocompileError
 from ..ir.graph import Network
 from ..ir.result import RunResult
-from .runs import check_steps, compare_results
+from .runs import check_recording, check_steps, compare_results
 
 Progress = Callable[[int], None]
 
@@ -64,6 +64,7 @@ def hil_check(art: Artifact, x: np.ndarray, steps: int, seed: int, standin: str 
     if standin not in STANDINS:
         raise NeurocompileError(f"unknown stand-in '{standin}'; choose one of {', '.join(STANDINS)}")
     check_steps(art, steps)
+    check_recording(art, x.shape[0], steps)
     on_hardware, device_note = hardware_status()
     device_net = device_net or art.net
     if on_hardware:

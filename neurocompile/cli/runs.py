@@ -35,15 +35,34 @@ def readout_start_step(art: Artifact, readout_start: int | str, backend: str) ->
     return start
 
 
+READOUT_STEPS_MAX = 2**32 - 1  # the readout sums 32-bit inputs in 64 bits: exact for this many steps
+
+
 def check_steps(art: Artifact, steps: int) -> None:
     if steps < 1:
         raise NeurocompileError(f"--steps must be at least 1, got {steps}")
+    if steps > READOUT_STEPS_MAX:
+        raise NeurocompileError(f"a run of {steps} steps: the readout sums 32-bit inputs in 64 bits, exactly for at most {READOUT_STEPS_MAX} steps")
     for pop in art.net.populations():
         if isinstance(pop, Product) and pop.form == "telescoping":
             a, b = art.net.operands(pop.name)
             limit = telescoping_step_limit(pop.a_shape[-1], a.max_payload(), b.max_payload())
             if steps > limit:
                 raise NeurocompileError(f"product '{pop.name}': the telescoping form is exact for at most {limit} steps, {steps} asked")
+
+
+def check_recording(art: Artifact, samples: int, steps: int) -> None:
+    """Recorded spikes take a byte per neuron, step and sample on each backend: refused up front
+    when that exceeds the memory available, with what it needs."""
+    import torch
+
+    from ..backends.sim import available_memory
+
+    need = 2 * samples * steps * sum(p.size for p in art.net.populations())
+    have = available_memory(torch.device("cpu"))
+    if need > have:
+        raise NeurocompileError(f"recording {samples} samples x {steps} steps of every neuron needs {need / 2**30:.3g} GiB (two backends); "
+                                f"{have / 2**30:.3g} GiB are available: use fewer --samples or --steps")
 
 
 def run_backend(art: Artifact, x: np.ndarray, steps: int, backend: str, seed: int, record: bool = False,
@@ -53,6 +72,8 @@ def run_backend(art: Artifact, x: np.ndarray, steps: int, backend: str, seed: in
     `device` and `batch_size` place and batch the simulator; `progress` counts samples, except
     for the reference backend, which counts steps."""
     check_steps(art, steps)
+    if record:
+        check_recording(art, x.shape[0], steps)
     start = readout_start_step(art, readout_start, backend)
     if start >= steps:
         raise NeurocompileError(f"the readout starts at step {start} but the run has only {steps} steps")

@@ -91,6 +91,10 @@ def load_model(path: str | Path) -> onnx.ModelProto:
         raise NeurocompileError(f"{path} is not an ONNX model or is truncated: it has no graph nodes")
     try:
         onnx.checker.check_model(model)
+        # Type inference too, so that what ONNX Runtime would refuse (MatMul of float32 with
+        # an int8 weight) is refused here, not built; shapes the frontend checks itself, with
+        # the node named.
+        onnx.shape_inference.infer_shapes(model, check_type=True)
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise NeurocompileError(f"{path} is not a valid ONNX model: {first}") from None

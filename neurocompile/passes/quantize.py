@@ -31,6 +31,9 @@ def input_frac_bits(num: Numerics, input_range: float) -> int:
     """Fraction bits for graded input payloads: the largest that keeps input_range in range."""
     if not math.isfinite(input_range) or input_range <= 0:
         raise NeurocompileError(f"input range {input_range} must be positive and finite")
+    if input_range > 2.0**63:
+        unit = 2.0 ** math.ceil(math.log2(input_range / num.input_payload_max))
+        raise NeurocompileError(f"input range {input_range:g} is above 2^63: one payload unit would be {unit:g}, every smaller input would read 0")
     return int(math.floor(math.log2(num.input_payload_max / input_range)))
 
 
