@@ -268,3 +268,36 @@ def test_a_model_onnx_runtime_refuses_is_refused(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     assert_bad_input(cli("build", path, "-o", tmp_path / "m.ncx"), "MatMul", "int8")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["int8.onnx"]
+
+
+def _declared(tmp_path, name, nodes, inits, in_shape=(1, 4), out_shape=(1, 4)):
+    graph = helper.make_graph(nodes, name, [_vi("x", list(in_shape))], [_vi("y", list(out_shape))], inits)
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_huge_declared_tensors_are_refused_before_allocation(tmp_path):
+    from neurocompile.frontend import onnx_to_ir
+    from neurocompile.errors import NeurocompileError
+
+    const = onnx.numpy_helper.from_array
+    cases = {
+        "constant_of_shape": ([helper.make_node("ConstantOfShape", ["s"], ["c"]), helper.make_node("Add", ["x", "c"], ["y"])],
+                              [const(np.array([10**5, 10**5], np.int64), "s")], (1, 4), (1, 4)),
+        "range": ([helper.make_node("Range", ["a", "b", "d"], ["r"]), helper.make_node("Cast", ["r"], ["f"], to=1), helper.make_node("Add", ["x", "f"], ["y"])],
+                  [const(np.array(v, np.int64), k) for k, v in (("a", 0), ("b", 10**12), ("d", 1))], (1, 4), (1, 4)),
+        "expand": ([helper.make_node("Expand", ["x", "t"], ["y"])], [const(np.array([1, 10**5, 10**5], np.int64), "t")], (1, 1), (1, 10**5, 10**5)),
+        "input": ([helper.make_node("Relu", ["x"], ["y"])], [], (1, 10**5, 10**5), (1, 10**5, 10**5)),
+    }
+    for name, (nodes, inits, in_shape, out_shape) in cases.items():
+        with pytest.raises(NeurocompileError, match="the limit is") as e:
+            onnx_to_ir(_declared(tmp_path, name, nodes, inits, in_shape, out_shape))
+        assert "\n" not in str(e.value), name
+
+
+def test_a_constant_that_becomes_infinite_is_named_where_it_enters(tmp_path):
+    const = onnx.numpy_helper.from_array
+    path = _declared(tmp_path, "inf", [helper.make_node("Div", ["one", "zero"], ["inf"], name="ratio"), helper.make_node("Mul", ["x", "inf"], ["y"])],
+                     [const(np.array(1.0, np.float32), "one"), const(np.array(0.0, np.float32), "zero")])
+    assert_bad_input(cli("build", path, "-o", tmp_path / "m.ncx"), "'ratio' (Div)", "NaN or inf")

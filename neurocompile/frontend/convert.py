@@ -3,6 +3,7 @@ synapse block's chain of linear ops (lower.py). What leaves the frontend is a lo
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Callable
@@ -16,10 +17,11 @@ from ..ir.graph import Network
 from ..ir.kernels import Kernel
 from ..ir.nodes import InputPopulation, Readout, Relay, SynapseBlock
 from .lower import lower_linear_chains
+from .ops.constants import TENSOR_ELEMENTS_MAX
 from .ops.masks import mask_names
 from .patterns import fused
 from .registry import describe, handler_for
-from .values import Affine, RandomValue, Term, Value, apply_kernel, fan_in_map, is_const
+from .values import Affine, Gather, RandomValue, Scale, Term, Value, apply_kernel, fan_in_map, is_const
 
 OPSET_RANGE = (13, 20)
 
@@ -141,7 +143,21 @@ def _input_spec(model: onnx.ModelProto, consts: dict) -> tuple[str, tuple[int, .
             raise NeurocompileError(f"input '{inp.name}' has a dynamic dimension '{label}' at axis {k}; re-export with a static shape")
     if len(dims) < 2 or dims[0] != 1:
         raise NeurocompileError(f"input '{inp.name}' has shape {dims}; a leading batch dimension (1 or symbolic) is required")
+    if math.prod(dims) > TENSOR_ELEMENTS_MAX:
+        raise NeurocompileError(f"input '{inp.name}' of shape {dims} would hold {math.prod(dims):.3g} neurons; the limit is {TENSOR_ELEMENTS_MAX:.3g}")
     return inp.name, tuple(dims)
+
+
+def _check_finite(node: onnx.NodeProto, value) -> None:
+    """NaN or inf enters a network through a constant (a Constant node, or one folded from
+    others: a division by zero); refused where it enters, with the node."""
+    consts = [value] if isinstance(value, np.ndarray) else []
+    if isinstance(value, Affine):  # its offset and the weights its terms carry
+        consts = [value.offset] + [op.w if isinstance(op, Scale) else op.kernel.weight for t in value.terms for op in t.ops if not isinstance(op, Gather)]
+    for c in consts:
+        arr = np.asarray(c)
+        if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+            raise NeurocompileError(f"{describe(node)}: its result holds NaN or inf (from a constant that is or becomes non-finite)")
 
 
 def onnx_to_ir(path: str | Path, encoding: str = "current", max_fan_in: int | None = None) -> Network:
@@ -189,7 +205,8 @@ def convert(path: str | Path, encoding: str = "current", max_fan_in: int | None 
             else:
                 args.append(values[name])
         try:
-            outs = handler(ctx, node, args)
+            with np.errstate(all="ignore"):  # a division by zero becomes inf, named below, not a warning
+                outs = handler(ctx, node, args)
         except NeurocompileError:
             raise
         except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, OverflowError) as e:
@@ -201,6 +218,7 @@ def convert(path: str | Path, encoding: str = "current", max_fan_in: int | None 
             if name:
                 # numpy turns 0-d results into scalars; a constant is always an ndarray here.
                 values[name] = value if value is None or isinstance(value, (Affine, RandomValue)) else np.asarray(value)
+                _check_finite(node, values[name])
 
     out_name = graph.output[0].name
     result = values.get(out_name)

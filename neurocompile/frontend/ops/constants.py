@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
@@ -9,6 +10,20 @@ from onnx import helper, numpy_helper
 from ...errors import NeurocompileError
 from ..registry import attrs, describe, handles
 from ..values import is_const, shape_of
+
+
+TENSOR_ELEMENTS_MAX = 2**28  # 1 GiB of float32: far above any layer of a Swin-T, far below what hangs a machine
+
+
+def check_size(node, shape, what: str = "its output") -> tuple[int, ...]:
+    """Refuses a tensor before it is allocated when it would exceed TENSOR_ELEMENTS_MAX."""
+    shape = tuple(int(d) for d in shape)
+    if any(d < 0 for d in shape):
+        raise NeurocompileError(f"{describe(node)}: {what} has a negative dimension: {list(shape)}")
+    n = math.prod(shape)
+    if n > TENSOR_ELEMENTS_MAX:
+        raise NeurocompileError(f"{describe(node)}: {what} of shape {list(shape)} would hold {n:.3g} elements; the limit is {TENSOR_ELEMENTS_MAX:.3g}")
+    return shape
 
 
 def require_const(node, value, what: str) -> np.ndarray:
@@ -55,12 +70,15 @@ def constant_of_shape(ctx, node, inputs):
     dims = require_const(node, inputs[0], "the shape").astype(np.int64)
     value = attrs(node).get("value")
     fill = numpy_helper.to_array(value) if value is not None else np.zeros(1, np.float32)
-    return [np.full(tuple(dims), fill.ravel()[0], dtype=fill.dtype)]
+    return [np.full(check_size(node, dims), fill.ravel()[0], dtype=fill.dtype)]
 
 
 @handles("Range")
 def range_(ctx, node, inputs):
     start, limit, delta = (require_const(node, v, "range bounds") for v in inputs)
+    if delta == 0:
+        raise NeurocompileError(f"{describe(node)}: Range with delta 0")
+    check_size(node, [max(0, math.ceil((float(limit) - float(start)) / float(delta)))])
     return [np.arange(start, limit, delta).astype(np.result_type(start, limit, delta))]
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from ...errors import NeurocompileError
 from ..registry import attrs, describe, handles
 from ..values import is_const, layout, shape_of
-from .constants import require_const
+from .constants import check_size, require_const
 
 
 def _axis(axis: int, rank: int, node) -> int:
@@ -140,7 +140,7 @@ def gather(ctx, node, inputs):
 
 @handles("Expand")
 def expand(ctx, node, inputs):
-    target = np.broadcast_shapes(shape_of(inputs[0]), tuple(int(d) for d in require_const(node, inputs[1], "the target shape")))
+    target = check_size(node, np.broadcast_shapes(shape_of(inputs[0]), tuple(int(d) for d in require_const(node, inputs[1], "the target shape"))))
     return [layout(lambda a, fill: np.broadcast_to(a, target).copy(), inputs[:1])]
 
 
