@@ -1,5 +1,6 @@
-"""Fuzzing the build with mutated ONNX files: whatever the mutation, the compiler either builds or
-stops with its own one-line error; no other exception escapes."""
+"""Fuzzing with mutated ONNX files and mutated artifacts (1,000 each): whatever the mutation, the
+compiler builds, or loads and runs, or stops with its own one-line error; no other exception and
+no warning escapes."""
 
 import numpy as np
 import onnx
@@ -11,6 +12,8 @@ from onnx import TensorProto, helper, numpy_helper
 from neurocompile.compiler import BuildOptions, compile_network
 from neurocompile.errors import NeurocompileError
 from neurocompile.targets import load_target
+
+from conftest import GRAPHS
 
 TARGET = load_target("loihi2-sim")
 OPS = ["MatMul", "Add", "Mul", "Div", "Relu", "Clip", "Floor", "Softmax", "Reshape", "Transpose", "Concat", "Gemm", "Conv", "MaxPool",
@@ -100,7 +103,8 @@ def compile_network_from_bytes(raw: bytes, tmp=None):
         return compile_network(path, TARGET, BuildOptions(input_range=2.0))
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@settings(max_examples=1000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_models_fail_only_with_the_projects_error(data):
     model = onnx.ModelProto()
@@ -114,3 +118,94 @@ def test_mutated_models_fail_only_with_the_projects_error(data):
         compile_network_from_bytes(raw)
     except NeurocompileError as e:
         assert str(e) and "\n" not in str(e)
+
+
+# Mutated artifacts: a file edited and its manifest hash recomputed (what the hashes alone cannot
+# catch), then loaded and, when the load accepts it, simulated. Whatever the edit, the result is
+# a run or the project's one-line error.
+ODD_VALUES = [-1, 0, 1, 7, 2**40, -(2**63), 1e308, float("nan"), float("inf"), 0.5, "x", "", None, True, [], {}, [1, 2]]
+
+
+@pytest.fixture(scope="module")
+def base_artifact(tmp_path_factory):
+    from neurocompile.compiler import build
+
+    path, _ = build(GRAPHS / "digits_mlp.onnx", tmp_path_factory.mktemp("fuzz") / "m.ncx", BuildOptions())
+    return path
+
+
+def _leaves(doc, path=()):
+    """Every (path, value) below a JSON document, containers included."""
+    yield path, doc
+    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
+    for k, v in items:
+        yield from _leaves(v, path + (k,))
+
+
+def _mutate_json(doc, data):
+    paths = [p for p, _ in _leaves(doc) if p]
+    path = data.draw(st.sampled_from(paths))
+    parent = doc
+    for k in path[:-1]:
+        parent = parent[k]
+    if isinstance(parent, dict) and data.draw(st.booleans()):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = data.draw(st.sampled_from(ODD_VALUES))
+    return doc
+
+
+def _mutate_arrays(arrays, data):
+    name = data.draw(st.sampled_from(sorted(arrays)))
+    a = arrays[name]
+    how = data.draw(st.sampled_from(["float", "shorter", "huge", "nan", "empty", "2d"]))
+    if how == "float":
+        arrays[name] = a.astype(np.float64) + 0.5
+    elif how == "shorter":
+        arrays[name] = a.ravel()[: max(0, a.size - 1)]
+    elif how == "huge":
+        arrays[name] = np.full(a.shape, 2**40 if a.dtype.kind in "iu" else 1e30, dtype=np.int64 if a.dtype.kind in "iu" else np.float64)
+    elif how == "nan":
+        arrays[name] = np.full(a.shape, np.nan)
+    elif how == "empty":
+        arrays[name] = np.zeros((0,), a.dtype)
+    else:
+        arrays[name] = a.reshape(1, -1)
+    return arrays
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a warning is a line of noise the user did not ask for
+@settings(max_examples=1000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_artifacts_fail_only_with_the_projects_error(base_artifact, tmp_path_factory, data):
+    import hashlib
+    import io
+    import json
+    import shutil
+
+    from neurocompile.backends.sim import Simulator
+    from neurocompile.compiler.artifact import load_artifact
+
+    path = tmp_path_factory.mktemp("mutant") / "m.ncx"
+    shutil.copytree(base_artifact, path)
+    name = data.draw(st.sampled_from(["graph.json", "graph.json", "graph.json", "params.npz", "placement.json", "report.json", "manifest.json"]))
+    if name == "params.npz":
+        with np.load(path / name, allow_pickle=False) as z:
+            arrays = _mutate_arrays({k: z[k] for k in z.files}, data)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        (path / name).write_bytes(buf.getvalue())
+    else:
+        (path / name).write_text(json.dumps(_mutate_json(json.loads((path / name).read_text()), data)))
+    if name != "manifest.json":
+        manifest = json.loads((path / "manifest.json").read_text())
+        manifest["files"][name] = hashlib.sha256((path / name).read_bytes()).hexdigest()
+        (path / "manifest.json").write_text(json.dumps(manifest))
+    try:
+        art = load_artifact(path)
+        x = np.load(GRAPHS / "digits_test_x.npy")[:1].astype(np.float64)
+        Simulator(art.net, art.target.numerics).run(x, 3)
+    except NeurocompileError as e:
+        assert str(e) and "\n" not in str(e)
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)

@@ -206,7 +206,7 @@ def load_artifact(path: str | Path, recompute_placement: bool = False) -> Artifa
             raise NeurocompileError(f"artifact {path}: {name} is missing")
         got = sha256_file(path / name)
         if got != files[name]:
-            raise NeurocompileError(f"artifact {path}: {name} has sha256 {got[:12]}..., the manifest says {files[name][:12]}... (tampered or corrupt; rebuild it)")
+            raise NeurocompileError(f"artifact {path}: {name} has sha256 {got[:12]}..., the manifest says {str(files[name])[:12]}... (tampered or corrupt; rebuild it)")
     doc = _read_json(path, "graph.json")
     try:
         with np.load(path / "params.npz", allow_pickle=False) as z:
@@ -214,8 +214,9 @@ def load_artifact(path: str | Path, recompute_placement: bool = False) -> Artifa
     except Exception as e:
         raise NeurocompileError(f"artifact {path}: params.npz does not load without pickle ({e})") from None
     try:
-        net = from_document(doc, arrays)
-        target = Target.from_json(doc["target"])
+        with np.errstate(all="ignore"):  # absurd values are refused below, in one line, not warned about
+            net = from_document(doc, arrays)
+            target = Target.from_json(doc["target"])
     except NeurocompileError as e:
         raise NeurocompileError(f"artifact {path}: graph.json: {e}") from None
     except KeyError as e:
@@ -223,5 +224,9 @@ def load_artifact(path: str | Path, recompute_placement: bool = False) -> Artifa
     except (TypeError, ValueError, IndexError, AttributeError) as e:
         raise NeurocompileError(f"artifact {path}: graph.json does not describe a network ({type(e).__name__}: {e})") from None
     placement, report = _read_json(path, "placement.json"), _read_json(path, "report.json")
-    check_artifact(net, target, manifest, placement, report, f"artifact {path}", recompute_placement)
+    try:
+        with np.errstate(all="ignore"):
+            check_artifact(net, target, manifest, placement, report, f"artifact {path}", recompute_placement)
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError) as e:  # a field of the wrong kind
+        raise NeurocompileError(f"artifact {path}: a value of the wrong kind ({type(e).__name__}: {e}; not what a build writes, rebuild the artifact)") from None
     return Artifact(path, net, target, manifest, placement, report)

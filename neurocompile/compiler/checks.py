@@ -46,11 +46,11 @@ def _check_population(pop, num: Numerics, where: str) -> None:
     for field in ("threshold", "scale", "epsilon", "v_init_frac", "bias", "gamma", "beta"):
         if getattr(pop, field, None) is not None:
             _finite(where, field, getattr(pop, field))
-    if getattr(pop, "bias_mant", None) is not None:
+    if isinstance(pop, (IFPopulation, Readout, Relay, HostOp)):  # what the quantize pass sets on them
+        if pop.bias_mant is None or not isinstance(pop.scale, (int, float)) or isinstance(pop.scale, bool) or not pop.scale > 0:
+            raise _bad(where, f"it is not quantized (scale = {pop.scale!r}, bias_mant {'missing' if pop.bias_mant is None else 'present'})")
         _mantissas(where, "bias_mant", pop.bias_mant, num.bias_mantissa_bits)
         _integer(where, "bias_exp", pop.bias_exp, 0, num.bias_exp_max)
-    if getattr(pop, "scale", None) is not None and not pop.scale > 0:
-        raise _bad(where, f"scale = {pop.scale} is not positive")
     graded = num.graded_payload_max
     if isinstance(pop, IFPopulation):
         _integer(where, "threshold_int", pop.threshold_int, 1, num.membrane_max)
@@ -86,12 +86,37 @@ def _check_population(pop, num: Numerics, where: str) -> None:
         raise _bad(where, f"unknown population kind {type(pop).__name__}")
 
 
+def _shape(where: str, field: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in value):
+        raise _bad(where, f"{field} = {value!r} is not a list of positive integers")
+    return tuple(int(d) for d in value)
+
+
+def _sized(where: str, field: str, value: Any, n: int) -> None:
+    if value is not None and np.asarray(value).size != n:
+        raise _bad(where, f"{field} has {np.asarray(value).size} values for {n}")
+
+
 def check_network(net: Network, num: Numerics, where: str) -> None:
-    """Every integer a backend consumes within the target's numerics, every float finite."""
+    """Every integer a backend consumes within the target's numerics, every float finite, every
+    array the size its node says."""
+    for pop in net.populations():
+        _shape(f"{where}: population '{pop.name}'", "shape", pop.shape)
     try:
         net.validate()
     except NeurocompileError as e:
         raise NeurocompileError(f"{where}: {e}") from None
+    meta = net.meta
+    for key, pop in (("input_shape", net.input), ("output_shape", net.readout)):
+        shape = _shape(f"{where}: meta", key, meta.get(key))
+        if int(np.prod(shape)) != pop.size:
+            raise _bad(f"{where}: meta", f"{key} {list(shape)} does not match '{pop.name}' ({pop.size} neurons)")
+    for pop in net.populations():
+        at = f"{where}: population '{pop.name}'"
+        _sized(at, "bias_mant", getattr(pop, "bias_mant", None), pop.size)
+        if isinstance(pop, HostOp) and pop.op == "layernorm":
+            for field in ("gamma", "beta", "gamma_q", "beta_q"):
+                _sized(at, field, getattr(pop, field), pop.shape[-1])
     for pop in net.populations():
         _check_population(pop, num, f"{where}: population '{pop.name}'")
     for block in net.synapses():
@@ -99,6 +124,8 @@ def check_network(net: Network, num: Numerics, where: str) -> None:
         _finite(at, "kernel weights", block.kernel.weight)
         if block.w_mant is None:
             raise _bad(at, "it is not quantized")
+        if np.shape(block.w_mant) != np.shape(block.kernel.weight):
+            raise _bad(at, f"w_mant has shape {list(np.shape(block.w_mant))}, its kernel's weights {list(np.shape(block.kernel.weight))}")
         _mantissas(at, "w_mant", block.w_mant, num.weight_mantissa_bits)
         _integer(at, "w_shift", block.w_shift, num.weight_shift_min, num.weight_shift_max)
         _integer(at, "acc_bound", block.acc_bound, 0, 2**53 - 1)

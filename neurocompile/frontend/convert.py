@@ -117,7 +117,10 @@ def model_opset(model: onnx.ModelProto) -> int:
 def _initializers(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     consts = {}
     for init in model.graph.initializer:
-        arr = numpy_helper.to_array(init)
+        try:
+            arr = numpy_helper.to_array(init)
+        except Exception as e:  # its data and its declared shape or type disagree
+            raise NeurocompileError(f"initializer '{init.name}' cannot be read ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             raise NeurocompileError(f"initializer '{init.name}' holds NaN or inf values")
         consts[init.name] = arr
