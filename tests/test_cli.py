@@ -1,6 +1,7 @@
 """The command-line contract: build, run, compare, inspect; bad input -> one line, exit 2."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -203,15 +204,19 @@ def test_compare_exits_1_on_a_divergence(mlp_artifact, monkeypatch, capsys):
 
 
 def test_readout_start_counts_steps_before_the_summed_ones(mlp_artifact):
-    proc = cli("run", mlp_artifact, "--input", X, "--samples", 3, "--steps", 4, "--readout-start", 0)
-    assert proc.returncode == 0, proc.stderr
-    assert "readout: summed steps 0..3 (4 steps) of 4, from step 0, including the" in " ".join(proc.stdout.split())
+    from neurocompile.cli.views import readout_line
+
     s = json.loads(cli("run", mlp_artifact, "--input", X, "--samples", 3, "--steps", 4, "--readout-start", 5, "--json").stdout)
-    assert s["steps"] == 9 and s["windows"]["readout"] == [5, 9]
+    assert s["steps"] == 9 and s["windows"] == {"before_readout": [0, 5], "readout": [5, 9]}
+    everything = {"windows": {"before_readout": [0, 0], "readout": [0, 4]}}
+    assert readout_line(everything, 2) == "readout: summed steps 0..3 (4 steps) of 4, from step 0, including the 2-step pipeline fill: --readout-start latency sums only after it"
+    assert "after the 5-step pipeline fill" in readout_line(s, 5)
 
 
 def test_bad_labels_and_result_paths_are_one_line_errors(mlp_artifact, tmp_path):
-    run = ("run", mlp_artifact, "--input", X, "--steps", 2, "--samples", 4)
+    from neurocompile.data import check_output_file, load_labels
+    from neurocompile.errors import NeurocompileError
+
     cases = {
         "missing.npy": (None, "does not exist"),
         "short.npy": (np.arange(3), "3 labels for 4 inputs"),
@@ -224,26 +229,22 @@ def test_bad_labels_and_result_paths_are_one_line_errors(mlp_artifact, tmp_path)
         path = tmp_path / name
         if labels is not None:
             np.save(path, labels, allow_pickle=True)
-        assert_bad_input(cli(*run, "--labels", path), words)
+        with pytest.raises(NeurocompileError, match=re.escape(words)):
+            load_labels(path, 4)
     np.savez(tmp_path / "both.npz", y=np.arange(4))
-    assert_bad_input(cli(*run, "--labels", tmp_path / "both.npz"), ".npz archive")
-    whole = tmp_path / "whole.npy"
-    np.save(whole, np.arange(4.0))  # whole-number floats are labels
-    assert cli(*run, "--labels", whole).returncode == 0
+    with pytest.raises(NeurocompileError, match=".npz archive"):
+        load_labels(tmp_path / "both.npz", 4)
+    np.save(tmp_path / "whole.npy", np.arange(4.0))  # whole-number floats are labels
+    assert load_labels(tmp_path / "whole.npy", 4).tolist() == [0, 1, 2, 3]
 
+    for out, words in ((tmp_path / "r.txt", ".npz"), (tmp_path / "no" / "such" / "r.npz", "does not exist"), (mlp_artifact / "r.npz", "inside the artifact")):
+        with pytest.raises(NeurocompileError, match=re.escape(words)):
+            check_output_file(out, ".npz")
+    # The command line: one line, exit 2, before anything runs; nothing half-written.
+    run = ("run", mlp_artifact, "--input", X, "--steps", 2, "--samples", 4)
+    assert_bad_input(cli(*run, "--labels", tmp_path / "short.npy"), "3 labels for 4 inputs")
     assert_bad_input(cli(*run, "--out", tmp_path / "r.txt"), "r.txt", ".npz")
-    assert_bad_input(cli(*run, "--out", tmp_path / "no" / "such" / "r.npz"), "does not exist")
-    assert_bad_input(cli(*run, "--out", mlp_artifact / "r.npz"), "inside the artifact")
-    readonly = tmp_path / "readonly"
-    readonly.mkdir()
-    readonly.chmod(0o555)
-    try:
-        proc = cli(*run, "--out", readonly / "r.npz")
-        if proc.returncode != 0:  # root writes anyway; anyone else gets the environment's error
-            assert_bad_input(proc, "r.npz")
-    finally:
-        readonly.chmod(0o755)
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # nothing half-written
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
 def test_environment_errors_exit_2_not_3(tmp_path):
@@ -254,10 +255,19 @@ def test_environment_errors_exit_2_not_3(tmp_path):
 
 
 def test_sizes_beyond_reason_are_refused_up_front(mlp_artifact, tmp_path):
-    assert_bad_input(cli("build", MLP, "--input-range", "1e308", "-o", tmp_path / "m.ncx"), "input range", "2^63")
-    assert_bad_input(cli("run", mlp_artifact, "--input", X, "--samples", 1, "--steps", 10**12), "4294967295 steps")
-    assert_bad_input(cli("compare", mlp_artifact, "--input", X, "--samples", 1, "--steps", 10**9), "GiB", "available")
+    from neurocompile.cli.runs import run_backend
+    from neurocompile.compiler import BuildOptions, build
+    from neurocompile.compiler.artifact import load_artifact
+    from neurocompile.errors import NeurocompileError
+
+    with pytest.raises(NeurocompileError, match=re.escape("input range 1e+308 is above 2^63")):
+        build(MLP, tmp_path / "m.ncx", BuildOptions(input_range=1e308))
+    x = np.load(X)[:1]
+    with pytest.raises(NeurocompileError, match="4294967295 steps"):
+        run_backend(load_artifact(mlp_artifact), x, 10**12, "sim", 0)
     assert list(tmp_path.iterdir()) == []
+    # Before either backend starts: the recording would need hundreds of GiB.
+    assert_bad_input(cli("compare", mlp_artifact, "--input", X, "--samples", 1, "--steps", 10**9), "GiB", "available")
 
 
 def test_a_model_onnx_runtime_refuses_is_refused(tmp_path):
