@@ -1,4 +1,4 @@
-"""Fuzzing with 500 mutated ONNX files and 1,000 mutated artifacts: whatever the mutation, the
+"""Fuzzing with 400 mutated ONNX files and 700 mutated artifacts: whatever the mutation, the
 compiler builds, or loads and runs, or stops with its own one-line error; no other exception and
 no warning escapes."""
 
@@ -104,7 +104,7 @@ def compile_network_from_bytes(raw: bytes, tmp=None):
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")
-@settings(max_examples=500, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_models_fail_only_with_the_projects_error(data):
     model = onnx.ModelProto()
@@ -175,7 +175,7 @@ def _mutate_arrays(arrays, data):
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")  # a warning is a line of noise the user did not ask for
-@settings(max_examples=1000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=700, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_artifacts_fail_only_with_the_projects_error(base_artifact, tmp_path_factory, data):
     import hashlib
