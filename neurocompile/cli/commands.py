@@ -189,12 +189,10 @@ def compare(
 ) -> None:
     """Run the simulator and Lava; exit 0 when every population's spikes are identical, 1 with the
     first divergence (population, step, neuron) otherwise."""
-    from .runs import compare_results
+    from .runs import compare_results, readout_start_step
 
     art, x = _load_run_inputs(artifact, input, samples)
     seed = art.manifest["options"].get("seed", 0) if seed is None else seed
-    from .runs import readout_start_step
-
     start = readout_start_step(art, readout_start, "sim")
     sim = _run_with_progress(art, x, start + steps, "sim", seed, record=True, readout_start=start, device=device.value, batch_size=batch_size)
     lava = _run_with_progress(art, x, start + steps, "lava", seed, record=True, readout_start=start, per_core=per_core)
@@ -263,8 +261,9 @@ def inspect(
         out.print(populations_table(art.net, art.report.get("quantization"), estimate.get("per_population")))
         out.print(quantization_table(art.net, art.report.get("quantization") or {}))
         out.print(blocks_table(art.net))
-        if masks_table(art.net) is not None:
-            out.print(masks_table(art.net))
+        masks = masks_table(art.net)
+        if masks is not None:
+            out.print(masks)
         out.print(placement_table(art.placement))
         return
     from ..frontend import onnx_to_ir
@@ -273,8 +272,9 @@ def inspect(
     out.print(f"{path}: ONNX opset {net.meta['opset']}, input {net.meta['input_name']} {net.meta['input_shape']}, latency {net.latency()} steps (not quantized: `build` it for the target's figures)")
     out.print(populations_table(net))
     out.print(blocks_table(net))
-    if masks_table(net) is not None:
-        out.print(masks_table(net))
+    masks = masks_table(net)
+    if masks is not None:
+        out.print(masks)
 
 
 @app.command()
