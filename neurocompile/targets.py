@@ -132,6 +132,9 @@ def _read_toml(path) -> dict[str, Any]:
     return validate_spec(_read_raw(path, ()), where=str(path))
 
 
+EXTENDS_DEPTH_MAX = 32  # a system of a chip of a family: a few levels; far more is a mistake
+
+
 def _read_raw(path, seen: tuple[str, ...]) -> dict[str, Any]:
     """The file's tables; `extends = "CHIP"` (a shipped chip file, or a path relative to this
     file) starts from that file's tables and overrides them key by key, so that a system
@@ -141,9 +144,15 @@ def _read_raw(path, seen: tuple[str, ...]) -> dict[str, Any]:
             raw = tomli.load(f)
     except tomli.TOMLDecodeError as e:
         raise NeurocompileError(f"target file {path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise NeurocompileError(f"target file {path} is not UTF-8 text (byte {e.start}); TOML files are UTF-8") from None
+    except OSError as e:
+        raise NeurocompileError(f"target file {path} cannot be read: {e.strerror or e}") from None
     base_name = raw.pop("extends", None)
     if base_name is None:
         return raw
+    if len(seen) >= EXTENDS_DEPTH_MAX:
+        raise NeurocompileError(f"{path}: its extends chain is more than {EXTENDS_DEPTH_MAX} files deep")
     if str(base_name).endswith(".toml"):
         if not isinstance(path, Path):
             raise NeurocompileError(f"{path}: a shipped chip file extends only other chips, not '{base_name}'")

@@ -64,3 +64,15 @@ def test_a_bad_extends_is_refused_with_its_name(tmp_path, extends, message):
     path.write_text(f'extends = "{extends}"\nname = "x"\n')
     with pytest.raises(NeurocompileError, match=message):
         load_target(str(path))
+
+
+def test_unreadable_target_files_and_endless_chains_are_one_line_errors(tmp_path):
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'name = "caf\xe9"\n')
+    with pytest.raises(NeurocompileError, match="not UTF-8"):
+        load_target(str(latin))
+    for k in range(1500):  # each file extends the next; the last extends a real chip
+        (tmp_path / f"c{k}.toml").write_text(f'extends = "c{k + 1}.toml"\n')
+    (tmp_path / "c1500.toml").write_text('extends = "loihi2"\n')
+    with pytest.raises(NeurocompileError, match="more than 32 files deep"):
+        load_target(str(tmp_path / "c0.toml"))
