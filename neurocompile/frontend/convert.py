@@ -155,8 +155,9 @@ def _check_finite(node: onnx.NodeProto, value) -> None:
     """NaN or inf enters a network through a constant (a Constant node, or one folded from
     others: a division by zero); refused where it enters, with the node."""
     consts = [value] if isinstance(value, np.ndarray) else []
-    if isinstance(value, Affine):  # its offset and the weights its terms carry
-        consts = [value.offset] + [op.w if isinstance(op, Scale) else op.kernel.weight for t in value.terms for op in t.ops if not isinstance(op, Gather)]
+    if isinstance(value, Affine):  # its offset, and each term's newest op (the earlier ones were checked where they were added)
+        newest = [t.ops[-1] for t in value.terms if t.ops and not isinstance(t.ops[-1], Gather)]
+        consts = [value.offset] + [op.w if isinstance(op, Scale) else op.kernel.weight for op in newest]
     for c in consts:
         arr = np.asarray(c)
         if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
