@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "neurocompile"
 
 # Stages in pipeline order: the first component of a module's path inside the package.
-STAGES = ["__init__", "errors", "numerics", "targets", "data", "ir", "semantics", "frontend", "passes", "partition", "compiler", "backends", "cli"]
+STAGES = ["__init__", "errors", "numerics", "targets", "data", "ir", "semantics", "frontend", "passes", "partition", "compiler", "backends", "evaluation", "reports", "cli"]
 
 
 def stage_of(module: str) -> int:

@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .. import __version__
 from ..errors import NeurocompileError
@@ -120,45 +120,103 @@ READOUT_START_HELP = ("First step the readout sums: a step number, or 'latency',
 STEPS_HELP = "Time steps the readout sums, after --readout-start (the run lasts --readout-start + T steps)."
 
 
+WORKERS_HELP = "Evaluate on a local Ray cluster of N worker processes (pip install 'neurocompile[ray]'). Results are identical to one process."
+RAY_ADDRESS_HELP = "Evaluate on the existing Ray cluster at ADDR (host:port of its head, or 'auto'); see the README."
+
+
+def _eval_progress() -> Progress:
+    """Samples done, samples per second and the time left."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True)
+
+
+def _evaluate_with_progress(art, inputs, config, executor, result, resume, what: str):
+    from ..evaluation.stream import evaluate
+
+    with _eval_progress() as bar:
+        task = bar.add_task(f"{what}: samples", total=len(inputs), rate="")
+
+        def progress(n: float) -> None:
+            bar.update(task, completed=n)
+            speed = bar.tasks[task].speed
+            bar.update(task, rate=f"{speed:.1f} samples/s" if speed else "")
+
+        return evaluate(art, inputs, config, executor, result, resume, progress)
+
+
+def _executor(workers: Optional[int], ray_address: Optional[str]):
+    if workers is None and ray_address is None:
+        return None
+    if workers is not None and ray_address is not None:
+        raise NeurocompileError("--workers starts a local Ray cluster and --ray-address joins an existing one: give one of them")
+    from ..evaluation.distributed import RayExecutor
+
+    return RayExecutor(workers, ray_address)
+
+
 @app.command()
 def run(
     artifact: Path = typer.Argument(..., help="Artifact directory (*.ncx)."),
-    input: Path = typer.Option(..., "--input", "-i", help="Inputs, float32 [batch, ...input shape] (.npy)."),
+    input: Path = typer.Option(..., "--input", "-i", help="Inputs, float32 [N, ...input shape]: an .npy file (memory-mapped, read a chunk at a "
+                               "time) or a directory of .npy shards (taken in name order)."),
     steps: int = typer.Option(..., "--steps", "-T", min=1, help=STEPS_HELP),
     backend: Backend = typer.Option("sim", "--backend", "-b", help="sim (bit-accurate simulator), lava, or reference (float, no delay between layers: the MST paper's evaluation)."),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, max=SEED_MAX, help="Seed of the random streams (default: the artifact's)."),
     samples: Optional[int] = typer.Option(None, "--samples", "-n", min=1, help="Use only the first N samples."),
-    labels: Optional[Path] = typer.Option(None, "--labels", help="Integer labels [batch] (.npy): report accuracy."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Integer labels [N] (.npy): report accuracy with its 95 % confidence interval."),
     precision: Precision = typer.Option("fixed", "--precision", help="fixed (bit-accurate) or float (Lava's floating_pt models)."),
     readout_start: str = typer.Option("latency", "--readout-start", help=READOUT_START_HELP),
     per_core: bool = typer.Option(False, "--per-core", help=PER_CORE_HELP),
     device: Device = typer.Option("cpu", "--device", help=DEVICE_HELP),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
-    result: Optional[Path] = typer.Option(None, "--out", help="Write the result (.npz): output, spikes/<population>, counts/<population>, totals."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP + " Also the samples per chunk written to --out's partial results."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
+    ann: bool = typer.Option(True, "--ann/--no-ann", help="Also run the artifact's float network (the ANN) on every sample: its accuracy and "
+                             "the SNN's agreement with it."),
+    result: Optional[Path] = typer.Option(None, "--out", help="Write the per-sample result (.npz): output, prediction, spikes/<population>, "
+                                          "events/<edge>, ... Chunks are kept in OUT.partial/ until it is written."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run whose partial results are next to --out."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write summary.json and plots (spike rates against the ANN's, a raster) into this directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
-    """Run an artifact on inputs with the simulator or Lava."""
-    from ..data import check_output_file, load_labels
+    """Run an artifact on inputs with the simulator or Lava, in chunks, optionally on Ray."""
+    from ..compiler.artifact import load_artifact
+    from ..data import InputSet, check_output_file, load_labels
+    from ..evaluation.metrics import percent, scores
+    from ..evaluation.records import as_run_result
+    from ..evaluation.stream import RunConfig
     from ..partition.energy import run_energy
-    from .runs import readout_start_step, save_result, summary
+    from .runs import readout_start_step, summary
 
     backend, precision = backend.value, precision.value
-    art, x = _load_run_inputs(artifact, input, samples)
+    art = load_artifact(artifact)
+    inputs = InputSet(input, art.net.meta["input_shape"], samples)
     seed = art.manifest["options"].get("seed", 0) if seed is None else seed
-    y = load_labels(labels, x.shape[0]) if labels else None
+    y = load_labels(labels, len(inputs)) if labels else None
     if result:
         check_output_file(result, ".npz")
+    elif resume:
+        raise NeurocompileError("--resume continues the partial results kept next to --out R.npz: name the result file")
+    if report:
+        _check_report_dir(report)
     if per_core and backend != "lava":
         raise NeurocompileError(f"--per-core shapes the Lava emission; --backend {backend} has none")
     if (device.value != "cpu" or batch_size is not None) and backend != "sim":
         raise NeurocompileError(f"--device and --batch-size place the simulator; --backend {backend} runs elsewhere")
+    if backend == "sim" and precision != "fixed":
+        raise NeurocompileError("the simulator is bit-accurate fixed point only; --precision float runs on --backend lava")
     start = readout_start_step(art, readout_start, backend)
-    res = _run_with_progress(art, x, start + steps, backend, seed, precision=precision, readout_start=start, per_core=per_core,
-                             device=device.value, batch_size=batch_size)
-    if result:
-        save_result(result, res)
+    config = RunConfig(backend, start + steps, seed, start, precision, per_core, ann, device.value, batch_size)
+    rec = _evaluate_with_progress(art, inputs, config, _executor(workers, ray_address), result, resume, backend)
+    name = backend if precision == "fixed" else f"{backend}-float"
+    res = as_run_result(rec, name, start + steps, art.net.meta["output_shape"])
     energy = run_energy(art.net, art.target, art.placement, res) if backend != "reference" else None
     s = summary(res, seed, y, start, energy)
+    s["scores"] = scores(rec, y)
+    if report:
+        from ..reports.run import write_run_report
+
+        write_run_report(report, art, inputs, config, s, rec)
     if as_json:
         print(json.dumps(s))
         return
@@ -168,10 +226,97 @@ def run(
     out.print(readout_line(s, art.net.latency() if backend != "reference" else 0))
     if energy is not None:
         out.print(energy_line(energy))
-    if "accuracy" in s:
-        out.print(f"accuracy: {s['accuracy']:.4f} on {s['samples']} samples")
+    sc = s["scores"]
+    if "accuracy" in sc:
+        out.print(f"accuracy: {percent(sc['accuracy'])}")
+    if "ann_accuracy" in sc:
+        out.print(f"ANN accuracy: {percent(sc['ann_accuracy'])}")
+    if "ann_agreement" in sc:
+        out.print(f"agreement with the ANN's predictions: {percent(sc['ann_agreement'])}")
+    if report:
+        out.print(f"report: {report}")
     if res.input_saturated:
         err.print(f"warning: {res.input_saturated} input values exceeded the payload range and were clipped (rebuild with a larger --input-range)")
+
+
+def _check_report_dir(path: Path, what: str = "--report") -> None:
+    """A directory a report may be written into (created if missing; not inside an artifact)."""
+    if path.exists() and not path.is_dir():
+        raise NeurocompileError(f"{what} {path} is a file; name a directory")
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise NeurocompileError(f"{what} {path}: directory {parent} does not exist")
+    for folder in (path.resolve(), *path.resolve().parents):
+        if (folder / "manifest.json").is_file():
+            raise NeurocompileError(f"{what} {path} is inside the artifact {folder}; write it next to the artifact")
+
+
+@app.command()
+def sweep(
+    model: Path = typer.Argument(..., help="ONNX model of a converted network."),
+    input: Path = typer.Option(..., "--input", "-i", help="Inputs [N, ...input shape]: an .npy file or a directory of .npy shards."),
+    labels: Path = typer.Option(..., "--labels", help="Integer labels [N] (.npy)."),
+    steps: str = typer.Option(..., "--steps", "-T", help="Readout steps T after the pipeline fill, comma-separated: 16,32,64."),
+    mask_ratio: Optional[str] = typer.Option(None, "--mask-ratio", help="Random spike masking ratios, comma-separated: 0,0.5,0.75 "
+                                             "(one build each; default: the model's own ratios)."),
+    seeds: str = typer.Option("0", "--seeds", help="Seeds of the random streams: a range 0-4, a list 0,3,7, or both."),
+    target: str = typer.Option("loihi2-sim", "--target", "-t", help="Target name or a .toml path."),
+    samples: Optional[int] = typer.Option(None, "--samples", "-n", min=1, help="Use only the first N samples."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help=RAY_ADDRESS_HELP),
+    report: Path = typer.Option(Path("sweep"), "--report", help="Directory for sweep.json, sweep.csv, the plots and the artifacts built."),
+    as_json: bool = typer.Option(False, "--json", help="Print sweep.json's content on stdout."),
+) -> None:
+    """Build MODEL once per mask ratio and evaluate every (mask ratio, T, seed) on the test set:
+    a table, sweep.csv, sweep.json and plots."""
+    from ..compiler import BuildOptions
+    from ..data import InputSet, load_labels
+    from ..evaluation.sweep import Grid, build_variant, parse_numbers, parse_seeds, run_sweep
+    from ..reports.sweep import write_sweep_report
+    from .views import sweep_table
+
+    grid = Grid(parse_numbers(steps, "--steps", int), parse_numbers(mask_ratio, "--mask-ratio", float) if mask_ratio else [None], parse_seeds(seeds))
+    grid.check()
+    _check_report_dir(report)
+    arts, inputs, y = {}, None, None
+    with err.status("building") as status:
+        for ratio in grid.mask_ratios:
+            status.update(f"building {model.name} with {'its own mask ratios' if ratio is None else f'mask ratio {ratio:g}'} into {report / 'artifacts'}")
+            arts[ratio] = build_variant(model, report, ratio, BuildOptions(target=target))
+            if inputs is None:  # checked against the first build, before the others take their time
+                inputs = InputSet(input, arts[ratio].net.meta["input_shape"], samples)
+                y = load_labels(labels, len(inputs))
+    executor = _executor(workers, ray_address)
+    started = False
+    if executor is not None:
+        from ..evaluation.distributed import connect
+
+        _, started = connect(workers, ray_address)  # one cluster for every cell
+    try:
+        with _eval_progress() as bar:
+            task = bar.add_task("sweep: samples", total=grid.cells * len(inputs), rate="")
+            cells_done = []
+
+            def progress(name: str, n: float) -> None:
+                if n == 0 and name not in cells_done:
+                    cells_done.append(name)
+                bar.update(task, completed=(len(cells_done) - 1) * len(inputs) + n, description=f"sweep: {name}")
+                speed = bar.tasks[task].speed
+                bar.update(task, rate=f"{speed:.1f} samples/s" if speed else "")
+
+            result = run_sweep(arts, grid, inputs, y, executor, progress, batch_size=batch_size)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    files = write_sweep_report(report, result)
+    if as_json:
+        print(json.dumps(result))
+        return
+    out.print(sweep_table(result))
+    out.print(f"ANN accuracy {100 * result['ann_accuracy']:.2f} %; pipeline latency {result['latency']} steps; wrote " + ", ".join(str(f) for f in files))
 
 
 @app.command()
@@ -248,6 +393,8 @@ def hil(
 def inspect(
     path: Path = typer.Argument(..., help="An artifact directory or an ONNX model."),
     target: str = typer.Option("loihi2-sim", "--target", "-t", help="Target for an ONNX model."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write pictures of the placement into this directory: cores per chip by "
+                                        "population, spike messages between chips (PNG, numbers in placement_plots.json)."),
 ) -> None:
     """Print what was built: populations, synapse blocks, quantization error, placement."""
     from .views import artifact_summary, blocks_table, masks_table, placement_table, populations_table, quantization_table
@@ -265,7 +412,14 @@ def inspect(
         if masks is not None:
             out.print(masks)
         out.print(placement_table(art.placement))
+        if plot:
+            from ..reports.placement import write_placement_plots
+
+            _check_report_dir(plot, "--plot")
+            out.print("wrote " + ", ".join(str(f) for f in write_placement_plots(plot, art)))
         return
+    if plot:
+        raise NeurocompileError("--plot draws an artifact's placement: build the model first")
     from ..frontend import onnx_to_ir
 
     net = onnx_to_ir(path)

@@ -214,3 +214,18 @@ def compare_table(cmp: dict) -> Table:
     ops = cmp["synaptic_ops"]
     t.add_row("synaptic events", "-", str(sum(ops["sim"])), str(sum(ops["lava"])), "yes" if cmp.get("traffic_identical", True) else "[red]NO[/red]")
     return t
+
+
+def sweep_table(result: dict) -> Table:
+    """Per mask ratio and T: accuracy over the seeds (pooled, with its 95 % interval), agreement
+    with the ANN, synaptic events and energy per inference."""
+    t = Table(title=f"sweep: {result['samples']} samples x {len(result['seeds'])} seeds per cell (readout after the {result['latency']}-step fill)",
+              title_justify="left")
+    for col in ("mask ratio", "T", "steps run", "accuracy (95 % CI)", "std over seeds", "agreement with ANN", "synaptic events", "energy (µJ)"):
+        t.add_column(col, justify="left" if col == "mask ratio" else "right")
+    for r in result["summary"]:
+        t.add_row("model's" if r["mask_ratio"] is None else f"{r['mask_ratio']:g}", str(r["steps"]), str(r["run_steps"]),
+                  f"{100 * r['accuracy']:.2f} % ({100 * r['accuracy_low']:.2f}-{100 * r['accuracy_high']:.2f})",
+                  f"{100 * r['accuracy_seed_std']:.2f}", f"{100 * r['ann_agreement']:.2f} %", f"{r['synaptic_events']:.4g}",
+                  f"{r['energy_per_inference_j'] * 1e6:.4g}")
+    return t

@@ -96,15 +96,19 @@ class Network:
         (out,) = [p for p in self.nodes() if isinstance(p, Readout)]
         return out
 
-    def latency(self) -> int:
-        """Steps from the input to the readout: one per synapse hop on the longest path
-        (products take their operands of the same step and add none)."""
+    def delays(self) -> dict[str, int]:
+        """Steps from the input to each node: one per synapse hop on the longest path (products
+        take their operands of the same step and add none)."""
         dist = {self.input.name: 0}
         for name in nx.topological_sort(self.graph):
             for succ in self.graph.successors(name):
                 hop = 1 if isinstance(self.node(succ), SynapseBlock) else 0
                 dist[succ] = max(dist.get(succ, 0), dist.get(name, 0) + hop)
-        return dist.get(self.readout.name, 0)
+        return dist
+
+    def latency(self) -> int:
+        """Steps from the input to the readout."""
+        return self.delays().get(self.readout.name, 0)
 
     # --- validation
     def validate(self) -> None:

@@ -26,20 +26,38 @@ def core_owner(net: Network, placement: dict) -> tuple[dict[str, np.ndarray], np
     return owner, chips
 
 
-def spike_traffic(net: Network, placement: dict, rates: dict[str, np.ndarray] | None = None, fanin: FaninCache | None = None) -> dict[str, Any]:
+def _sent(net: Network, placement: dict, rates: dict[str, np.ndarray] | None, fanin: FaninCache | None):
+    """Per placed population: (weight of each message, the sending core, the receiving core or
+    HOST), one message per neuron and distinct core reached; and each core's chip."""
     owner, chips = core_owner(net, placement)
     units = len(placement["cores"])
-    local = inter_core = inter_chip = 0.0
     for name, own in owner.items():
         pairs = destinations(net, name, owner, units, fanin)
         if pairs is None:
             continue
         neuron, dest = pairs
         weight = rates[name][neuron] if rates is not None and name in rates else np.ones(neuron.size)
-        here = own[neuron]
+        yield weight, own[neuron], dest, chips
+
+
+def spike_traffic(net: Network, placement: dict, rates: dict[str, np.ndarray] | None = None, fanin: FaninCache | None = None) -> dict[str, Any]:
+    local = inter_core = inter_chip = 0.0
+    for weight, here, dest, chips in _sent(net, placement, rates, fanin):
         same_core = dest == here
         off_chip = (dest == HOST) | (chips[here] != chips[np.maximum(dest, 0)])
         local += float(weight[same_core].sum())
         inter_core += float(weight[~same_core].sum())
         inter_chip += float(weight[off_chip].sum())
     return {"local": local, "inter_core": inter_core, "inter_chip": inter_chip, "weighted_by": "ANN rates" if rates is not None else "one spike per neuron"}
+
+
+def chip_traffic(net: Network, placement: dict, rates: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Messages [chips, chips + 1] from each chip to each chip (its own: between its cores) and,
+    in the last column, to the host; a copy to the sender's own core is not a message."""
+    n = 1 + max((c["chip"] for c in placement["cores"]), default=0)
+    matrix = np.zeros((n, n + 1))
+    for weight, here, dest, chips in _sent(net, placement, rates, None):
+        sent = dest != here
+        to = np.where(dest == HOST, n, chips[np.maximum(dest, 0)])
+        np.add.at(matrix, (chips[here][sent], to[sent]), weight[sent])
+    return matrix

@@ -1,0 +1,1 @@
+"""What a run, a sweep and a placement look like to a person: JSON, tables and PNG plots."""
