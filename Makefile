@@ -23,8 +23,9 @@ demo: setup
 	$(BIN)/neurocompile inspect out/digits_mst.ncx
 	$(BIN)/neurocompile compare out/digits_mst.ncx --input graphs/digits_mst_test_x.npy --samples $(SAMPLES) --steps $(STEPS)
 
+# Two test processes: Lava's OS processes and the simulator's loops then share both cores.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 bench: setup
 	$(BIN)/python benchmarks/sim_vs_lava.py

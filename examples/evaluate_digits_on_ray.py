@@ -2,7 +2,7 @@
 workers, and write its report: per-sample results, accuracy and agreement with the ANN with their
 95 % intervals, spike rates against the ANN's and a raster.
 
-    .venv/bin/python examples/evaluate_digits_on_ray.py [--workers 2] [--steps 32] [--samples N] [--out DIR]
+    .venv/bin/python examples/evaluate_digits_on_ray.py [--workers 2 | --ray-address ADDR] [--steps 32] [--samples N] [--out DIR]
 
 It runs what a user would type (DIR defaults to out/digits_ray):
 
@@ -34,7 +34,8 @@ def neurocompile(*args) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="local Ray workers to start")
+    ap.add_argument("--ray-address", default=None, help="run on this existing Ray cluster instead")
     ap.add_argument("--steps", type=int, default=32)
     ap.add_argument("--samples", type=int, default=None, help="the first N images only")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "digits_ray")
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> None:
     np.save(args.out / "digits_y.npy", digits.target[: len(x)].astype(np.int64))
     neurocompile("build", ROOT / "graphs" / "digits_mst.onnx", "-o", args.out / "digits_mst.ncx")
     neurocompile("run", args.out / "digits_mst.ncx", "--input", args.out / "digits_x.npy", "--labels", args.out / "digits_y.npy",
-                 "--steps", args.steps, "--workers", args.workers, "--out", args.out / "result.npz", "--report", args.out / "report")
+                 "--steps", args.steps, *(["--ray-address", args.ray_address] if args.ray_address else ["--workers", args.workers]),
+                 "--out", args.out / "result.npz", "--report", args.out / "report")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Test processes share the machine's cores (pytest -n): a thread pool each would fight over
+    # them. Set before numpy, torch and numba read it; the commands tests start inherit it.
+    os.environ["NUMBA_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
 
 import numpy as np
 import pytest

@@ -51,23 +51,6 @@ def assert_same_record(a: dict, b: dict) -> None:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
-def test_the_ray_example_equals_one_process(tmp_path):
-    """examples/evaluate_digits_on_ray.py on a slice: `run --workers 2 --report` through the
-    command line, equal bit for bit to one process. First in the module: its command starts
-    its own cluster, best not beside the module's."""
-    from evaluate_digits_on_ray import main
-
-    from neurocompile.compiler.artifact import load_artifact
-
-    main(["--samples", "16", "--steps", "4", "--workers", "2", "--out", str(tmp_path)])
-    art = load_artifact(tmp_path / "digits_mst.ncx")
-    latency = art.net.latency()
-    evaluate(art, InputSet(tmp_path / "digits_x.npy", [1, 16, 16]), RunConfig("sim", latency + 4, 0, latency), result_path=tmp_path / "one.npz")
-    assert (tmp_path / "result.npz").read_bytes() == (tmp_path / "one.npz").read_bytes()
-    for name in ("summary.json", "rates.png", "raster.png", "rates.json", "raster.npz"):
-        assert (tmp_path / "report" / name).is_file()
-
-
 @pytest.fixture(scope="module")
 def local_record(masked_mst, mst_inputs):
     return evaluate(masked_mst, mst_inputs, config_for(masked_mst, 12))
@@ -110,3 +93,18 @@ def test_lava_on_two_workers_gives_the_bits_of_one_process(cluster, artifacts, t
     sim = evaluate(art, inputs, RunConfig("sim", config.steps, 0, config.readout_start))
     assert_same_record(sim, spread)  # Lava on the workers, spike for spike the simulator's
 
+
+def test_the_ray_example_on_an_existing_cluster_equals_one_process(cluster, tmp_path):
+    """examples/evaluate_digits_on_ray.py on a slice, on the module's cluster: `run --ray-address
+    ADDR --report` through the command line, equal bit for bit to one process."""
+    from evaluate_digits_on_ray import main
+
+    from neurocompile.compiler.artifact import load_artifact
+
+    main(["--samples", "16", "--steps", "4", "--ray-address", ray.get_runtime_context().gcs_address, "--out", str(tmp_path)])
+    art = load_artifact(tmp_path / "digits_mst.ncx")
+    latency = art.net.latency()
+    evaluate(art, InputSet(tmp_path / "digits_x.npy", [1, 16, 16]), RunConfig("sim", latency + 4, 0, latency), result_path=tmp_path / "one.npz")
+    assert (tmp_path / "result.npz").read_bytes() == (tmp_path / "one.npz").read_bytes()
+    for name in ("summary.json", "rates.png", "raster.png", "rates.json", "raster.npz"):
+        assert (tmp_path / "report" / name).is_file()

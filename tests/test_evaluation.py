@@ -24,6 +24,7 @@ from neurocompile.ir.nodes import IFPopulation
 
 from conftest import GRAPHS
 from onnx_builders import make_model, node, rand
+from test_interrupt import default_signals
 
 MST_X = GRAPHS / "digits_mst_test_x.npy"
 SHAPE = [1, 16, 16]
@@ -119,7 +120,7 @@ def mlp(tmp_path_factory):
 
 def test_resume_after_sigint_equals_an_uninterrupted_run(mlp, tmp_path):
     run = ("run", mlp / "mlp.ncx", "--input", mlp / "x.npy", "--labels", mlp / "y.npy", "--steps", 16, "--batch-size", 5, "--json")
-    interrupted = cli(*run, "--out", tmp_path / "r.npz")
+    interrupted = cli(*run, "--out", tmp_path / "r.npz", preexec_fn=default_signals)  # as a terminal's Ctrl-C finds it
     partial = tmp_path / "r.npz.partial"
     deadline = time.time() + 60
     while not list(partial.glob("chunk-*.npz")) and time.time() < deadline and interrupted.poll() is None:
