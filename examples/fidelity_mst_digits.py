@@ -11,7 +11,6 @@ readout: the T steps after the fill), X being all 1,797 images upscaled as in tr
 from __future__ import annotations
 
 import argparse
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -24,18 +23,11 @@ from sklearn.datasets import load_digits
 from neurocompile.cli.runs import run_backend
 from neurocompile.compiler import BuildOptions, build
 from neurocompile.compiler.artifact import load_artifact
+from neurocompile.evaluation.metrics import proportion
 from neurocompile.ir.interpret import evaluate
 from train_mst_digits import upscale
 
 GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The 95 % Wilson score interval of a proportion."""
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
 
 
 def main() -> None:
@@ -59,9 +51,8 @@ def main() -> None:
         out = run_backend(art, x, net.latency() + steps, "sim", 0, readout_start="latency").output
         seconds = time.perf_counter() - t0
         snn = out.reshape(len(x), -1).argmax(axis=1)
-        same = int(np.sum(snn == ann))
-        lo, hi = wilson(same, len(x))
-        table.add_row(f"compiled SNN, T = {steps}", f"{same / len(x):.2%} ({len(x) - same} differ)", f"{lo:.2%} .. {hi:.2%}",
+        agree = proportion(snn == ann)
+        table.add_row(f"compiled SNN, T = {steps}", f"{agree['value']:.2%} ({len(x) - agree['hits']} differ)", f"{agree['low']:.2%} .. {agree['high']:.2%}",
                       f"{np.mean(snn == y):.2%}", f"{seconds:.0f}")
     Console().print(table)
 
