@@ -1,6 +1,7 @@
-"""Evaluation throughput of the digits MST: one process, and local Ray clusters of 1 and 2
-workers, side by side in one run; samples per second, the ratio to one process, and the
-per-sample cost of going through Ray (1 worker against one process).
+"""Evaluation throughput of the digits MST: one process (on every core, and on one thread), and
+local Ray clusters of 1 and 2 workers, side by side in one run; samples per second, the ratio to
+one process, and the per-sample cost of going through Ray (1 worker against one process on one
+thread: both use one CPU).
 
     .venv/bin/python benchmarks/eval_scaling.py [--samples 360] [--steps 32] [--repeats 3]
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from threadpoolctl import threadpool_limits
 
 from neurocompile.compiler import BuildOptions, build
 from neurocompile.compiler.artifact import load_artifact
@@ -43,7 +45,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=30, help="samples per chunk (a Ray task)")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
+    import numba
     import ray
+    import torch
 
     with tempfile.TemporaryDirectory() as tmp:
         art = load_artifact(build(GRAPHS / "digits_mst.onnx", Path(tmp) / "mst.ncx", BuildOptions())[0])
@@ -53,6 +57,14 @@ def main() -> None:
         config = RunConfig("sim", latency + args.steps, 0, latency, batch_size=args.batch_size)
         results, seconds, startup = {}, {}, {}
         seconds["1 process"] = [timed(lambda: results.setdefault("1 process", evaluate(art, inputs, config))) for _ in range(args.repeats)]
+        threads = torch.get_num_threads(), numba.get_num_threads()
+        torch.set_num_threads(1)
+        numba.set_num_threads(1)
+        with threadpool_limits(limits=1):  # and BLAS, as in a Ray worker
+            seconds["1 process, 1 thread"] = [timed(lambda: results.setdefault("1 process, 1 thread", evaluate(art, inputs, config)))
+                                              for _ in range(args.repeats)]
+        torch.set_num_threads(threads[0])
+        numba.set_num_threads(threads[1])
         for workers in (1, 2):
             name = f"Ray, {workers} worker{'s' if workers > 1 else ''}"
             startup[name] = timed(lambda: connect(workers, None))
@@ -70,8 +82,9 @@ def main() -> None:
         table.add_row(name, f"{s:.2f}", f"{n / s:.1f}", f"{med['1 process'] / s:.2f}x", f"{startup[name]:.1f}" if name in startup else "-")
     console = Console()
     console.print(table)
-    overhead = (med["Ray, 1 worker"] - med["1 process"]) / n
-    console.print(f"Ray's cost per sample (1 worker against 1 process): {overhead * 1e3:+.1f} ms; results identical across all: {same}")
+    overhead = (med["Ray, 1 worker"] - med["1 process, 1 thread"]) / n
+    console.print(f"Ray's cost per sample (1 worker against 1 process on 1 thread, both one CPU): {overhead * 1e3:+.1f} ms; "
+                  f"results identical across all: {same}")
 
 
 if __name__ == "__main__":

@@ -254,6 +254,31 @@ def test_environment_errors_exit_2_not_3(tmp_path):
     assert_bad_input(cli("build", MLP, "-o", tmp_path / ("n" * 300 + ".ncx")), "name too long")
 
 
+def _small_disk():
+    """The child process may write files of at most 64 KiB: beyond, a write fails as on a full
+    disk (EFBIG instead of ENOSPC; SIGXFSZ ignored so that the write returns the error)."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+
+def test_a_write_that_fails_midway_is_exit_2_and_leaves_nothing_half_written(mlp_artifact, tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "neurocompile.cli", *map(str, args)], capture_output=True, text=True, preexec_fn=_small_disk)
+
+    assert_bad_input(run("build", MLP, "-o", tmp_path / "m.ncx"), "File too large")  # params.npz alone is larger
+    assert list(tmp_path.iterdir()) == []
+    many = tmp_path / "x.npy"
+    np.save(many, np.tile(np.load(X), (2, 1, 1, 1)))  # 720 samples: the result outgrows 64 KiB
+    assert_bad_input(run("run", mlp_artifact, "--input", many, "--steps", 4, "--batch-size", 240, "--out", tmp_path / "r.npz"), "File too large", "r.npz")
+    # Complete chunks stay for --resume (their sizes are whole files); no result, no temporary.
+    partial = tmp_path / "r.npz.partial"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.npz.partial", "x.npy"]
+    assert all(p.name == "run.json" or p.name.startswith("chunk-") for p in partial.iterdir())
+
+
 def test_sizes_beyond_reason_are_refused_up_front(mlp_artifact, tmp_path):
     from neurocompile.cli.runs import run_backend
     from neurocompile.compiler import BuildOptions, build
@@ -268,6 +293,33 @@ def test_sizes_beyond_reason_are_refused_up_front(mlp_artifact, tmp_path):
     assert list(tmp_path.iterdir()) == []
     # Before either backend starts: the recording would need hundreds of GiB.
     assert_bad_input(cli("compare", mlp_artifact, "--input", X, "--samples", 1, "--steps", 10**9), "GiB", "available")
+
+
+def test_a_chain_that_composes_into_too_many_synapses_is_refused_before_it_is_built(tmp_path):
+    """x [20000] -> MatMul [20000, 2] -> MatMul [2, 20000]: two small weights whose product, one
+    explicit synapse block, would hold 4e8 synapses (several GB). It is refused from a bound
+    computed before the product, with a peak of traced memory far below the product's size."""
+    import tracemalloc
+
+    from neurocompile.errors import NeurocompileError
+    from neurocompile.frontend import onnx_to_ir
+
+    n = 20000
+    rng = np.random.default_rng(0)
+    w1 = onnx.numpy_helper.from_array(rng.normal(size=(n, 2)).astype(np.float32), "W1")
+    w2 = onnx.numpy_helper.from_array(rng.normal(size=(2, n)).astype(np.float32), "W2")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W1"], ["h"]), helper.make_node("MatMul", ["h", "W2"], ["y"])], "g",
+                              [_vi("x", [1, n])], [_vi("y", [1, n])], [w1, w2])
+    path = tmp_path / "lowrank.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    tracemalloc.start()
+    try:
+        with pytest.raises(NeurocompileError, match="composes into up to 400000000 explicit synapses, above the limit"):
+            onnx_to_ir(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20, peak
 
 
 def test_a_model_onnx_runtime_refuses_is_refused(tmp_path):

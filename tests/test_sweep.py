@@ -135,6 +135,13 @@ def test_run_report_plots_rates_and_a_raster(swept, drawn, tmp_path):
     assert set(rasters) <= {p.name for p in spiking} and all(r.shape[0] == config.steps for r in rasters.values())
     for coll, (name, r) in zip(drawn["raster.png"].axes[0].collections, rasters.items()):
         assert coll.get_label() == name and len(coll.get_offsets()) == int(r.sum())
+    chosen = spiking[-1].name
+    write_run_report(tmp_path / "chosen", art, inputs, config, {}, record, [chosen])
+    with np.load(tmp_path / "chosen" / "raster.npz") as z:
+        assert z.files == [chosen]
+    proc = cli("run", folder / "report" / "artifacts" / "mask-0.5.ncx", "--input", folder / "x.npy", "--steps", 4, "--report", tmp_path / "r",
+               "--raster", f"{chosen},nope")
+    assert proc.returncode == 2 and "'nope'" in proc.stderr and not (tmp_path / "r").exists()
 
 
 def test_inspect_plots_the_placement(drawn, tmp_path):

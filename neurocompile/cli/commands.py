@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .. import __version__
 from ..errors import NeurocompileError
-from ..ir.nodes import ENCODINGS, FAILURE_MODES, PRODUCT_FORMS
+from ..ir.nodes import ENCODINGS, FAILURE_MODES, PRODUCT_FORMS, IFPopulation
 from ..backends import DEVICES
 from .hil import STANDINS
 from .runs import BACKENDS, PRECISIONS
@@ -177,6 +177,8 @@ def run(
                                           "events/<edge>, ... Chunks are kept in OUT.partial/ until it is written."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run whose partial results are next to --out."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write summary.json and plots (spike rates against the ANN's, a raster) into this directory."),
+    raster: Optional[str] = typer.Option(None, "--raster", help="Populations (comma-separated) in the report's raster of sample 0 "
+                                         "(default: four IF populations spread over the depth)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:
     """Run an artifact on inputs with the simulator or Lava, in chunks, optionally on Ray."""
@@ -199,6 +201,14 @@ def run(
         raise NeurocompileError("--resume continues the partial results kept next to --out R.npz: name the result file")
     if report:
         _check_report_dir(report)
+    elif raster:
+        raise NeurocompileError("--raster chooses what the report draws: add --report DIR")
+    raster_names = [n.strip() for n in raster.split(",") if n.strip()] if raster else None
+    spiking = {p.name for p in art.net.populations() if isinstance(p, IFPopulation)}
+    unknown = [n for n in raster_names or [] if n not in spiking]
+    if unknown:
+        raise NeurocompileError(f"--raster: no IF population named {', '.join(repr(n) for n in unknown)} (the populations that spike: "
+                                f"`neurocompile inspect {artifact}`)")
     if per_core and backend != "lava":
         raise NeurocompileError(f"--per-core shapes the Lava emission; --backend {backend} has none")
     if (device.value != "cpu" or batch_size is not None) and backend != "sim":
@@ -216,7 +226,7 @@ def run(
     if report:
         from ..reports.run import write_run_report
 
-        write_run_report(report, art, inputs, config, s, rec)
+        write_run_report(report, art, inputs, config, s, rec, raster_names)
     if as_json:
         print(json.dumps(s))
         return

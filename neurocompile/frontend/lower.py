@@ -66,7 +66,7 @@ def lower_chain(term: Term, where: str = "") -> tuple[tuple[int, ...], np.ndarra
         if merged is not None:
             kernels = [merged]
     if len(kernels) > 1:
-        absorbed = _dense_absorbs_prefix(term, kernels[-1])
+        absorbed = _dense_absorbs_prefix(term, kernels[-1], where)
         if absorbed is not None:
             return absorbed
     if len(kernels) == 1:
@@ -76,19 +76,13 @@ def lower_chain(term: Term, where: str = "") -> tuple[tuple[int, ...], np.ndarra
             kernel, post_g = folded
             n_out = size(kernel.out_shape(apply.in_shape))
             return apply.in_shape, None if _identity(pre_g, size(term.source_shape)) else pre_g, kernel, None if _identity(post_g, n_out) else post_g
-    matrix = chain_matrix(term)
-    if matrix.nnz > MAX_SPARSE_NNZ:
-        raise NeurocompileError(
-            f"synapse block '{where}': its linear chain ({' -> '.join(type(o).__name__ for o in term.ops)}) composes into "
-            f"{matrix.nnz} explicit synapses, above the limit of {MAX_SPARSE_NNZ}; put an activation between the two linear layers"
-        )
-    return tuple(term.source_shape), None, Sparse.from_matrix(matrix), None
+    return tuple(term.source_shape), None, Sparse.from_matrix(chain_matrix(term, where)), None
 
 
 DENSE_ABSORB_MAX = 1 << 22  # entries of a dense matrix that absorbs the ops before it
 
 
-def _dense_absorbs_prefix(term: Term, last):
+def _dense_absorbs_prefix(term: Term, last, where: str = ""):
     """A dense kernel that sees the whole tensor at once (no shared leading positions) is any
     linear map of its input: it absorbs everything before it (e.g. GlobalAveragePool -> Flatten
     -> Gemm becomes one dense matrix on the source)."""
@@ -99,7 +93,7 @@ def _dense_absorbs_prefix(term: Term, last):
     if apply.kernel.weight.shape[0] * n_src > DENSE_ABSORB_MAX:
         return None
     position = next(i for i, op in enumerate(term.ops) if op is apply)
-    prefix = chain_matrix(Term(term.source, term.source_shape, term.ops[:position]))  # [K, n_src]
+    prefix = chain_matrix(Term(term.source, term.source_shape, term.ops[:position]), where)  # [K, n_src]
     weight = np.ascontiguousarray((prefix.T @ apply.kernel.weight.T).T)
     view = (1, n_src)
     folded = _fold_single(Dense(weight=weight), view, None, post_g, post_s)
@@ -154,20 +148,39 @@ def _compose_depthwise_conv(first, second):
     return [Apply(conv, a1.in_shape), g2, s2]
 
 
-def chain_matrix(term: Term) -> sp.csr_matrix:
-    """The chain as one matrix [n_out, n_source]."""
+def product_entries(a: sp.csr_matrix, b: sp.csr_matrix) -> int:
+    """At most how many entries a @ b stores, found in O(nnz(a)) without forming it: row i of
+    the product has at most the summed lengths of the rows of b that row i of a combines, and at
+    most b's column count."""
+    pattern = sp.csr_matrix((np.ones(a.nnz), a.indices, a.indptr), shape=a.shape)
+    per_row = pattern @ np.diff(b.indptr).astype(np.float64)
+    return int(np.minimum(per_row, b.shape[1]).sum())
+
+
+def chain_matrix(term: Term, where: str = "") -> sp.csr_matrix:
+    """The chain as one matrix [n_out, n_source]. Each step's size is bounded before it is
+    built: a chain whose composition exceeds MAX_SPARSE_NNZ is refused, not allocated."""
+    def checked(entries: int) -> None:
+        if entries > MAX_SPARSE_NNZ:
+            raise NeurocompileError(
+                f"synapse block '{where}': its linear chain ({' -> '.join(type(o).__name__ for o in term.ops)}) composes into up to "
+                f"{entries} explicit synapses, above the limit of {MAX_SPARSE_NNZ}; put an activation between the two linear layers")
+
     m = sp.identity(size(term.source_shape), format="csr")
     for op in term.ops:
         if isinstance(op, Gather):
             rows = np.flatnonzero(op.index.ravel() >= 0)
-            sel = sp.csr_matrix((np.ones(rows.size), (rows, op.index.ravel()[rows])), shape=(op.index.size, m.shape[0]))
-            m = sel @ m
+            left = sp.csr_matrix((np.ones(rows.size), (rows, op.index.ravel()[rows])), shape=(op.index.size, m.shape[0]))
         elif isinstance(op, Scale):
-            m = sp.diags(op.w.ravel()) @ m
+            left = sp.diags(op.w.ravel(), format="csr")
         else:
-            m = op.kernel.to_sparse(op.in_shape) @ m
+            checked(op.kernel.entries(op.in_shape))
+            left = op.kernel.to_sparse(op.in_shape)
+        checked(product_entries(left, m))
+        m = left @ m
     m = sp.csr_matrix(m)
     m.eliminate_zeros()
+    checked(m.nnz)
     return m
 
 

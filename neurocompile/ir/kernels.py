@@ -43,6 +43,10 @@ class Kernel:
     def to_sparse(self, view_shape: tuple[int, ...], w: np.ndarray | None = None) -> sp.csr_matrix:
         raise NotImplementedError
 
+    def entries(self, view_shape: tuple[int, ...]) -> int:
+        """How many entries `to_sparse` stores, at most: known before building it."""
+        raise NotImplementedError
+
     def rows(self, view_shape: tuple[int, ...], positions: np.ndarray, w: np.ndarray | None = None) -> sp.csr_matrix:
         """Rows `positions` (flat output positions) of `to_sparse`: [len(positions), n_view].
         Kernels whose matrix is too large to build override it to build only those rows."""
@@ -97,6 +101,9 @@ class Elementwise(Kernel):
         n = int(np.prod(view_shape))
         return sp.csr_matrix((np.broadcast_to(w, view_shape).ravel().astype(np.float64), (np.arange(n), np.arange(n))), shape=(n, n))
 
+    def entries(self, view_shape):
+        return int(np.prod(view_shape, dtype=np.int64))
+
     def rows(self, view_shape, positions, w=None):
         w = np.broadcast_to(self.weight if w is None else w, view_shape).ravel()
         positions = np.asarray(positions, np.int64)
@@ -132,6 +139,9 @@ class Dense(Kernel):
         lead = int(np.prod(view_shape[:-1]))
         block = sp.csr_matrix(w.astype(np.float64))
         return sp.kron(sp.identity(lead, format="csr"), block, format="csr")
+
+    def entries(self, view_shape):
+        return int(np.prod(view_shape[:-1], dtype=np.int64)) * int(self.weight.size)
 
     def rows(self, view_shape, positions, w=None):
         w = self.weight if w is None else w
@@ -210,6 +220,9 @@ class Conv2d(Kernel):
     def to_sparse(self, view_shape, w=None):
         return self.rows(view_shape, None, w)
 
+    def entries(self, view_shape):
+        return int(np.prod(self.out_shape(view_shape), dtype=np.int64)) * int(np.prod(self.weight.shape[1:]))
+
     def rows(self, view_shape, positions, w=None):
         """Rows of the matrix (all, or the flat output `positions`), built straight in CSR:
         a row's taps in (channel, ky, kx) order have increasing input indices, so nothing is
@@ -273,6 +286,9 @@ class Sparse(Kernel):
         w = self.weight if w is None else w
         # Copies: callers may compact the matrix in place, which must not touch the kernel.
         return sp.csr_matrix((np.array(w, np.float64), self.indices.copy(), self.indptr.copy()), shape=self.shape)
+
+    def entries(self, view_shape=None):
+        return int(self.weight.size)
 
     def fanout(self, view_shape=None, uses=None):
         # From the stored structure directly: building the 0/1 matrix costs more than counting.

@@ -54,12 +54,14 @@ def sample_raster(art: Artifact, inputs: InputSet, config: RunConfig, names: lis
     return {name: result.rasters[name][:, 0] for name in names}
 
 
-def write_run_report(folder: Path, art: Artifact, inputs: InputSet, config: RunConfig, summary: dict, record: dict[str, np.ndarray]) -> None:
+def write_run_report(folder: Path, art: Artifact, inputs: InputSet, config: RunConfig, summary: dict, record: dict[str, np.ndarray],
+                     raster_names: list[str] | None = None) -> None:
+    """`raster_names`: the populations of the raster (default: raster_populations)."""
     folder.mkdir(exist_ok=True)
     write_file_atomic(folder / "summary.json", json_bytes(summary))
     points = rate_points(art.net, inputs, config, record)
     write_file_atomic(folder / "rates.json", json_bytes(points))
     plots.save(plots.rates_vs_ann(points), folder / "rates.png")
-    rasters = sample_raster(art, inputs, config, raster_populations(art.net))
+    rasters = sample_raster(art, inputs, config, raster_names or raster_populations(art.net))
     write_file_atomic(folder / "raster.npz", npz_bytes(rasters))
     plots.save(plots.raster(rasters), folder / "raster.png")
