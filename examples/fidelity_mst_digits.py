@@ -41,20 +41,45 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         art = load_artifact(build(GRAPHS / "digits_mst.onnx", Path(tmp) / "mst.ncx", BuildOptions())[0])
     net = art.net
-    ann = evaluate(net, x)["post"][net.readout.name].reshape(len(x), -1).argmax(axis=1)
+
+    def predicted(output: np.ndarray) -> np.ndarray:
+        return output.reshape(len(x), -1).argmax(axis=1)
+
+    ann = predicted(evaluate(net, x)["post"][net.readout.name])
+    quantized = predicted(evaluate(net, x, quantized=True)["post"][net.readout.name])
     table = Table(title=f"digits MST, all {len(x)} scikit-learn digits, loihi2-sim, readout after the {net.latency()}-step fill", title_justify="left")
     for col in ("evaluation", "agreement with the ANN", "95 % interval", "accuracy", "seconds"):
         table.add_column(col, justify="left" if col == "evaluation" else "right")
+
+    def row(name: str, pred: np.ndarray, seconds: float | None = None) -> None:
+        agree = proportion(pred == ann)
+        table.add_row(name, f"{agree['value']:.2%} ({len(x) - agree['hits']} differ)", f"{agree['low']:.2%} .. {agree['high']:.2%}",
+                      f"{np.mean(pred == y):.2%}", "-" if seconds is None else f"{seconds:.0f}")
+
     table.add_row("ANN (float)", "-", "-", f"{np.mean(ann == y):.2%}", "-")
+    row("ANN with the quantized weights (fixed-point weights, float activations)", quantized)
+    causes = []
     for steps in args.steps:
         t0 = time.perf_counter()
-        out = run_backend(art, x, net.latency() + steps, "sim", 0, readout_start="latency").output
-        seconds = time.perf_counter() - t0
-        snn = out.reshape(len(x), -1).argmax(axis=1)
-        agree = proportion(snn == ann)
-        table.add_row(f"compiled SNN, T = {steps}", f"{agree['value']:.2%} ({len(x) - agree['hits']} differ)", f"{agree['low']:.2%} .. {agree['high']:.2%}",
-                      f"{np.mean(snn == y):.2%}", f"{seconds:.0f}")
+        reference = predicted(run_backend(art, x, steps, "reference", 0).output)
+        row(f"float per-step reference (no delay between layers), T = {steps}", reference, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        snn = predicted(run_backend(art, x, net.latency() + steps, "sim", 0, readout_start="latency").output)
+        row(f"compiled SNN, T = {steps}", snn, time.perf_counter() - t0)
+        # Each image the SNN gets otherwise than the ANN, by the first stage that already does:
+        # the weights' quantization, rate coding in T steps (the float reference), or what is
+        # left (fixed-point dynamics, the pipeline, host ops in integers).
+        off = snn != ann
+        by_weights = off & (quantized != ann)
+        by_rates = off & ~by_weights & (reference != ann)
+        causes.append((steps, int(off.sum()), int(by_weights.sum()), int(by_rates.sum()), int((off & ~by_weights & ~by_rates).sum())))
     Console().print(table)
+    attribution = Table(title="Images on which the compiled SNN and the ANN disagree, by the first stage that already disagrees", title_justify="left")
+    for col in ("T", "disagree", "quantized weights", "rate coding in T steps (float reference)", "the rest (fixed point, pipeline, host ops)"):
+        attribution.add_column(col, justify="right")
+    for steps, *counts in causes:
+        attribution.add_row(str(steps), *map(str, counts))
+    Console().print(attribution)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import ray
 from ray import cloudpickle
 
 from neurocompile.data import InputSet
-from neurocompile.evaluation.distributed import RayExecutor, run_chunk
+from neurocompile.evaluation.distributed import RayExecutor, connect, run_chunk
 from neurocompile.evaluation.stream import RunConfig, evaluate
 
 from conftest import GRAPHS
@@ -22,8 +22,11 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 @pytest.fixture(scope="module")
 def cluster():
-    """One local cluster of two workers for the module (starting one costs seconds)."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    """One local cluster of two workers for the module (starting one costs seconds), started as
+    `--workers 2` starts it; the evaluations below join it as `--ray-address` would."""
+    cpus, started = connect(2, None)
+    assert cpus == 2 and started
+    assert connect(2, None) == (2, False)  # a second call joins, does not start another
     yield
     ray.shutdown()
 

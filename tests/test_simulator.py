@@ -128,6 +128,25 @@ def test_compiled_cpu_loops_equal_the_tensor_operations():
     np.testing.assert_array_equal(out, x[:, index])
 
 
+@pytest.mark.parametrize("scale", [0.5, 40.0, 3e4])
+def test_compiled_softmax_equals_the_shared_integer_softmax(scale):
+    """The CPU simulator's softmax loop gives hostops.softmax_fixed's integers (the form Lava's
+    process models run), for rows that span the whole int32 range, ties and constant rows."""
+    from neurocompile.semantics.hostops import EXP2_LUT, K_FRAC, Q, SOFTMAX_OUT_FRAC, exp_constant, softmax_fixed
+
+    rng = np.random.default_rng(11)
+    x = rng.integers(-int(8 * scale) - 1, int(8 * scale) + 1, (40, 49)).astype(np.int32)  # scores within a few units: graded
+    x[0] = rng.integers(-2**31, 2**31 - 1, 49)  # the whole range: one-hot, and exponents far below the table
+    x[1] = 7  # a constant row
+    x[3, :5] = x[3].max()  # ties at the top
+    k = exp_constant(scale)
+    out = np.empty_like(x)
+    cpu_kernels.softmax(x, EXP2_LUT, k, K_FRAC - Q, SOFTMAX_OUT_FRAC, out)
+    expected = softmax_fixed(x.astype(np.int64), k, SOFTMAX_OUT_FRAC)
+    np.testing.assert_array_equal(out, expected)
+    assert (expected.sum(axis=1) <= 2**SOFTMAX_OUT_FRAC).all() and len(np.unique(expected)) > 10
+
+
 @pytest.mark.parametrize("kind", ["dense", "elementwise"])
 def test_dropping_the_padding_of_a_view_keeps_every_sum(kind):
     """A block's view with padded rows, columns and positions, compacted: the same outputs."""

@@ -73,3 +73,28 @@ def deliver(current: np.ndarray, y: np.ndarray, pending: np.ndarray, right_shift
         yi = y[(w - 1) * b + j, k0:k1]
         for k in range(k1 - k0):
             last[k] = np.int64(yi[k]) >> right_shift
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def softmax(x: np.ndarray, lut: np.ndarray, exp_k: int, shift: int, out_frac: int, out: np.ndarray) -> None:
+    """semantics.hostops.softmax_fixed over the rows of x [R, n] (int32 currents), into out
+    [R, n] (int32): z = ((x - max) * exp_k) >> shift, 2^(z / 2^16) by the table `lut` with
+    linear interpolation, then (e << out_frac) // sum(e). One pass per row instead of a
+    temporary per operation; tests hold it equal to the array-API form."""
+    r_count, n = x.shape
+    for r in numba.prange(r_count):
+        xr = x[r]
+        top = np.int64(xr[0])
+        for j in range(1, n):
+            top = max(top, np.int64(xr[j]))
+        e = np.empty(n, np.int64)
+        total = np.int64(0)
+        for j in range(n):
+            z = ((np.int64(xr[j]) - top) * exp_k) >> shift
+            f = z & 0xFFFF
+            idx, rest = f >> 8, f & 255
+            mant = lut[idx] + (((lut[idx + 1] - lut[idx]) * rest) >> 8)
+            e[j] = mant >> min(-(z >> 16), 62)
+            total += e[j]
+        for j in range(n):
+            out[r, j] = (e[j] << out_frac) // total
