@@ -49,12 +49,12 @@ def product_events(a, b):
     and each coincidence reaches its sum. Summed over all but the first (batch) axis.
     a [B, ..., M, K], b [B, ..., K, N]."""
     xp = array_namespace(a, b)
-    nz_a, nz_b = xp.astype(a != 0, xp.int64), xp.astype(b != 0, xp.int64)
+    nz_a, nz_b = a != 0, b != 0  # booleans, counted in int64 by the sums (no int64 copy of the operands)
     m, n = a.shape[-2], b.shape[-1]
-    meets = xp.sum(nz_a, axis=-2) * xp.sum(nz_b, axis=-1)
+    meets = xp.sum(nz_a, axis=-2, dtype=xp.int64) * xp.sum(nz_b, axis=-1, dtype=xp.int64)
     batch = a.shape[0]
 
     def total(v):
-        return xp.sum(xp.reshape(v, (batch, -1)), axis=1)
+        return xp.sum(xp.reshape(v, (batch, -1)), axis=1, dtype=xp.int64)
 
     return total(nz_a) * n + total(nz_b) * m + total(meets)
