@@ -59,12 +59,14 @@ def _runner(files: dict[str, bytes], config: RunConfig) -> ChunkRunner:
 
     key = (sha256_bytes(files["manifest.json"]), config)
     if key not in _RUNNERS:
-        folder = Path(tempfile.mkdtemp(prefix="neurocompile-worker-")) / "artifact.ncx"
-        folder.mkdir()
-        for name, data in files.items():
-            (folder / name).write_bytes(data)
+        with tempfile.TemporaryDirectory(prefix="neurocompile-worker-") as tmp:  # loaded whole: the files can go
+            folder = Path(tmp) / "artifact.ncx"
+            folder.mkdir()
+            for name, data in files.items():
+                (folder / name).write_bytes(data)
+            art = load_artifact(folder)
         _RUNNERS.clear()  # one artifact at a time per worker: a sweep moves on to the next
-        _RUNNERS[key] = ChunkRunner(load_artifact(folder), config)
+        _RUNNERS[key] = ChunkRunner(art, config)
     return _RUNNERS[key]
 
 
