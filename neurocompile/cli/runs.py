@@ -1,4 +1,6 @@
-"""Running artifacts on a backend, and comparing backends: what `run` and `compare` do."""
+"""A run's summary (what `run` prints) and the comparison of two backends (what `compare` and
+`hil` check). How each backend runs lives in evaluation.backends; it is re-exported here for the
+scripts that import it from this module."""
 
 from __future__ import annotations
 

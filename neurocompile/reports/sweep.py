@@ -1,4 +1,4 @@
-"""The files of a sweep: sweep.json (every cell, and per mask ratio and T the means over seeds),
+"""The files of a sweep: sweep.json (every cell, and per mask ratio and T the seeds pooled),
 sweep.csv (every cell), accuracy_vs_steps.png and events_vs_accuracy.png (drawn from the
 summary rows of sweep.json)."""
 
