@@ -63,6 +63,16 @@ def test_chunks_and_shards_do_not_change_any_sample(masked_mst, tmp_path):
     assert int(whole["total_spikes"].sum()) > 0 and int(whole["synaptic_ops"].sum()) > 0
 
 
+def test_a_config_no_backend_runs_is_refused_before_anything_starts(masked_mst, tmp_path):
+    np.save(tmp_path / "x.npy", np.load(MST_X)[:2])
+    inputs = InputSet(tmp_path / "x.npy", SHAPE)
+    with pytest.raises(NeurocompileError, match="fixed point only"):
+        evaluate(masked_mst, inputs, config_for(masked_mst, precision="float"), result_path=tmp_path / "r.npz")
+    with pytest.raises(NeurocompileError, match="readout starts at step"):
+        evaluate(masked_mst, inputs, RunConfig("sim", 4, 0, 4), result_path=tmp_path / "r.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]  # no partial results begun
+
+
 def test_missing_ranges_cover_exactly_what_is_not_done():
     assert missing([], 10, 4) == [(0, 4), (4, 8), (8, 10)]
     assert missing([(0, 4), (8, 10)], 10, 4) == [(4, 8)]

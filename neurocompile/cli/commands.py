@@ -14,7 +14,8 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
 from .. import __version__
 from ..errors import NeurocompileError
@@ -127,21 +128,20 @@ RAY_ADDRESS_HELP = "Evaluate on the existing Ray cluster at ADDR (host:port of i
 def _eval_progress() -> Progress:
     """Samples done, samples per second and the time left."""
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True)
+                    _SamplesPerSecond(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True)
+
+
+class _SamplesPerSecond(ProgressColumn):
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:.1f} samples/s" if task.speed else "")
 
 
 def _evaluate_with_progress(art, inputs, config, executor, result, resume, what: str):
     from ..evaluation.stream import evaluate
 
     with _eval_progress() as bar:
-        task = bar.add_task(f"{what}: samples", total=len(inputs), rate="")
-
-        def progress(n: float) -> None:
-            bar.update(task, completed=n)
-            speed = bar.tasks[task].speed
-            bar.update(task, rate=f"{speed:.1f} samples/s" if speed else "")
-
-        return evaluate(art, inputs, config, executor, result, resume, progress)
+        task = bar.add_task(f"{what}: samples", total=len(inputs))
+        return evaluate(art, inputs, config, executor, result, resume, lambda n: bar.update(task, completed=n))
 
 
 def _executor(workers: Optional[int], ray_address: Optional[str]):
@@ -213,16 +213,16 @@ def run(
         raise NeurocompileError(f"--per-core shapes the Lava emission; --backend {backend} has none")
     if (device.value != "cpu" or batch_size is not None) and backend != "sim":
         raise NeurocompileError(f"--device and --batch-size place the simulator; --backend {backend} runs elsewhere")
-    if backend == "sim" and precision != "fixed":
-        raise NeurocompileError("the simulator is bit-accurate fixed point only; --precision float runs on --backend lava")
     start = readout_start_step(art, readout_start, backend)
     config = RunConfig(backend, start + steps, seed, start, precision, per_core, ann, device.value, batch_size)
     rec = _evaluate_with_progress(art, inputs, config, _executor(workers, ray_address), result, resume, backend)
     name = backend if precision == "fixed" else f"{backend}-float"
     res = as_run_result(rec, name, start + steps, art.net.meta["output_shape"])
     energy = run_energy(art.net, art.target, art.placement, res) if backend != "reference" else None
-    s = summary(res, seed, y, start, energy)
+    s = summary(res, seed, start, energy)
     s["scores"] = scores(rec, y)
+    if "accuracy" in s["scores"]:
+        s["accuracy"] = s["scores"]["accuracy"]["value"]
     if report:
         from ..reports.run import write_run_report
 
@@ -305,15 +305,13 @@ def sweep(
         _, started = connect(workers, ray_address)  # one cluster for every cell
     try:
         with _eval_progress() as bar:
-            task = bar.add_task("sweep: samples", total=grid.cells * len(inputs), rate="")
+            task = bar.add_task("sweep: samples", total=grid.cells * len(inputs))
             cells_done = []
 
             def progress(name: str, n: float) -> None:
                 if n == 0 and name not in cells_done:
                     cells_done.append(name)
                 bar.update(task, completed=(len(cells_done) - 1) * len(inputs) + n, description=f"sweep: {name}")
-                speed = bar.tasks[task].speed
-                bar.update(task, rate=f"{speed:.1f} samples/s" if speed else "")
 
             result = run_sweep(arts, grid, inputs, y, executor, progress, batch_size=batch_size)
     finally:

@@ -15,7 +15,7 @@ from ..ir.result import RunResult
 __all__ = ["BACKENDS", "PRECISIONS", "check_recording", "check_steps", "readout_start_step", "run_backend", "summary", "compare_results"]
 
 
-def summary(result: RunResult, seed: int, labels: np.ndarray | None = None, readout_start: int = 0, energy: dict | None = None) -> dict[str, Any]:
+def summary(result: RunResult, seed: int, readout_start: int = 0, energy: dict | None = None) -> dict[str, Any]:
     out = {
         "backend": result.backend,
         "steps": result.steps,
@@ -34,8 +34,6 @@ def summary(result: RunResult, seed: int, labels: np.ndarray | None = None, read
     }
     if energy is not None:
         out["energy"] = energy
-    if labels is not None:
-        out["accuracy"] = float(np.mean(np.asarray(out["predictions"]) == labels[: len(out["predictions"])]))
     return out
 
 

@@ -53,14 +53,22 @@ class RunConfig:
         return d
 
 
+def check_config(art: Artifact, config: RunConfig) -> None:
+    """What run_backend checks, for the simulator that ChunkRunner runs directly; before any
+    chunk starts, on whichever process."""
+    check_steps(art, config.steps)
+    if config.backend == "sim" and config.precision != "fixed":
+        raise NeurocompileError("the simulator is bit-accurate fixed point only; --precision float runs on --backend lava")
+    if config.readout_start >= config.steps:
+        raise NeurocompileError(f"the readout starts at step {config.readout_start} but the run has only {config.steps} steps")
+
+
 class ChunkRunner:
     """Runs chunks of samples of one artifact; a simulator is set up once and reused."""
 
     def __init__(self, art: Artifact, config: RunConfig):
+        check_config(art, config)
         self.art, self.config, self._sim = art, config, None
-        check_steps(art, config.steps)
-        if config.readout_start >= config.steps:
-            raise NeurocompileError(f"the readout starts at step {config.readout_start} but the run has only {config.steps} steps")
 
     def __call__(self, x: np.ndarray, progress: Progress | None = None) -> dict[str, np.ndarray]:
         c = self.config
@@ -117,6 +125,7 @@ def evaluate(art: Artifact, inputs: InputSet, config: RunConfig, executor: Execu
              resume: bool = False, progress: Progress | None = None) -> dict[str, np.ndarray]:
     """The merged record of every sample. With `result_path`, each finished chunk is written to
     its partial-results directory first, and `resume` continues one left by an interrupted run."""
+    check_config(art, config)
     executor = executor or LocalExecutor()
     chunk = config.batch_size or CHUNK_SAMPLES.get(config.backend, 64)
     store = PartialResults(result_path, run_identity(art, inputs, config), resume) if result_path is not None else None

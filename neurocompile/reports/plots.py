@@ -4,6 +4,7 @@ against them; `save` writes it."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -22,8 +23,6 @@ DPI = 120
 def save(fig: Figure, path: str | Path) -> Path:
     """The figure as a PNG, written whole or not at all. Metadata carry no date, so equal numbers
     give equal files."""
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
