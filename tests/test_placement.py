@@ -189,6 +189,7 @@ def test_token_wise_slicing_finds_the_slices_of_the_general_search(tmp_path, lim
 def test_slice_fan_out_bounds_equal_a_full_recount(tmp_path, fan_out_axons):
     import importlib
 
+    from neurocompile.partition.fanout import fan_out
     from neurocompile.partition.resources import fanin_patterns
 
     place_module = importlib.import_module("neurocompile.partition.place")
@@ -199,7 +200,7 @@ def test_slice_fan_out_bounds_equal_a_full_recount(tmp_path, fan_out_axons):
     owner = {name: np.empty(net.node(name).size, np.int64) for name in patterns}
     for k, (name, start, stop, _) in enumerate(slices):
         owner[name][start:stop] = k
-    np.testing.assert_array_equal(bound, place_module.fan_out(net, owner, len(slices)))
+    np.testing.assert_array_equal(bound, fan_out(net, owner, len(slices)))
     assert bound.max() <= fan_out_axons
 
 
@@ -225,6 +226,22 @@ def test_distinct_pairs_equal_those_of_numpy_unique():
         pairs = np.unique(np.stack([dests, neurons], axis=1), axis=0)  # unit-major, as distinct_pairs orders them
         np.testing.assert_array_equal(got[0], pairs[:, 1])
         np.testing.assert_array_equal(got[1], pairs[:, 0])
+
+
+def test_synapse_memory_of_an_axon_looked_up_or_computed_is_the_same():
+    """Counts below a core's neurons come from a table, larger ones from the formula; both are
+    Loihi's accounting: synapses of weight + index bits, a header per block, whole words."""
+    from neurocompile.partition.resources import axon_bits_each
+
+    core = load_target("loihi2").core
+    n = np.arange(3 * core["neurons"])
+    blocks = -(-n // core["synapses_per_axon_block"])
+    bits = n * (8 + core["synapse_index_bits"]) + blocks * core["synapse_header_bits"]
+    expected = -(-bits // core["synapse_word_bits"]) * core["synapse_word_bits"]
+    np.testing.assert_array_equal(axon_bits_each(n, core, 8), expected)  # past the table: the formula
+    np.testing.assert_array_equal(axon_bits_each(n[: core["neurons"]], core, 8), expected[: core["neurons"]])
+    np.testing.assert_array_equal(axon_bits_each(n[:2000].reshape(40, 50), core, 8), expected[:2000].reshape(40, 50))
+    assert axon_bits_each(np.zeros(0, np.int64), core, 8).shape == (0,)
 
 
 def test_elementwise_fed_populations_fill_the_room_other_slices_leave(tmp_path, monkeypatch):

@@ -22,7 +22,7 @@ from ..ir.interpret import evaluate, spike_rates
 from ..ir.nodes import ENCODINGS, PRODUCT_FORMS, IFPopulation, Product
 from ..partition import place
 from ..partition.energy import expected_activity, run_energy
-from ..partition.fanout import FaninCache
+from ..partition.fanout import FaninCache, Messages
 from ..partition.traffic import spike_traffic
 from ..passes.calibrate import calibrate_thresholds, needs_calibration
 from ..passes.dce import eliminate_dead_code
@@ -79,6 +79,7 @@ class Build:
     quantization: dict[str, Any] = field(default_factory=dict)
     placement: dict[str, Any] | None = None
     fanin: FaninCache | None = None
+    messages: dict[str, Messages] = field(default_factory=dict)  # what each placed neuron's spike sends
     estimates: dict[str, Any] = field(default_factory=dict)  # traffic and energy, for the report
     results: list[tuple[str, PassResult]] = field(default_factory=list)
     _activations: dict[str, dict[str, np.ndarray]] | None = None
@@ -150,14 +151,14 @@ def _quantize(build: Build) -> PassResult:
 
 def _place(build: Build) -> PassResult:
     build.fanin = FaninCache(build.net)
-    build.placement = place(build.net, build.target, fanin=build.fanin)
+    build.placement = place(build.net, build.target, fanin=build.fanin, messages=build.messages)
     return PassResult(False, build.placement["totals"])
 
 
 def _traffic(build: Build) -> PassResult:
     activations = build.activations()
     rates = None if activations is None else {name: r.mean(axis=0) for name, r in spike_rates(build.net, activations["post"]).items()}
-    build.estimates["spike_traffic_per_step"] = spike_traffic(build.net, build.placement, rates, build.fanin)
+    build.estimates["spike_traffic_per_step"] = spike_traffic(build.net, build.placement, rates, build.fanin, build.messages)
     return PassResult(False, build.estimates["spike_traffic_per_step"])
 
 

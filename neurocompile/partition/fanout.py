@@ -4,6 +4,8 @@ messages with it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..ir.graph import Network
@@ -63,8 +65,19 @@ def distinct_pairs(neurons: np.ndarray, units: np.ndarray, n: int) -> tuple[np.n
     time; np.unique's quicksort spends most of a Swin-T placement on them."""
     keys = (units.astype(np.int64) + 1) * n + neurons
     keys.sort(kind="stable")
-    keys = keys[run_starts(keys)]
-    return keys % n, keys // n - 1
+    unit, neuron = np.divmod(keys[run_starts(keys)], n)
+    return neuron, unit - 1
+
+
+@dataclass
+class Messages:
+    """Per neuron of a placed population, the messages one of its spikes sends: a copy to its
+    own core (0 or 1; it stays local), to other cores or the host, and of those the ones that
+    leave its chip (to another chip or the host)."""
+
+    local: np.ndarray
+    inter_core: np.ndarray
+    inter_chip: np.ndarray
 
 
 def fan_out(net: Network, owner: dict[str, np.ndarray], units: int, fanin: FaninCache | None = None) -> np.ndarray:
@@ -76,6 +89,32 @@ def fan_out(net: Network, owner: dict[str, np.ndarray], units: int, fanin: Fanin
         if pairs is not None:
             out += np.bincount(own[pairs[0]], minlength=units).astype(np.int64)
     return out
+
+
+def fan_out_and_messages(net: Network, owner: dict[str, np.ndarray], chip_of: np.ndarray,
+                         fanin: FaninCache | None = None) -> tuple[np.ndarray, dict[str, Messages]]:
+    """`fan_out` of cores (`chip_of`: each core's chip), and from the same destinations each
+    placed population's `Messages`: the traffic estimate reads them instead of finding every
+    neuron's destinations again."""
+    fanin = fanin if fanin is not None else FaninCache(net)
+    units = chip_of.size
+    out = np.zeros(units, np.int64)
+    messages = {}
+    for name, own in owner.items():
+        n = own.size
+        pairs = destinations(net, name, owner, units, fanin)
+        if pairs is None:
+            messages[name] = Messages(*(np.zeros(n, np.int32) for _ in range(3)))
+            continue
+        neuron, dest = pairs
+        here = own[neuron]
+        out += np.bincount(here, minlength=units).astype(np.int64)
+        same = dest == here
+        off_chip = (dest == HOST) | (chip_of[here] != chip_of[np.maximum(dest, 0)])
+        local = np.bincount(neuron[same], minlength=n)
+        counts = (local, np.bincount(neuron, minlength=n) - local, np.bincount(neuron[off_chip], minlength=n))
+        messages[name] = Messages(*(c.astype(np.int32) for c in counts))  # a neuron sends at most a core's fan-out
+    return out, messages
 
 
 def slices_reached(net: Network, source: str, tgt: str, local: np.ndarray, fanin: FaninCache) -> np.ndarray:

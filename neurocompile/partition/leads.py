@@ -82,18 +82,22 @@ class LeadPattern:
         """(source neuron, unit) pairs given the unit of every target neuron: per run of a
         lead's channels that one unit holds, the inputs with a synapse into that run."""
         w = self.width
-        flat = np.arange(own.size)
-        starts = np.flatnonzero((flat % w == 0) | np.concatenate([[True], own[1:] != own[:-1]]))
+        changes = np.flatnonzero(own[1:] != own[:-1]) + 1
+        starts = np.union1d(np.arange(0, own.size, w), changes)
         stops = np.append(starts[1:], own.size)
         lead = starts // w
+        first, last = starts - lead * w, stops - lead * w  # channel range of each run
         srcs, units = [], []
         for part in self.parts:
+            # Runs mostly cover whole leads at a few offsets: which inputs reach a run depends
+            # only on its kernel rows, so each distinct row range is priced once.
             off = part.offset[lead]
-            c = part.prefix[off + stops - lead * w] - part.prefix[off + starts - lead * w]
+            rows, which = np.unique(np.stack([off + first, off + last], axis=1), axis=0, return_inverse=True)
+            nonzero = (part.prefix[rows[:, 1]] - part.prefix[rows[:, 0]]) > 0
             s = part.sources[lead]
-            reached = (s >= 0) & (c > 0)
+            reached = (s >= 0) & nonzero[which.ravel()]
             srcs.append(s[reached])
-            units.append(np.broadcast_to(own[starts][:, None], reached.shape)[reached])
+            units.append(np.repeat(own[starts], np.count_nonzero(reached, axis=1)))
         return np.concatenate(srcs), np.concatenate(units)
 
 

@@ -21,7 +21,7 @@ from ..errors import NeurocompileError
 from ..ir.graph import Network
 from ..ir.nodes import InputPopulation, Product
 from ..targets import Target
-from .fanout import FaninCache, fan_out, reaches_host, slices_reached
+from .fanout import FaninCache, Messages, fan_out_and_messages, reaches_host, slices_reached
 from .leads import LeadPattern
 from .resources import Cost, CostsFrom, axon_bits_each, axons_of, neuron_patterns, slice_cost
 from .slicing import TokenwiseSlicer
@@ -374,8 +374,10 @@ def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: F
     raise NeurocompileError(f"population '{slices[worst][0]}': a slice needs {bound[worst]} fan-out axons, more than a core's {limit}, after {MAX_RESLICES} cuts")
 
 
-def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCache | None = None) -> dict[str, Any]:
-    """`fanin`: a cache of fan-in patterns to fill, for what later reads them (traffic)."""
+def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCache | None = None,
+          messages: dict[str, Messages] | None = None) -> dict[str, Any]:
+    """`fanin`: a cache of fan-in patterns to fill, for what later reads them (traffic);
+    `messages`: a dict to fill with what each neuron's spike sends (traffic.spike_traffic)."""
     if strategy not in STRATEGIES:
         raise NeurocompileError(f"placement strategy '{strategy}' is not one of {', '.join(STRATEGIES)}")
     core = target.core
@@ -394,8 +396,11 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
     striped = strategy == "packed" and lower_bound(unsplit, core) > per_chip  # on one chip, stripes would only cost cores
     cores, core_of = _pack(net, target, patterns, slices, bound, neuron_bound, strategy, free,
                            *((per_chip // STRIPES_PER_CHIP, per_chip * SEGMENT_CHIPS) if striped else (0, 0)))
-    for c, n in zip(cores, fan_out(net, core_of, len(cores), fanin)):
+    axons, sent = fan_out_and_messages(net, core_of, np.arange(len(cores)) // per_chip, fanin)
+    for c, n in zip(cores, axons):
         c["fan_out_axons"] = int(n)
+    if messages is not None:
+        messages.update(sent)
 
     available = per_chip * target.spec["system"]["chips"]
     if len(cores) > available:

@@ -7,6 +7,7 @@ block a header; an axon's blocks are packed into `synapse_word_bits`-bit words.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,12 +72,25 @@ def neuron_patterns(net: Network, pop_name: str, neuron: int) -> list[tuple[str,
     return [(name, _union(rows[name])) for name in sorted(rows)]
 
 
+def _axon_bits(n: np.ndarray, block: int, synapse_bits: int, header_bits: int, word_bits: int) -> np.ndarray:
+    bits = n * synapse_bits + -(-n // block) * header_bits
+    return -(-bits // word_bits) * word_bits
+
+
+@functools.lru_cache(maxsize=8)
+def _axon_bits_table(block: int, synapse_bits: int, header_bits: int, word_bits: int, size: int) -> np.ndarray:
+    return _axon_bits(np.arange(size, dtype=np.int64), block, synapse_bits, header_bits, word_bits)
+
+
 def axon_bits_each(synapses_per_axon: np.ndarray, core: dict, weight_bits: int) -> np.ndarray:
-    """Synapse memory of each axon (0 for an axon without synapses)."""
-    n = synapses_per_axon
-    blocks = -(-n // core["synapses_per_axon_block"])
-    bits = n * (weight_bits + core["synapse_index_bits"]) + blocks * core["synapse_header_bits"]
-    return -(-bits // core["synapse_word_bits"]) * core["synapse_word_bits"]
+    """Synapse memory of each axon (0 for an axon without synapses). Slicing prices many small
+    arrays of counts below a core's neurons: those are looked up in a table."""
+    shape = (core["synapses_per_axon_block"], weight_bits + core["synapse_index_bits"], core["synapse_header_bits"], core["synapse_word_bits"])
+    table = _axon_bits_table(*shape, core["neurons"] + 1)
+    n = np.asarray(synapses_per_axon)
+    if not n.size or (n.min() >= 0 and n.max() < table.size):
+        return table[n]
+    return _axon_bits(n.astype(np.int64), *shape)
 
 
 def axon_bits(synapses_per_axon: np.ndarray, core: dict, weight_bits: int) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..ir.graph import Network
-from .fanout import HOST, FaninCache, destinations
+from .fanout import HOST, FaninCache, Messages, destinations, fan_out_and_messages
 
 
 def core_owner(net: Network, placement: dict) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -40,14 +40,23 @@ def _sent(net: Network, placement: dict, rates: dict[str, np.ndarray] | None, fa
         yield weight, own[neuron], dest, chips
 
 
-def spike_traffic(net: Network, placement: dict, rates: dict[str, np.ndarray] | None = None, fanin: FaninCache | None = None) -> dict[str, Any]:
+def placement_messages(net: Network, placement: dict, fanin: FaninCache | None = None) -> dict[str, Messages]:
+    """Per placed population, the messages each neuron's spike sends (fanout.Messages)."""
+    owner, chips = core_owner(net, placement)
+    return fan_out_and_messages(net, owner, chips, fanin)[1]
+
+
+def spike_traffic(net: Network, placement: dict, rates: dict[str, np.ndarray] | None = None, fanin: FaninCache | None = None,
+                  messages: dict[str, Messages] | None = None) -> dict[str, Any]:
+    """`messages`: the placement's, where placement already counted them (else counted here)."""
+    messages = messages if messages is not None else placement_messages(net, placement, fanin)
     local = inter_core = inter_chip = 0.0
-    for weight, here, dest, chips in _sent(net, placement, rates, fanin):
-        same_core = dest == here
-        off_chip = (dest == HOST) | (chips[here] != chips[np.maximum(dest, 0)])
-        local += float(weight[same_core].sum())
-        inter_core += float(weight[~same_core].sum())
-        inter_chip += float(weight[off_chip].sum())
+    for name in sorted(messages):
+        sent = messages[name]
+        weight = rates[name] if rates is not None and name in rates else np.ones(sent.local.size)
+        local += float(weight @ sent.local)
+        inter_core += float(weight @ sent.inter_core)
+        inter_chip += float(weight @ sent.inter_chip)
     return {"local": local, "inter_core": inter_core, "inter_chip": inter_chip, "weighted_by": "ANN rates" if rates is not None else "one spike per neuron"}
 
 
