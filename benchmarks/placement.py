@@ -44,7 +44,7 @@ def main() -> None:
             times.append(time.perf_counter() - t0)
         problems = placement_problems(net, target, placement)
         assert not problems, problems[:3]
-        rows[strategy] = (placement, float(np.median(times)), spike_traffic(net, placement, rates))
+        rows[strategy] = (placement, float(np.median(times)), spike_traffic(net, target, placement, rates))
     t = Table(title=f"{args.model.name} on {args.target}: placement (medians of {args.repeats} runs; traffic in spike messages per step, ANN rates)", title_justify="left")
     for col in ("strategy", "cores", "lower bound", "cores / bound", "chips", "time (s)", "inter-core traffic", "inter-chip traffic", "local"):
         t.add_column(col, justify="left" if col == "strategy" else "right")

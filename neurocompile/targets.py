@@ -49,7 +49,8 @@ SCHEMA: dict[str, dict[str, tuple[type, float, float]]] = {
         "synapses_per_axon_block": (int, 1, 2**16),
         "synapse_word_bits": (int, 1, 1024),
     },
-    "chip": {"cores": (int, 1, 2**16), "embedded_cpus": (int, 0, 1024)},
+    "chip": {"cores": (int, 1, 2**16), "embedded_cpus": (int, 0, 1024), "embedded_cpu_ops_per_s": (float, 0.0, 1e15),
+             "embedded_cpu_latency_s": (float, 0.0, 1.0)},
     "system": {"chips": (int, 1, 2**20)},
     "energy": {
         "synaptic_op_j": (float, 0.0, 1e-6),
@@ -61,8 +62,12 @@ SCHEMA: dict[str, dict[str, tuple[type, float, float]]] = {
     },
 }
 
-# Keys a chip file may leave out: Numerics gives their defaults.
-OPTIONAL = {("numerics", "graded_payload_bits")}
+# Keys a chip file may leave out: Numerics gives their defaults; without processor figures, host
+# ops run on the system's host (partition/processors.py).
+OPTIONAL = {("numerics", "graded_payload_bits"), ("chip", "embedded_cpu_ops_per_s"), ("chip", "embedded_cpu_latency_s")}
+
+# Keys whose value is one of a few words, each optional: (section, key) -> the words, the first the default.
+CHOICES = {("system", "host_ops"): ("chip", "host")}
 
 RUN_MODES = ("sim", "hw")
 
@@ -192,6 +197,10 @@ def validate_spec(raw: dict[str, Any], where: str) -> dict[str, Any]:
                 raise NeurocompileError(f"{where}: {section}.{key} must be {kind.__name__}, got {value!r}")
             if not lo <= value <= hi:
                 raise NeurocompileError(f"{where}: {section}.{key} = {value} is outside the sane range [{lo}, {hi}]")
+    for (section, key), words in CHOICES.items():
+        value = raw[section].get(key, words[0])
+        if value not in words:
+            raise NeurocompileError(f"{where}: {section}.{key} = {value!r} is not one of {', '.join(repr(w) for w in words)}")
     num = raw["numerics"]
     if num["weight_shift_min"] > num["weight_shift_max"]:
         raise NeurocompileError(f"{where}: numerics.weight_shift_min exceeds numerics.weight_shift_max")

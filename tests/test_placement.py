@@ -89,7 +89,7 @@ def test_packing_beats_one_slice_per_core_on_the_digits_mst():
     for placement in (packed, naive):
         assert placement_problems(net, target, placement) == []
     assert packed["lower_bound_cores"] <= packed["totals"]["cores"] < naive["totals"]["cores"]
-    assert spike_traffic(net, packed, rates)["inter_core"] < spike_traffic(net, naive, rates)["inter_core"]
+    assert spike_traffic(net, target, packed, rates)["inter_core"] < spike_traffic(net, target, naive, rates)["inter_core"]
 
 
 @pytest.mark.parametrize("model", ["digits_mst", "digits_cnn"])
@@ -151,16 +151,17 @@ def test_token_wise_fan_in_costs_what_its_explicit_matrix_costs(model):
 def test_token_wise_destinations_equal_those_of_the_explicit_matrices():
     from neurocompile.partition.fanout import FaninCache, destinations
     from neurocompile.partition.resources import _matrix_pattern
-    from neurocompile.partition.traffic import core_owner
+    from neurocompile.partition.traffic import placement_units
 
     target = load_target("loihi2")
     net, placement, _ = compile_network(GRAPHS / "digits_mst.onnx", target, BuildOptions())
-    owner, _ = core_owner(net, placement)
+    owner, chip_of = placement_units(net, target, placement)  # cores, and host nodes on the chip's processors
+    assert {net.node(name).kind for name in owner} >= {"if", "host", "product", "input"}
     explicit = FaninCache(net)
     for block in net.synapses():
         tgt, src = net.target_of(block).name, net.source_of(block).name
         explicit[(tgt, src)] = _matrix_pattern(net, tgt, src)
-    units = len(placement["cores"])
+    units = chip_of.size
     for name in owner:
         fast = destinations(net, name, owner, units)
         slow = destinations(net, name, owner, units, explicit)
@@ -307,5 +308,5 @@ def test_a_tokens_layers_share_a_chip(tmp_path, monkeypatch):
     layered = place(net, target)
     for placement in (striped, layered):
         assert placement_problems(net, target, placement) == []
-    crossing = [spike_traffic(net, p)["inter_chip"] for p in (striped, layered)]
+    crossing = [spike_traffic(net, target, p)["inter_chip"] for p in (striped, layered)]
     assert crossing[0] < 0.5 * crossing[1], crossing

@@ -167,7 +167,7 @@ def test_inspect_plots_the_placement(drawn, tmp_path):
     np.testing.assert_allclose(drawn["chip_traffic.png"].axes[0].images[0].get_array(), messages)
     # Every message leaves its core: the matrix holds the placement's inter-core messages, and
     # off its diagonal (with the host column) those that leave their chip.
-    traffic = spike_traffic(art.net, art.placement)
+    traffic = spike_traffic(art.net, art.target, art.placement)
     assert art.report["spike_traffic_per_step"] == traffic  # the build's figures, counted while placing
     assert messages.sum() == pytest.approx(traffic["inter_core"])
     assert messages.sum() - np.trace(messages[:, :-1]) == pytest.approx(traffic["inter_chip"]) and traffic["inter_chip"] > 0

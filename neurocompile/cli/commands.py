@@ -405,7 +405,7 @@ def inspect(
                                         "population, spike messages between chips (PNG, numbers in placement_plots.json)."),
 ) -> None:
     """Print what was built: populations, synapse blocks, quantization error, placement."""
-    from .views import artifact_summary, blocks_table, masks_table, placement_table, populations_table, quantization_table
+    from .views import artifact_summary, blocks_table, host_nodes_table, masks_table, placement_table, populations_table, quantization_table
 
     if path.is_dir() or path.suffix == ".ncx":
         from ..compiler.artifact import load_artifact
@@ -413,13 +413,14 @@ def inspect(
         art = load_artifact(path, recompute_placement=True)  # inspect vouches for the placement it shows
         out.print(artifact_summary(art))
         estimate = art.report.get("estimated_energy_per_step") or {}
-        out.print(populations_table(art.net, art.report.get("quantization"), estimate.get("per_population")))
+        out.print(populations_table(art.net, art.report.get("quantization"), estimate.get("per_population"), art.placement))
         out.print(quantization_table(art.net, art.report.get("quantization") or {}))
         out.print(blocks_table(art.net))
         masks = masks_table(art.net)
         if masks is not None:
             out.print(masks)
         out.print(placement_table(art.placement))
+        out.print(host_nodes_table(art.placement))
         if plot:
             from ..reports.placement import write_placement_plots
 

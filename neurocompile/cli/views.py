@@ -23,8 +23,10 @@ def _fmt(v: Any) -> str:
 NUMERIC_COLUMNS = ("neurons", "threshold", "blocks in", "synapses in", "weight err", "act err", "nJ / step")
 
 
-def populations_table(net: Network, quant: dict | None = None, energy: dict | None = None) -> Table:
-    """One row per population; `energy`: the build's per-population estimate per step."""
+def populations_table(net: Network, quant: dict | None = None, energy: dict | None = None, placement: dict | None = None) -> Table:
+    """One row per population; `energy`: the build's per-population estimate per step;
+    `placement`: where host nodes run."""
+    host = {h["node"]: _runs_on(h) for h in (placement or {}).get("host_ops", [])}
     t = Table(title="Populations", title_justify="left")
     for col in ("population", "kind", "runs on", "shape", "neurons", "threshold", "activation", "blocks in", "synapses in", "weight err", "act err", "nJ / step"):
         t.add_column(col, justify="right" if col in NUMERIC_COLUMNS else "left")
@@ -37,7 +39,7 @@ def populations_table(net: Network, quant: dict | None = None, energy: dict | No
         if act is None:
             act = getattr(p, "op", None) or ("matmul" if p.kind == "product" else None)
         t.add_row(
-            p.name, p.kind, "host" if p.on_host else "cores", "x".join(map(str, p.shape)), str(p.size), _fmt(getattr(p, "threshold", None)), _fmt(act if p.kind != "input" else p.encoding),
+            p.name, p.kind, host.get(p.name, "host") if p.on_host else "cores", "x".join(map(str, p.shape)), str(p.size), _fmt(getattr(p, "threshold", None)), _fmt(act if p.kind != "input" else p.encoding),
             str(len(blocks)), str(sum(n_synapses(b, net.source_of(b).size) for b in blocks)) if blocks else "-",
             _fmt(q.get("weight_rel_error")), _fmt(q.get("activation_rel_error")),
             _fmt((energy or {}).get(p.name, {}).get("energy_j", 0) * 1e9 if energy and p.name in energy else None),
@@ -94,6 +96,16 @@ def placement_table(placement: dict) -> Table:
     return t
 
 
+def host_nodes_table(placement: dict) -> Table:
+    """Every node off the neurocores: where it runs, its rows and work, and why."""
+    t = Table(title="Host nodes", title_justify="left")
+    for col in ("node", "kind", "runs on", "rows", "operations / step", "why"):
+        t.add_column(col, justify="right" if col in ("rows", "operations / step") else "left")
+    for h in placement["host_ops"]:
+        t.add_row(h["node"], h["kind"], _runs_on(h), _fmt(h.get("rows")), _fmt(h.get("ops_per_step")), h["why"])
+    return t
+
+
 def artifact_summary(art: Artifact) -> Table:
     r, p = art.report, art.placement
     t = Table(title=f"Artifact {art.path}", title_justify="left", show_header=False)
@@ -106,7 +118,7 @@ def artifact_summary(art: Artifact) -> Table:
         ("synapse blocks / synapses", f"{r['synapse_blocks']} / {r['synapses']}"),
         ("latency", f"{r['latency_steps']} steps (input to readout)"),
         ("cores / chips", f"{p['totals']['cores']} / {p['totals']['chips']} (lower bound {p['lower_bound_cores']} cores)"),
-        ("host ops", ", ".join(f"{h['node']} ({h['kind']})" for h in p["host_ops"]) or "-"),
+        ("host ops", _host_ops(p)),
         ("synapses on cores", f"{r['operations']['fraction_on_cores']:.0%}"),
         ("spike traffic per step", _traffic(r)),
         ("synaptic failure", _failures(art.net)),
@@ -115,6 +127,27 @@ def artifact_summary(art: Artifact) -> Table:
     for k, v in rows:
         t.add_row(k, v)
     return t
+
+
+def _host_ops(placement: dict) -> str:
+    """How many host nodes run where (each one, and why: host_nodes_table), and what the chips'
+    processors take per step."""
+    where: dict[str, int] = {}
+    for h in placement["host_ops"]:
+        key = "the chips' processors" if h.get("runs_on") == "chip processors" else "the host"
+        where[key] = where.get(key, 0) + 1
+    text = ", ".join(f"{n} on {key}" for key, n in where.items()) or "-"
+    proc = placement.get("processors", {})
+    if "step_time_s" not in proc:
+        return text
+    return (f"{text}; {proc['ops_per_step']:.4g} operations per step, the busiest chip ({proc['busiest_chip']}) "
+            f"{proc['busiest_chip_ops']:.4g}: {proc['step_time_s'] * 1e6:.3g} us per step (estimate)")
+
+
+def _runs_on(entry: dict) -> str:
+    if entry.get("runs_on") == "chip processors":
+        return f"processors ({len(entry['chips'])} chip{'s' if len(entry['chips']) != 1 else ''})"
+    return "host"
 
 
 def _traffic(report: dict) -> str:

@@ -157,8 +157,12 @@ def _place(build: Build) -> PassResult:
 
 def _traffic(build: Build) -> PassResult:
     activations = build.activations()
-    rates = None if activations is None else {name: r.mean(axis=0) for name, r in spike_rates(build.net, activations["post"]).items()}
-    build.estimates["spike_traffic_per_step"] = spike_traffic(build.net, build.placement, rates, build.fanin, build.messages)
+    rates = None
+    if activations is not None:  # spikes per step of IF neurons; a graded sender's messages: where its value is nonzero
+        post = activations["post"]
+        spiking = spike_rates(build.net, post)
+        rates = {p.name: (spiking[p.name] if p.name in spiking else post[p.name] != 0).mean(axis=0) for p in build.net.populations()}
+    build.estimates["spike_traffic_per_step"] = spike_traffic(build.net, build.target, build.placement, rates, build.fanin, build.messages)
     return PassResult(False, build.estimates["spike_traffic_per_step"])
 
 

@@ -36,8 +36,8 @@ PAPER_STEP_S = 1e-3  # the MST paper's assumption: one time step takes 1 ms
 
 
 def _chips(placement: dict) -> dict[str, set]:
-    """Population -> the chips its neurons are on ("host" for host nodes)."""
-    chips: dict[str, set] = {h["node"]: {"host"} for h in placement["host_ops"]}
+    """Population -> the chips its neurons are on ("host" for nodes on the system's host)."""
+    chips: dict[str, set] = {h["node"]: set(h["chips"]) if h.get("runs_on") == "chip processors" else {"host"} for h in placement["host_ops"]}
     for core in placement["cores"]:
         for sl in core["slices"]:
             chips.setdefault(sl["population"], set()).add(core["chip"])

@@ -50,12 +50,61 @@ def destinations(net: Network, name: str, owner: dict[str, np.ndarray], units: i
             s, d = m.col, (owner[tgt][m.row] if tgt in owner else np.full(m.col.size, HOST))
         srcs.append(s)
         dests.append(d)
-    if any(isinstance(net.node(succ), Product) for succ in net.graph.successors(name)):
-        srcs.append(np.arange(pop.size))  # operands of a spike product: every neuron to the host
-        dests.append(np.full(pop.size, HOST))
+    for succ in sorted(set(net.graph.successors(name))):
+        prod = net.node(succ)
+        if not isinstance(prod, Product):
+            continue
+        if succ not in owner:  # operands of a spike product on the host: every neuron to it
+            srcs.append(np.arange(pop.size))
+            dests.append(np.full(pop.size, HOST))
+            continue
+        for s, d in operand_destinations(net, prod, name, owner[succ]):
+            srcs.append(s)
+            dests.append(d)
     if not srcs:
         return None
     return distinct_pairs(np.concatenate(srcs), np.concatenate(dests), pop.size)
+
+
+def row_width(pop) -> int:
+    """Elements per row of a host node: the last axis (softmax, layer norm; a product's output
+    row: N)."""
+    return int(pop.shape[-1]) if len(pop.shape) else 1
+
+
+def product_operands(net: Network, prod: Product) -> list[tuple[str, np.ndarray, bool]]:
+    """Per operand: its name, and its neurons (-1: padding) read by each output row, [rows, K]
+    for A, or by every row of a lead, [leads, K * N] for B; and which of the two it is (True:
+    B). Row r of the output belongs to lead r // M."""
+    a, b = net.operands(prod.name)
+    lead = tuple(prod.shape[:-2])
+    m, k = prod.a_shape[-2:]
+    n = prod.b_shape[-1]
+    ai = prod.a_index if prod.a_index is not None else np.arange(a.size).reshape(prod.a_shape)
+    bi = prod.b_index if prod.b_index is not None else np.arange(b.size).reshape(prod.b_shape)
+    return [(a.name, np.broadcast_to(ai, lead + (m, k)).reshape(-1, k), False),
+            (b.name, np.broadcast_to(bi, lead + (k, n)).reshape(-1, k * n), True)]
+
+
+def operand_destinations(net: Network, prod: Product, source: str, owner: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(neuron of `source`, unit) pairs of its spikes into a product whose output rows run on the
+    units `owner` (per output element): A's neurons go to their row's unit, B's to the units of
+    every row of their lead."""
+    m = prod.a_shape[-2]
+    row_unit = owner[:: row_width(prod)]
+    out = []
+    for name, index, is_b in product_operands(net, prod):
+        if name != source:
+            continue
+        if not is_b:
+            units = np.broadcast_to(row_unit[:, None], index.shape)
+        else:  # distinct (lead, unit) pairs, then every neuron of the lead to each
+            lead_unit = np.unique(np.stack([np.arange(row_unit.size) // m, row_unit], axis=1), axis=0)
+            index = index[lead_unit[:, 0]]
+            units = np.broadcast_to(lead_unit[:, 1:], index.shape)
+        valid = index >= 0
+        out.append((index[valid], units[valid]))
+    return out
 
 
 def distinct_pairs(neurons: np.ndarray, units: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,9 +142,11 @@ def fan_out(net: Network, owner: dict[str, np.ndarray], units: int, fanin: Fanin
 
 def fan_out_and_messages(net: Network, owner: dict[str, np.ndarray], chip_of: np.ndarray,
                          fanin: FaninCache | None = None) -> tuple[np.ndarray, dict[str, Messages]]:
-    """`fan_out` of cores (`chip_of`: each core's chip), and from the same destinations each
-    placed population's `Messages`: the traffic estimate reads them instead of finding every
-    neuron's destinations again."""
+    """Output axons per unit (`chip_of`: each unit's chip) and, from the same destinations, the
+    `Messages` of every sender in `owner`: the traffic estimate reads them instead of finding
+    every neuron's destinations again. Units are cores and, where host nodes run on a chip's
+    processors, those processors (processors.place_host_ops); HOST in `owner` is the system's
+    host, whose messages all leave the chips."""
     fanin = fanin if fanin is not None else FaninCache(net)
     units = chip_of.size
     out = np.zeros(units, np.int64)
@@ -108,9 +159,9 @@ def fan_out_and_messages(net: Network, owner: dict[str, np.ndarray], chip_of: np
             continue
         neuron, dest = pairs
         here = own[neuron]
-        out += np.bincount(here, minlength=units).astype(np.int64)
+        out += np.bincount(here[here != HOST], minlength=units).astype(np.int64)
         same = dest == here
-        off_chip = (dest == HOST) | (chip_of[here] != chip_of[np.maximum(dest, 0)])
+        off_chip = ~same & ((dest == HOST) | (here == HOST) | (chip_of[np.maximum(here, 0)] != chip_of[np.maximum(dest, 0)]))
         local = np.bincount(neuron[same], minlength=n)
         counts = (local, np.bincount(neuron, minlength=n) - local, np.bincount(neuron[off_chip], minlength=n))
         messages[name] = Messages(*(c.astype(np.int32) for c in counts))  # a neuron sends at most a core's fan-out
@@ -130,13 +181,14 @@ def slices_reached(net: Network, source: str, tgt: str, local: np.ndarray, fanin
     return np.bincount(distinct_pairs(s, u, n)[0], minlength=n)
 
 
-def reaches_host(net: Network, source: str, placed: dict, fanin: FaninCache) -> np.ndarray:
-    """Per neuron of `source`: 1 where it sends to the host (a host op, a product, the readout
-    off the cores), which takes one fan-out axon however many host nodes it feeds."""
+def reaches_host(net: Network, source: str, placed: dict, fanin: FaninCache, per_node: bool = False) -> np.ndarray:
+    """Per neuron of `source`: the fan-out axons its spikes into host nodes (host ops, products,
+    a readout off the cores) take. On the system's host, one however many it feeds; with host
+    nodes on the chips' processors (`per_node`), one per host node it feeds, each of which
+    takes its spikes on one chip (processors.place_host_ops)."""
     n = net.node(source).size
-    host = np.zeros(n, bool)
-    for tgt in {net.target_of(b).name for b in net.outgoing(source)} - set(placed):
-        host[slices_reached(net, source, tgt, np.zeros(net.node(tgt).size, np.int64), fanin) > 0] = True
-    if any(isinstance(net.node(succ), Product) for succ in net.graph.successors(source)):
-        host[:] = True
-    return host.astype(np.int64)
+    count = np.zeros(n, np.int64)
+    for tgt in sorted({net.target_of(b).name for b in net.outgoing(source)} - set(placed)):
+        count += slices_reached(net, source, tgt, np.zeros(net.node(tgt).size, np.int64), fanin) > 0
+    count += sum(isinstance(net.node(succ), Product) for succ in set(net.graph.successors(source)))
+    return count if per_node else np.minimum(count, 1)

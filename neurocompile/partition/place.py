@@ -7,7 +7,7 @@ poured into the room the others leave. Cores are filled a stripe of the network 
 fraction of each layer), so that a token's layers share a chip; chips are runs of consecutive
 cores. The `naive` strategy, one slice per core in topological order, is kept for comparison.
 Nodes that run off the neurocores (the input encoding, host ops, products) are listed as host
-ops with the reason.
+ops with where they run and why (processors.py).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import numpy as np
 
 from ..errors import NeurocompileError
 from ..ir.graph import Network
-from ..ir.nodes import InputPopulation, Product
 from ..targets import Target
 from .fanout import FaninCache, Messages, fan_out_and_messages, reaches_host, slices_reached
 from .leads import LeadPattern
+from .processors import place_host_ops, processors_modelled, units
 from .resources import Cost, CostsFrom, axon_bits_each, axons_of, neuron_patterns, slice_cost
 from .slicing import TokenwiseSlicer
 
@@ -67,17 +67,6 @@ def _longest_fit(patterns, start: int, n: int, core: dict, wbits: int, pop: str,
     return lo, best
 
 
-
-
-def _host_reason(net: Network, pop) -> str:
-    if isinstance(pop, InputPopulation):
-        return f"{pop.encoding} encoding of the input is injected by the host"
-    if isinstance(pop, Product):
-        a, b = net.operands(pop.name)
-        k = pop.a_shape[-1]
-        return (f"a product of two spike tensors ({a.name} @ {b.name}) would need {pop.size * k} coincidence neurons "
-                f"({pop.size} sums of {k}) on cores; it runs on the host")
-    return f"{pop.op} has no neuron form; it runs on the host"
 
 
 def _slice_population(net: Network, target: Target, name: str, pats: list, cap: int, fast: bool = True) -> list[tuple[str, int, int, Cost]]:
@@ -343,7 +332,7 @@ def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: F
     local: dict[str, np.ndarray] = {}
     reach: dict[tuple[str, str], np.ndarray] = {}
     targets = {name: sorted({net.target_of(b).name for b in net.outgoing(name)} & set(patterns)) for name in patterns}
-    host = {name: reaches_host(net, name, patterns, fanin) for name in patterns}
+    host = {name: reaches_host(net, name, patterns, fanin, processors_modelled(target)) for name in patterns}
     for name in free:
         sliced[name], local[name] = [], np.zeros(net.node(name).size, np.int64)
     dirty = set(patterns) - set(free)
@@ -385,7 +374,6 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
     check_single_neurons(net, target)
     fanin = fanin if fanin is not None else FaninCache(net)
     patterns = {p.name: [(src, fanin.get_pattern(p.name, src)) for src in fanin.sources(p.name)] for p in net.populations() if not p.on_host}
-    host_ops = [{"node": p.name, "kind": p.kind, "why": _host_reason(net, p)} for p in net.populations() if p.on_host]
     unsplit = Cost(0, 0, 0)  # every population on one ideal core: what the lower bound counts
     for name, pats in patterns.items():
         whole = slice_cost(pats, 0, net.node(name).size, core, wbits)
@@ -396,8 +384,10 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
     striped = strategy == "packed" and lower_bound(unsplit, core) > per_chip  # on one chip, stripes would only cost cores
     cores, core_of = _pack(net, target, patterns, slices, bound, neuron_bound, strategy, free,
                            *((per_chip // STRIPES_PER_CHIP, per_chip * SEGMENT_CHIPS) if striped else (0, 0)))
-    axons, sent = fan_out_and_messages(net, core_of, np.arange(len(cores)) // per_chip, fanin)
-    for c, n in zip(cores, axons):
+    chip_of_core = np.arange(len(cores)) // per_chip
+    host_chips, host_ops, processors = place_host_ops(net, target, core_of, chip_of_core, fanin)
+    axons, sent = fan_out_and_messages(net, *units(core_of, chip_of_core, host_chips), fanin)
+    for c, n in zip(cores, axons[: len(cores)]):
         c["fan_out_axons"] = int(n)
     if messages is not None:
         messages.update(sent)
@@ -410,7 +400,7 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
     ordered = [{key: c[key] for key in ("chip", "core", "slices", "neurons", "synapse_bits", "fan_in_axons", "fan_out_axons")} for c in cores]
     totals = {key: int(sum(c[key] for c in cores)) for key in ("neurons", "synapse_bits", "fan_in_axons", "fan_out_axons")}
     totals.update(cores=len(cores), chips=len({c["chip"] for c in ordered}))
-    return {"cores": ordered, "totals": totals, "lower_bound_cores": lower_bound(unsplit, core), "host_ops": host_ops}
+    return {"cores": ordered, "totals": totals, "lower_bound_cores": lower_bound(unsplit, core), "host_ops": host_ops, "processors": processors}
 
 
 def lower_bound(unsplit: Cost, core: dict) -> int:

@@ -38,11 +38,11 @@ def cores_by_population(placement: dict) -> tuple[list[int], list[str], np.ndarr
 def write_placement_plots(folder: Path, art: Artifact) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     chips, names, cores = cores_by_population(art.placement)
-    traffic = chip_traffic(art.net, art.placement)
-    labels = [f"chip {c}" for c in range(traffic.shape[0])] + ["host"]
+    traffic = chip_traffic(art.net, art.target, art.placement)
+    labels = [f"chip {c}" for c in range(traffic.shape[0] - 1)] + ["host"]
     write_file_atomic(folder / "placement_plots.json", json_bytes({
         "chips": chips, "populations": names, "cores": cores.tolist(),
-        "traffic": {"from": labels[:-1], "to": labels, "messages": traffic.tolist(), "weighted_by": "one spike per neuron"}}))
+        "traffic": {"from": labels, "to": labels, "messages": traffic.tolist(), "weighted_by": "one spike per neuron"}}))
     return [folder / "placement_plots.json",
             plots.save(plots.cores_per_chip(chips, names, cores), folder / "cores_per_chip.png"),
             plots.save(plots.chip_traffic(labels, traffic), folder / "chip_traffic.png")]
