@@ -17,8 +17,8 @@ from rich.table import Table
 
 from neurocompile.compiler import BuildOptions, compile_network
 from neurocompile.partition import place
-from neurocompile.ir.interpret import evaluate, spike_rates
-from neurocompile.partition.traffic import spike_traffic
+from neurocompile.ir.interpret import evaluate
+from neurocompile.partition.traffic import message_rates, spike_traffic
 from neurocompile.partition.validate import placement_problems
 from neurocompile.targets import load_target
 
@@ -34,7 +34,7 @@ def main() -> None:
     args = ap.parse_args()
     target = load_target(args.target)
     net, _, _ = compile_network(args.model, target, BuildOptions())
-    rates = {name: r.mean(axis=0) for name, r in spike_rates(net, evaluate(net, np.load(args.inputs)[:128])["post"]).items()}
+    rates = message_rates(net, evaluate(net, np.load(args.inputs)[:128])["post"])
     rows = {}
     for strategy in ("naive", "packed"):
         times = []

@@ -26,8 +26,8 @@ from rich.table import Table
 
 from neurocompile.compiler import BuildOptions, compile_network
 from neurocompile.errors import NeurocompileError
-from neurocompile.ir.interpret import evaluate, spike_rates
-from neurocompile.partition.traffic import spike_traffic
+from neurocompile.ir.interpret import evaluate
+from neurocompile.partition.traffic import message_rates, spike_traffic
 from neurocompile.partition.validate import placement_problems
 from neurocompile.targets import load_target
 
@@ -101,9 +101,7 @@ def main() -> None:
     host_target = dataclasses.replace(target, spec={**target.spec, "system": {**target.spec["system"], "host_ops": "host"}})
     weights = [("every neuron spiking once", None)]
     if calib is not None:
-        activations = evaluate(net, calib)["post"]
-        spiking = spike_rates(net, activations)
-        weights.append(("ANN rates", {q.name: (spiking[q.name] if q.name in spiking else activations[q.name] != 0).mean(axis=0) for q in net.populations()}))
+        weights.append(("ANN rates", message_rates(net, evaluate(net, calib)["post"])))
     proc = p["processors"]
     console.print(f"host ops on the chips' processors: {proc.get('ops_per_step', 0):.4g} operations per step, busiest chip "
                   f"{proc.get('busiest_chip_ops', 0):.4g}, {proc.get('step_time_s', 0) * 1e6:.0f} us per step (estimate)")

@@ -18,12 +18,12 @@ from ..data import load_input
 from ..errors import NeurocompileError
 from ..frontend import onnx_to_ir
 from ..ir.graph import Network
-from ..ir.interpret import evaluate, spike_rates
+from ..ir.interpret import evaluate
 from ..ir.nodes import ENCODINGS, PRODUCT_FORMS, IFPopulation, Product
 from ..partition import place
 from ..partition.energy import expected_activity, run_energy
 from ..partition.fanout import FaninCache, Messages
-from ..partition.traffic import spike_traffic
+from ..partition.traffic import message_rates, spike_traffic
 from ..passes.calibrate import calibrate_thresholds, needs_calibration
 from ..passes.dce import eliminate_dead_code
 from ..passes.failures import parse_mask_ratios, set_failures
@@ -157,11 +157,7 @@ def _place(build: Build) -> PassResult:
 
 def _traffic(build: Build) -> PassResult:
     activations = build.activations()
-    rates = None
-    if activations is not None:  # spikes per step of IF neurons; a graded sender's messages: where its value is nonzero
-        post = activations["post"]
-        spiking = spike_rates(build.net, post)
-        rates = {p.name: (spiking[p.name] if p.name in spiking else post[p.name] != 0).mean(axis=0) for p in build.net.populations()}
+    rates = None if activations is None else message_rates(build.net, activations["post"])
     build.estimates["spike_traffic_per_step"] = spike_traffic(build.net, build.target, build.placement, rates, build.fanin, build.messages)
     return PassResult(False, build.estimates["spike_traffic_per_step"])
 

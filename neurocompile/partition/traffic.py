@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..ir.graph import Network
+from ..ir.interpret import spike_rates
 from ..targets import Target
 from .fanout import HOST, FaninCache, Messages, destinations, fan_out_and_messages
 from .processors import place_host_ops, units
@@ -28,6 +29,14 @@ def core_owner(net: Network, placement: dict) -> tuple[dict[str, np.ndarray], np
             owner[sl["population"]][sl["start"]:sl["stop"]] = k
     chips = np.array([c["chip"] for c in placement["cores"]], np.int64)
     return owner, chips
+
+
+def message_rates(net: Network, post: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per population, the messages each neuron sends per step as the ANN's activations `post`
+    ([B, n] each, ir.interpret.evaluate) predict them: an IF neuron's spike rate, a graded
+    sender's (input, host node) share of samples where its value is nonzero."""
+    spiking = spike_rates(net, post)
+    return {p.name: (spiking[p.name] if p.name in spiking else post[p.name] != 0).mean(axis=0) for p in net.populations()}
 
 
 def placement_units(net: Network, target: Target, placement: dict, fanin: FaninCache | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
