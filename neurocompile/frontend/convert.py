@@ -198,7 +198,11 @@ def convert(path: str | Path, encoding: str = "current", max_fan_in: int | None 
 
     nodes = fused(graph, values)
     ctx.mask_names = mask_names(nodes)
-    for node in nodes:
+    out_name = graph.output[0].name
+    # A tensor's value is dropped after the last node that reads it: a Swin-T's intermediate
+    # index maps and constants would otherwise all stay alive until the end.
+    last_read = {name: k for k, node in enumerate(nodes) for name in node.input if name}
+    for k, node in enumerate(nodes):
         handler = handler_for(node, opset)
         args = []
         for name in node.input:
@@ -223,8 +227,10 @@ def convert(path: str | Path, encoding: str = "current", max_fan_in: int | None 
                 # numpy turns 0-d results into scalars; a constant is always an ndarray here.
                 values[name] = value if value is None or isinstance(value, (Affine, RandomValue)) else np.asarray(value)
                 _check_finite(node, values[name])
+        for name in node.input:
+            if name and name != out_name and last_read.get(name) == k:
+                values.pop(name, None)
 
-    out_name = graph.output[0].name
     result = values.get(out_name)
     if result is None or is_const(result):
         raise NeurocompileError(f"model output '{out_name}' does not depend on the input")

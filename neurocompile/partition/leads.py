@@ -17,6 +17,7 @@ Costs equal those of the explicit matrix exactly (tests/test_placement.py).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,7 +66,7 @@ class LeadPattern:
         for leads, a, b in self._spans(start, stop):
             for part in self.parts:
                 off = part.offset[leads]
-                c = part.prefix[off + b] - part.prefix[off + a]  # whole rows: no per-element gather
+                c = (part.prefix[off + b] - part.prefix[off + a]).astype(np.int64)  # whole rows: no per-element gather; summed below
                 s = part.sources[leads]
                 keep = (s >= 0) & (c > 0)
                 srcs.append(s[keep])
@@ -120,10 +121,11 @@ def _dense_part(block, kernel: Dense, n_source: int, leads: int, width: int) -> 
     offset = np.where(present, first % n_out, 0)
     if (offset + width > n_out).any():
         return None  # a lead would span two of the kernel's tokens
-    rows = np.full((leads, n_in), -1, np.int64)
+    rows = np.full((leads, n_in), -1, _index_dtype(n_source))
     rows[present] = vin[first[present] // n_out]
-    pattern = (block.w_mant != 0).astype(np.int32)
-    prefix = np.vstack([np.zeros((1, n_in), np.int32), np.cumsum(pattern, axis=0, dtype=np.int32)])
+    dtype = _count_dtype(n_out)
+    prefix = np.zeros((n_out + 1, n_in), dtype)
+    np.cumsum(block.w_mant != 0, axis=0, dtype=dtype, out=prefix[1:])
     return Part(rows, offset, prefix)
 
 
@@ -132,8 +134,26 @@ def _elementwise_part(block, n_source: int, leads: int, width: int) -> Part | No
         return None
     vin = (block.in_index if block.in_index is not None else np.arange(n_source)).reshape(leads, width).astype(np.int64)
     nonzero = np.broadcast_to(block.w_mant != 0, tuple(block.view_shape)).reshape(leads, width)
-    prefix = (np.arange(width)[None, :] < np.arange(width + 1)[:, None]).astype(np.int32)  # input i feeds channel i
-    return Part(np.where(nonzero, vin, -1), np.zeros(leads, np.int64), prefix, one_to_one=True)
+    return Part(np.where(nonzero, vin, -1).astype(_index_dtype(n_source)), np.zeros(leads, np.int64), _identity_prefix(width), one_to_one=True)
+
+
+# A Swin-T's lead patterns hold a few hundred [leads, inputs] tables of source neurons and
+# [outputs + 1, inputs] prefix sums: at 64 and 32 bits they took 2 GiB, more than the rest of
+# its placement; the narrowest type that holds the values halves that.
+def _index_dtype(n: int):
+    return np.int32 if n < 2**31 else np.int64
+
+
+def _count_dtype(n: int):
+    return np.int16 if n < 2**15 else np.int32
+
+
+@functools.lru_cache(maxsize=64)
+def _identity_prefix(width: int) -> np.ndarray:
+    """Input i feeds channel i: the same read-only table for every elementwise block this wide."""
+    prefix = (np.arange(width)[None, :] < np.arange(width + 1)[:, None]).astype(_count_dtype(width))
+    prefix.flags.writeable = False
+    return prefix
 
 
 def lead_pattern(net: Network, target: str, source: str) -> LeadPattern | None:
