@@ -10,7 +10,7 @@ import numpy as np
 
 from ..ir.graph import Network
 from ..ir.nodes import Product
-from .leads import LeadPattern, run_starts
+from .leads import LeadPattern, run_starts, unique_pairs
 from .resources import fanin_patterns
 
 HOST = -1  # the destination "core" of spikes that go to the host
@@ -99,9 +99,9 @@ def operand_destinations(net: Network, prod: Product, source: str, owner: np.nda
         if not is_b:
             units = np.broadcast_to(row_unit[:, None], index.shape)
         else:  # distinct (lead, unit) pairs, then every neuron of the lead to each
-            lead_unit = np.unique(np.stack([np.arange(row_unit.size) // m, row_unit], axis=1), axis=0)
-            index = index[lead_unit[:, 0]]
-            units = np.broadcast_to(lead_unit[:, 1:], index.shape)
+            lead, unit = unique_pairs(np.arange(row_unit.size) // m, row_unit + 1)  # HOST is -1
+            index = index[lead]
+            units = np.broadcast_to(unit[:, None] - 1, index.shape)
         valid = index >= 0
         out.append((index[valid], units[valid]))
     return out

@@ -28,7 +28,7 @@ from ..ir.graph import Network
 from ..ir.nodes import InputPopulation, Product
 from ..targets import Target
 from .fanout import HOST, FaninCache, distinct_pairs, product_operands, row_width
-from .leads import LeadPattern, run_starts
+from .leads import LeadPattern, run_starts, unique_pairs
 
 # Integer operations per element of a row, an estimate from semantics/hostops.py's integer
 # algorithms: softmax takes a max, an exponential (shift and polynomial), a sum and a
@@ -161,9 +161,9 @@ def _operand_chips_by_group(reads: list, chip_of: dict[str, np.ndarray], group: 
             yield group[rows], chips, np.ones(rows.size)
             continue
         # B: what a lead reads, counted once per lead and then given to each of its m rows
-        pairs, count = np.unique(np.stack([rows, chips], axis=1), axis=0, return_counts=True)
-        every = (pairs[:, :1] + np.arange(m)).ravel()
-        yield group[every], np.repeat(pairs[:, 1], m), np.repeat(count.astype(np.float64), m)
+        first_row, chip, count = unique_pairs(rows, chips + 1, return_counts=True)  # the host is -1
+        every = (first_row[:, None] + np.arange(m)).ravel()
+        yield group[every], np.repeat(chip - 1, m), np.repeat(count.astype(np.float64), m)
 
 
 def _host_reason(net: Network, pop, on_chips: bool) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .leads import LeadPattern
+from .leads import LeadPattern, unique_rows
 from .resources import Cost, axon_bits_each
 
 
@@ -44,9 +44,9 @@ class TokenwiseSlicer:
         keys = []
         for part in self.parts:
             valid = np.packbits(part.sources >= 0, axis=1)
-            _, ids = np.unique(valid, axis=0, return_inverse=True)
+            _, ids = unique_rows(valid, return_inverse=True)
             keys += [part.offset, ids.ravel()]
-        _, first, cls = np.unique(np.stack(keys, axis=1), axis=0, return_index=True, return_inverse=True)
+        _, first, cls = unique_rows(np.stack(keys, axis=1), return_index=True, return_inverse=True)
         self.cls, self.rep = cls.ravel(), first
         # per class: cost of channels a..w-1 (head) and 0..b-1 (tail), for a, b in 0..w
         tables = [self._tables(int(r)) for r in self.rep]
