@@ -185,7 +185,7 @@ def test_inspect_says_where_each_host_node_runs_and_why(tmp_path):
     on_chips = [h for h in art.placement["host_ops"] if h["runs_on"] == "chip processors"]
     assert len(on_chips) == len(art.placement["host_ops"]) - 1 and runs_on.count("host") == 1
     assert sum(r.startswith("processors (") for r in runs_on) == len(on_chips)
-    assert why.count("each row runs on the embedded processors of the chip that holds most of its operands") == len(on_chips)
+    assert why.count("in groups that share operands, run on the embedded processors of the chip that holds most of them") == len(on_chips)
     assert "injected by the host" in why
     from neurocompile.cli.views import _host_ops
 

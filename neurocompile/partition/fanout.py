@@ -120,9 +120,10 @@ def distinct_pairs(neurons: np.ndarray, units: np.ndarray, n: int) -> tuple[np.n
 
 @dataclass
 class Messages:
-    """Per neuron of a placed population, the messages one of its spikes sends: a copy to its
-    own core (0 or 1; it stays local), to other cores or the host, and of those the ones that
-    leave its chip (to another chip or the host)."""
+    """Per neuron of a sender (a population on the cores, a host node), the messages one of its
+    spikes or values sends: a copy to its own unit (0 or 1; it stays local), to other units
+    (cores, processors, the host), and of those the ones that leave its chip (to another chip,
+    or to or from the host)."""
 
     local: np.ndarray
     inter_core: np.ndarray
@@ -164,7 +165,7 @@ def fan_out_and_messages(net: Network, owner: dict[str, np.ndarray], chip_of: np
         off_chip = ~same & ((dest == HOST) | (here == HOST) | (chip_of[np.maximum(here, 0)] != chip_of[np.maximum(dest, 0)]))
         local = np.bincount(neuron[same], minlength=n)
         counts = (local, np.bincount(neuron, minlength=n) - local, np.bincount(neuron[off_chip], minlength=n))
-        messages[name] = Messages(*(c.astype(np.int32) for c in counts))  # a neuron sends at most a core's fan-out
+        messages[name] = Messages(*(c.astype(np.int32) for c in counts))  # a Swin-T's 26 M senders: 32 bits each, not 64
     return out, messages
 
 

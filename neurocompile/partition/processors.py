@@ -7,10 +7,11 @@ so a host op splits into rows that need nothing from each other. Rows that read 
 neuron on the cores (a window's rows of Q K^T share its keys) form a group, and each group runs
 on the processors of the chip that holds most of the neurons its rows read (ties: the lowest
 chip; a row fed by another host node reads that node's rows where they run). So each neuron on
-the cores sends to one processor per host node it feeds: one fan-out axon, as placement counts. In a transformer a row is one token's or
-one window's work, and a token's layers share a chip (placement's stripes), so most operands
-reach their processors without leaving their chip. A target without processor figures, or with
-`system.host_ops = "host"`, runs every host op on the system's host, as before.
+the cores sends to one processor per host node it feeds: one fan-out axon, as placement counts.
+In a transformer a row is one token's or one window's work, and a token's layers share a chip
+(placement's stripes), so most operands reach their processors without leaving their chip. A
+target without processor figures, or with `system.host_ops = "host"`, runs every host op on the
+system's host.
 
 The processors' work per step is an estimate (HOST_OP_WORK): the busiest chip's work over its
 processors' throughput, plus their latency, is the step time the host ops imply.
@@ -42,7 +43,7 @@ def processors_modelled(target: Target) -> bool:
     return target.spec["system"].get("host_ops", "chip") == "chip" and chip.get("embedded_cpus", 0) > 0 and chip.get("embedded_cpu_ops_per_s", 0) > 0
 
 
-def _work_per_row(net: Network, pop) -> int:
+def _work_per_row(pop) -> int:
     if isinstance(pop, Product):
         return int(pop.shape[-1]) * int(pop.a_shape[-1])
     return row_width(pop) * HOST_OP_WORK[pop.op]
@@ -82,10 +83,14 @@ def place_host_ops(net: Network, target: Target, core_of: dict[str, np.ndarray],
         n_rows = pop.size // row_width(pop)
         reads = list(_reads(net, pop, fanin))
         group = _row_groups(n_rows, reads, core_of)
-        groups, chips, weight = (np.concatenate(parts) for parts in zip(*_operand_chips_by_group(reads, chip_of, group)))
-        row_chip = _busiest_chip(groups, chips, weight, int(group.max()) + 1, n_chips)[group]
+        triples = list(_operand_chips_by_group(reads, chip_of, group))
+        if triples:
+            groups, chips, weight = (np.concatenate(parts) for parts in zip(*triples))
+            row_chip = _busiest_chip(groups, chips, weight, int(group.max()) + 1, n_chips)[group]
+        else:  # reads nothing (every operand padding): nothing to be near
+            row_chip = np.full(n_rows, -1, np.int64)
         chip_of[pop.name] = np.repeat(row_chip, row_width(pop))
-        work = _work_per_row(net, pop)
+        work = _work_per_row(pop)
         on = row_chip >= 0
         work_per_chip += np.bincount(row_chip[on], minlength=work_per_chip.size)[: work_per_chip.size] * float(work)
         entries.append({"node": pop.name, "kind": pop.kind, "runs_on": "chip processors", "chips": np.unique(row_chip[on]).tolist(),
@@ -135,21 +140,24 @@ def _row_groups(n_rows: int, reads: list, core_of: dict[str, np.ndarray]) -> np.
     """Rows that read a common neuron on the cores, joined (connected components): a group runs
     on one chip, so that each of those neurons sends to one processor, one fan-out axon, as
     placement's fan-out bound counts it (a window's rows of Q K^T share its keys)."""
-    offset, heads, tails = n_rows, [], []
+    offsets: dict[str, int] = {}  # graph nodes: the rows, then each source's neurons (A and B may be one source)
+    heads, tails = [], []
     for src, rows, neurons, m in reads:
         if src not in core_of:
             continue  # a host node's output: no fan-out axon of a core
+        if src not in offsets:
+            offsets[src] = n_rows + sum(core_of[s].size for s in offsets)
         heads.append(rows)
-        tails.append(offset + neurons)
-        offset += core_of[src].size
+        tails.append(offsets[src] + neurons)
         if m:  # every row of a lead reads its B
             first = np.unique(rows)
             heads.append(np.repeat(first, m - 1))
             tails.append((first[:, None] + np.arange(1, m)).ravel())
     if not heads:
         return np.arange(n_rows)
+    size = n_rows + sum(core_of[s].size for s in offsets)
     edges = np.concatenate(heads), np.concatenate(tails)
-    graph = sp.coo_matrix((np.ones(edges[0].size, np.int8), edges), shape=(offset, offset)).tocsr()
+    graph = sp.coo_matrix((np.ones(edges[0].size, np.int8), edges), shape=(size, size)).tocsr()
     return connected_components(graph, directed=False)[1][:n_rows]
 
 
@@ -178,4 +186,4 @@ def _host_reason(net: Network, pop, on_chips: bool) -> str:
         what = f"{pop.op} has no neuron form"
     if not on_chips:
         return f"{what}; it runs on the host"
-    return f"{what}; each row runs on the embedded processors of the chip that holds most of its operands"
+    return f"{what}; its rows, in groups that share operands, run on the embedded processors of the chip that holds most of them"

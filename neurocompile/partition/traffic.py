@@ -3,9 +3,9 @@
 A neuron's spike is sent once to every distinct core its synapses reach (Loihi's fan-out axons);
 a copy to its own core stays local. Host nodes send and receive too: on a chip's processors
 (processors.py) their messages stay on that chip or cross to another, on the system's host
-every one of them leaves the chips. Weighted by each neuron's expected spikes per step (from
-ir.interpret.spike_rates: the ANN's activations over the threshold) or, without rates, by one
-spike each (and one message per step from every element of a host node).
+every one of them leaves the chips. Weighted by each sender's expected messages per step
+(message_rates: an IF neuron's spike rate from the ANN's activations, a graded sender's share of
+nonzero values) or, without rates, by one each.
 """
 
 from __future__ import annotations
