@@ -120,6 +120,13 @@ def test_each_row_runs_on_the_chip_that_holds_most_of_its_operands(digits):
             feeds = sum(1 for succ in set(net.graph.successors(name)) if isinstance(net.node(succ), Product)) + sum(
                 1 for t in {net.target_of(b).name for b in net.outgoing(name)} if net.node(t).on_host)
             assert np.bincount(to_processors, minlength=1).max() <= max(feeds, 1), name
+    # Each core's fan-out axons: one per distinct (neuron, destination unit) of its neurons.
+    axons = np.zeros(chip_of_unit.size, np.int64)
+    for name in core_of:
+        pairs = destinations(net, name, owner, chip_of_unit.size)
+        if pairs is not None:
+            np.add.at(axons, owner[name][pairs[0]], 1)
+    assert [c["fan_out_axons"] for c in placement["cores"]] == axons[: chip_of_core.size].tolist()
     proc = placement["processors"]
     spec = target.spec["chip"]
     assert proc["host_ops_on"] == "chip processors" and proc["ops_per_step"] == work.sum()
