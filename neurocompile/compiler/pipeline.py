@@ -79,7 +79,7 @@ class Build:
     quantization: dict[str, Any] = field(default_factory=dict)
     placement: dict[str, Any] | None = None
     fanin: FaninCache | None = None
-    messages: dict[str, Messages] = field(default_factory=dict)  # what each placed neuron's spike sends
+    messages: dict[str, Messages] = field(default_factory=dict)  # what each sender (core neuron, host node) sends per spike or value
     estimates: dict[str, Any] = field(default_factory=dict)  # traffic and energy, for the report
     results: list[tuple[str, PassResult]] = field(default_factory=list)
     _activations: dict[str, dict[str, np.ndarray]] | None = None
