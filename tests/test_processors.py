@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurocompile.compiler import BuildOptions, compile_network
+from neurocompile.compiler import BuildOptions, build
+from neurocompile.compiler.artifact import load_artifact
 from neurocompile.errors import NeurocompileError
 from neurocompile.ir.connectivity import block_matrix
 from neurocompile.ir.nodes import HostOp, Product
@@ -21,11 +22,12 @@ from conftest import GRAPHS, target_with
 
 
 @pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    """The digits MST on chips of 16 cores (five chips), placed."""
-    target = target_with(tmp_path_factory.mktemp("t"), cores=16)
-    net, placement, report = compile_network(GRAPHS / "digits_mst.onnx", target, BuildOptions())
-    return net, target, placement, report
+def on_five_chips(tmp_path_factory):
+    """The digits MST built for chips of 16 cores (five chips): the artifact."""
+    folder = tmp_path_factory.mktemp("t")
+    target_with(folder, cores=16)
+    path, _ = build(GRAPHS / "digits_mst.onnx", folder / "d.ncx", BuildOptions(target=str(folder / "cores16.toml")))
+    return load_artifact(path)
 
 
 def _majority(chips: list[int]) -> int:
@@ -79,8 +81,8 @@ def _expected_rows(net, pop, chip_of: dict[str, np.ndarray], on_cores: set) -> l
     return [_majority(chips[root(r)]) for r in range(len(reads))]
 
 
-def test_each_row_runs_on_the_chip_that_holds_most_of_its_operands(digits):
-    net, target, placement, _ = digits
+def test_each_row_runs_on_the_chip_that_holds_most_of_its_operands(on_five_chips):
+    net, target, placement = on_five_chips.net, on_five_chips.target, on_five_chips.placement
     core_of, chip_of_core = core_owner(net, placement)
     assert len(set(chip_of_core)) > 1  # operands spread over several chips
     chip_of = {name: chip_of_core[cores] for name, cores in core_of.items()}
@@ -134,11 +136,11 @@ def test_each_row_runs_on_the_chip_that_holds_most_of_its_operands(digits):
     assert proc["step_time_s"] == pytest.approx(work.max() / (spec["embedded_cpus"] * spec["embedded_cpu_ops_per_s"]) + spec["embedded_cpu_latency_s"])
 
 
-def test_host_nodes_send_and_receive_messages_where_they_run(digits, tmp_path):
+def test_host_nodes_send_and_receive_messages_where_they_run(on_five_chips, tmp_path):
     """On the processors, a host node's operands reach it over its chip or from another chip,
     and its results go out the same way; on the system's host every such message leaves the
     chips. The cores and their slices are the same either way."""
-    net, target, placement, report = digits
+    net, placement, report = on_five_chips.net, on_five_chips.placement, on_five_chips.report
     host_target = target_with(tmp_path, cores=16, host_ops='"host"')
     on_host = place(net, host_target)
     assert [c["slices"] for c in on_host["cores"]] == [c["slices"] for c in placement["cores"]]
@@ -154,12 +156,10 @@ def test_host_nodes_send_and_receive_messages_where_they_run(digits, tmp_path):
     assert sum(float(sent[name].inter_chip.sum()) for name in host_nodes) > 0
 
 
-def test_one_chip_keeps_everything_but_the_input_on_chip():
+def test_one_chip_keeps_everything_but_the_input_on_chip(artifacts):
     """With one chip, only the input (injected by the host) crosses into it."""
-    from neurocompile.targets import load_target
-
-    target = load_target("loihi2")
-    net, placement, report = compile_network(GRAPHS / "digits_mst.onnx", target, BuildOptions())
+    art = artifacts("digits_mst")
+    net, target, placement, report = art.net, art.target, art.placement, art.report
     assert placement["totals"]["chips"] == 1
     sent = placement_messages(net, target, placement)
     assert report["spike_traffic_per_step"]["inter_chip"] == float(sent[net.input.name].inter_core.sum()) > 0
@@ -171,24 +171,17 @@ def test_where_host_ops_run_is_checked(tmp_path):
         target_with(tmp_path, host_ops='"gpu"')
 
 
-def test_inspect_says_where_each_host_node_runs_and_why(tmp_path):
-    import os
+def test_inspect_says_where_each_host_node_runs_and_why(on_five_chips):
     import subprocess
     import sys
 
-    from neurocompile.compiler import build
-    from neurocompile.compiler.artifact import load_artifact
-
-    target_with(tmp_path, cores=16)
-    path, _ = build(GRAPHS / "digits_mst.onnx", tmp_path / "d.ncx", BuildOptions(target=str(tmp_path / "cores16.toml")))
-    proc = subprocess.run([sys.executable, "-m", "neurocompile.cli", "inspect", str(path)], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "400"})
+    art = on_five_chips
+    proc = subprocess.run([sys.executable, "-m", "neurocompile.cli", "inspect", str(art.path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     table = proc.stdout[proc.stdout.index("Host nodes"):].splitlines()
     lines = [line.split("│") for line in table if line.startswith("│")]
     runs_on = [cells[3].strip() for cells in lines if cells[3].strip()]
     why = " ".join(" ".join(cells[-2].split()) for cells in lines)  # the last column, its wrapped lines joined
-    art = load_artifact(path)
     on_chips = [h for h in art.placement["host_ops"] if h["runs_on"] == "chip processors"]
     assert len(on_chips) == len(art.placement["host_ops"]) - 1 and runs_on.count("host") == 1
     assert sum(r.startswith("processors (") for r in runs_on) == len(on_chips)
