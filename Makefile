@@ -7,13 +7,11 @@ SAMPLES ?= 1
 
 .PHONY: setup demo test bench graphs clean
 
-# --no-compile: bytecode is written for what is imported, when it is first imported, rather than
-# for all of torch, Ray and Lava up front (measured: 115 s instead of 155 s).
 $(BIN)/neurocompile: pyproject.toml
 	@test -n "$(PYTHON310)" || { echo "error: Python 3.10 not found (install it or set PYTHON310=...)"; exit 2; }
 	$(PYTHON310) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --no-compile -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
 setup: $(BIN)/neurocompile
