@@ -190,7 +190,7 @@ def test_token_wise_slicing_finds_the_slices_of_the_general_search(tmp_path, lim
 def test_slice_fan_out_bounds_equal_a_full_recount(tmp_path, fan_out_axons):
     import importlib
 
-    from neurocompile.partition.fanout import fan_out
+    from neurocompile.partition.fanout import fan_out_and_messages
     from neurocompile.partition.resources import fanin_patterns
 
     place_module = importlib.import_module("neurocompile.partition.place")
@@ -201,7 +201,7 @@ def test_slice_fan_out_bounds_equal_a_full_recount(tmp_path, fan_out_axons):
     owner = {name: np.empty(net.node(name).size, np.int64) for name in patterns}
     for k, (name, start, stop, _) in enumerate(slices):
         owner[name][start:stop] = k
-    np.testing.assert_array_equal(bound, fan_out(net, owner, len(slices)))
+    np.testing.assert_array_equal(bound, fan_out_and_messages(net, owner, np.zeros(len(slices), np.int64))[0])  # slices as units
     assert bound.max() <= fan_out_axons
 
 

@@ -192,3 +192,23 @@ def test_inspect_says_where_each_host_node_runs_and_why(on_five_chips):
     proc_time = art.placement["processors"]["step_time_s"]
     assert _host_ops(art.placement).startswith(f"1 on the host, {len(on_chips)} on the chips' processors")
     assert f"{proc_time * 1e6:.3g} us per step (estimate)" in _host_ops(art.placement)
+
+
+def test_host_nodes_messages_on_their_chip_cost_the_intra_chip_price(artifacts, tmp_path):
+    """docs/energy.md: on one chip, messages into and out of host nodes are priced as within the
+    chip. The same cores with host nodes on the system's host cost exactly those messages times
+    the difference of the two prices more."""
+    from neurocompile.ir.interpret import evaluate
+    from neurocompile.partition.energy import _edges, expected_activity, run_energy
+
+    art = artifacts("digits_mst")
+    net, target = art.net, art.target
+    host_target = target_with(tmp_path, host_ops='"host"')
+    activity = expected_activity(net, evaluate(net, np.load(GRAPHS / "digits_mst_test_x.npy")[:16])["post"])
+    on_chip = run_energy(net, target, art.placement, activity)
+    on_host = run_energy(net, host_target, place(net, host_target), activity)
+    host_nodes = {p.name for p in net.populations() if p.on_host and p.kind != "input"}
+    moved = sum(float(activity.messages[name][0]) for name, src, dst, _, _ in _edges(net) if src in host_nodes or dst in host_nodes)
+    e = target.energy
+    assert moved > 0
+    assert on_host["dynamic_energy_j"] - on_chip["dynamic_energy_j"] == pytest.approx(moved * (e["spike_inter_chip_j"] - e["spike_intra_chip_j"]))

@@ -130,17 +130,6 @@ class Messages:
     inter_chip: np.ndarray
 
 
-def fan_out(net: Network, owner: dict[str, np.ndarray], units: int, fanin: FaninCache | None = None) -> np.ndarray:
-    """Output axons per unit: each neuron needs one per distinct destination unit."""
-    fanin = fanin if fanin is not None else FaninCache(net)
-    out = np.zeros(units, np.int64)
-    for name, own in owner.items():
-        pairs = destinations(net, name, owner, units, fanin)
-        if pairs is not None:
-            out += np.bincount(own[pairs[0]], minlength=units).astype(np.int64)
-    return out
-
-
 def fan_out_and_messages(net: Network, owner: dict[str, np.ndarray], chip_of: np.ndarray,
                          fanin: FaninCache | None = None) -> tuple[np.ndarray, dict[str, Messages]]:
     """Output axons per unit (`chip_of`: each unit's chip) and, from the same destinations, the
