@@ -171,3 +171,63 @@ def test_dropping_the_padding_of_a_view_keeps_every_sum(kind):
     view, in_index, w, out_map = sim_module._compact(kernel, (rows, k), index, w_mant, out_index)
     assert np.prod(view) < rows * k
     np.testing.assert_array_equal(apply(view, in_index, w, out_map).numpy(), apply((rows, k), index, w_mant, out_index).numpy())
+
+
+def test_gathers_by_runs_equal_gathers_by_index():
+    """An index map read as runs of consecutive neurons (and of padding) gives what indexing
+    gives: maps with long runs, single indices, padding at either end and in between."""
+    rng = np.random.default_rng(8)
+    n = 97
+    x = torch.as_tensor(rng.normal(size=(5, n)).astype(np.float32))
+    padded = np.concatenate([x.numpy(), np.zeros((5, 1), np.float32)], axis=1)
+    runs_seen = 0
+    for trial in range(60):
+        pieces = []
+        for _ in range(rng.integers(1, 12)):
+            first, length = int(rng.integers(-1, n)), int(rng.integers(1, 20))
+            pieces.append(np.full(length, -1) if first < 0 else np.arange(first, min(n, first + length)))
+        index = np.concatenate(pieces) if trial % 4 else rng.integers(-1, n, 50)  # every fourth: no runs
+        gather = sim_module._Gather(index, (index.size,), n, torch.device("cpu"))
+        runs_seen += gather.runs is not None
+        np.testing.assert_array_equal(gather(x).numpy(), padded[:, np.where(index >= 0, index, n)], err_msg=f"trial {trial}")
+    assert 30 <= runs_seen < 60  # both paths ran
+
+
+def test_compiled_delivery_counting_and_products_equal_the_tensor_forms():
+    """The CPU's elementwise delivery (scale, floor shift, one step late), its count of nonzero
+    outputs, its product events and its coincidence payloads give the integers of the tensor
+    forms that a GPU (and semantics.products, which Lava's process models run) compute."""
+    from neurocompile.semantics.products import coincidence, product_events
+
+    rng = np.random.default_rng(9)
+    w, b, n = 6, 3, 3000
+    x = rng.integers(-2**20, 2**20, (w * b, n)).astype(np.int32)
+    x[:, ::7] = 0
+    weight = rng.integers(-2**9, 2**9, n).astype(np.int32)
+    for right in (0, 5):
+        cur, pending = rng.integers(-9, 9, (w, b, n)).astype(np.int32), rng.integers(-1000, 1000, (b, n)).astype(np.int32)
+        before, first = cur.copy(), pending.copy()
+        cpu_kernels.deliver_scaled(cur, x, weight, pending, right)
+        scaled = sim_module.shift(torch.as_tensor(x).to(torch.int64) * torch.as_tensor(weight), -right).reshape(w, b, n).numpy()
+        np.testing.assert_array_equal(cur[0], before[0] + first)
+        np.testing.assert_array_equal(cur[1:], before[1:] + scaled[:-1])
+        np.testing.assert_array_equal(pending, scaled[-1])
+
+    out = torch.as_tensor(x.reshape(w, b, n))
+    counts = torch.full((b, n), 3, dtype=torch.int64)
+    cpu_kernels.count_nonzero(out.numpy(), counts.numpy())
+    np.testing.assert_array_equal(counts.numpy(), 3 + (out != 0).sum(dim=0).numpy())
+
+    r, g, m, k, nn = 7, 5, 4, 6, 3
+    a = (rng.random((r, g, m, k)) < 0.3).astype(np.float32)
+    a[0, 0] = 0  # a group with no spike
+    bv = rng.integers(-3, 4, (r, g, k, nn)).astype(np.float32) * (rng.random((r, g, k, nn)) < 0.5)
+    events = np.empty(r, np.int64)
+    cpu_kernels.product_events(a, bv, events)
+    np.testing.assert_array_equal(events, product_events(torch.as_tensor(a), torch.as_tensor(bv)).numpy())
+    y = (a.astype(np.float64) @ bv.astype(np.float64)).reshape(r, -1) * 2**20 + 3  # negative sums too, odd ones
+    for shift_by in (0, 4):
+        got = np.empty(y.shape, np.int32)
+        cpu_kernels.floor_shift(y, shift_by, got)
+        np.testing.assert_array_equal(got, coincidence(torch.as_tensor(y), shift_by).numpy())
+    assert (y < 0).any() and events.min() < events.max()

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 
-TILE = 4096  # neurons per parallel task: the membranes of a tile stay in the core's cache over the window
+TILE = 2048  # neurons per parallel task: the membranes of a tile stay in the core's cache over the window
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -49,6 +49,39 @@ def gather_columns(x: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:
         xr, outr = x[r], out[r]
         for j in range(index.shape[0]):
             outr[j] = xr[index[j]]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def gather_runs(x: np.ndarray, run_source: np.ndarray, run_start: np.ndarray, out: np.ndarray) -> None:
+    """gather_columns for an index made of runs of consecutive neurons (a window's tokens, a
+    patch merge's quarter: runs as long as a token's channels): run r fills out's columns
+    run_start[r] to run_start[r + 1] - 1 from x's columns run_source[r] on, or with zeros
+    where run_source[r] < 0 (padding). A run is copied as a slice (a block copy, several
+    times faster than an element loop here); single indices cannot be."""
+    for r in numba.prange(x.shape[0]):
+        xr, outr = x[r], out[r]
+        for q in range(run_source.shape[0]):
+            first, start, stop = run_source[q], run_start[q], run_start[q + 1]
+            if first < 0:
+                outr[start:stop] = 0
+            else:
+                outr[start:stop] = xr[first:first + stop - start]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def count_nonzero(out: np.ndarray, counts: np.ndarray) -> None:
+    """Adds to counts [B, n] (int64) the steps of out [w, B, n] whose value is nonzero: one
+    pass, where a tensor comparison and a sum over the first axis make two and a bool copy."""
+    w, b, n = out.shape
+    tiles = (n + TILE - 1) // TILE
+    for task in numba.prange(b * tiles):
+        j, k0 = task // tiles, (task % tiles) * TILE
+        k1 = min(n, k0 + TILE)
+        cj = counts[j, k0:k1]
+        for i in range(w):
+            oi = out[i, j, k0:k1]
+            for k in range(k1 - k0):
+                cj[k] += oi[k] != 0
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -98,3 +131,59 @@ def softmax(x: np.ndarray, lut: np.ndarray, exp_k: int, shift: int, out_frac: in
             total += e[j]
         for j in range(n):
             out[r, j] = (e[j] << out_frac) // total
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def deliver_scaled(current: np.ndarray, x: np.ndarray, weight: np.ndarray, pending: np.ndarray, right_shift: int) -> None:
+    """deliver() of an elementwise block from what its source sent, read in target order:
+    x [w * B, n] (spikes or integer payloads), (x * weight) >> right_shift per target neuron,
+    in int64. The product, its conversion and the delivery in one pass; the loops read
+    consecutive neurons (no index), so they vectorise."""
+    w, b, n = current.shape
+    for task in numba.prange(b):
+        first, last = current[0, task], pending[task]
+        for k in range(n):
+            first[k] += last[k]
+    for r in numba.prange(w * b):
+        i, j = r // b, r % b
+        xr = x[r]
+        if i < w - 1:
+            dst = current[i + 1, j]
+            for k in range(n):
+                dst[k] += (np.int64(xr[k]) * weight[k]) >> right_shift
+        else:
+            dst = pending[j]
+            for k in range(n):
+                dst[k] = (np.int64(xr[k]) * weight[k]) >> right_shift
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def product_events(a: np.ndarray, b: np.ndarray, events: np.ndarray) -> None:
+    """semantics.products.product_events of the views a [R, G, m, k] and b [R, G, k, n] into
+    events [R]: per group, each nonzero of A reaches n coincidence neurons, each nonzero of B
+    m, and each (m, k, n) where both are nonzero reaches its sum. Counting loops instead of
+    the boolean copies and reductions of the tensor form."""
+    rows, groups, m, k = a.shape
+    n = b.shape[3]
+    for r in numba.prange(rows):
+        total = 0
+        for g in range(groups):
+            ag, bg = a[r, g], b[r, g]
+            for kk in range(k):
+                col_a = row_b = 0
+                for mm in range(m):
+                    col_a += ag[mm, kk] != 0
+                for nn in range(n):
+                    row_b += bg[kk, nn] != 0
+                total += col_a * n + row_b * m + col_a * row_b
+        events[r] = total
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def floor_shift(y: np.ndarray, right_shift: int, out: np.ndarray) -> None:
+    """out = int32(int64(y) >> right_shift) for y [R, n] of floats holding exact integers (a
+    coincidence product's sums): semantics.products.coincidence in one pass."""
+    for r in numba.prange(y.shape[0]):
+        yr, outr = y[r], out[r]
+        for j in range(y.shape[1]):
+            outr[j] = np.int64(yr[j]) >> right_shift

@@ -74,20 +74,46 @@ class _Gather:
                 raise NeurocompileError(f"an index map reads outside its population of {n} neurons")
             # Shares the network's array where it can: a Swin-T's index maps are gigabytes.
             self.index = torch.as_tensor(np.ascontiguousarray(flat, dtype=np.int64), device=device)
+        self.runs = _runs(index.ravel()) if device.type == "cpu" and index is not None and index.size else None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.from_padded(F.pad(x, (0, 1)) if self.pad else x)
+        return self.from_padded(F.pad(x, (0, 1)) if self.reads_padding else x)
 
     def from_padded(self, x: torch.Tensor) -> torch.Tensor:
-        """The gather from x [B, n] or [B, n + 1] whose last column is zero (-1 reads it)."""
+        """The gather from x [B, n], or [B, n + 1] whose last column is zero (-1 reads it) where
+        it reads_padding."""
         b = x.shape[0]
         if self.index is None:
             return x.reshape((b,) + self.shape)
         if x.device.type != "cpu":
             return x.index_select(1, self.index).reshape((b,) + self.shape)
         out = torch.empty((b, self.index.shape[0]), dtype=x.dtype)
-        cpu_kernels.gather_columns(x.contiguous().numpy(), self.index.numpy(), out.numpy())
+        if self.runs is not None:
+            cpu_kernels.gather_runs(x.contiguous().numpy(), *self.runs, out.numpy())
+        else:
+            cpu_kernels.gather_columns(x.contiguous().numpy(), self.index.numpy(), out.numpy())
         return out.reshape((b,) + self.shape)
+
+    @property
+    def reads_padding(self) -> bool:
+        """Whether it reads x with a zero column appended (its padding reads that column)."""
+        return self.pad and self.runs is None
+
+
+RUN_LENGTH = 4  # on average, at least: below it a gather by single indices is as fast
+
+
+def _runs(index: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """An index map [n] as runs of consecutive neurons (or of padding, -1), for
+    cpu_kernels.gather_runs: (first neuron of each run or -1, where each run starts in the
+    output, with the end appended); None where the runs are too short to pay."""
+    pad = index < 0
+    breaks = np.ones(index.size, dtype=bool)
+    breaks[1:] = np.where(pad[1:], ~pad[:-1], pad[:-1] | (index[1:] != index[:-1] + 1))
+    starts = np.flatnonzero(breaks)
+    if starts.size * RUN_LENGTH > index.size:
+        return None
+    return np.where(pad[starts], -1, index[starts]).astype(np.int64), np.append(starts, index.size).astype(np.int64)
 
 
 class _Gathers:
@@ -136,6 +162,20 @@ def _compact(kernel, view: tuple[int, ...], in_index: np.ndarray | None, w_mant:
     where = where.ravel()
     out_index = where if out_index is None else np.where(out_index >= 0, where[np.maximum(out_index, 0)], -1)
     return view, in_index, w_mant, out_index
+
+
+def _per_target(view: tuple[int, ...], in_index: np.ndarray | None, weight: np.ndarray, out_index: np.ndarray | None,
+                n_target: int) -> tuple[np.ndarray, np.ndarray]:
+    """An elementwise block as (source neuron, integer weight) per target neuron: the in map,
+    the weights broadcast over the view and the out map composed. Source -1 (weight 0): the
+    target gets nothing from this block (padding on either side)."""
+    size = int(np.prod(view))
+    position = np.arange(n_target) if out_index is None else out_index.ravel().astype(np.int64)
+    sources = np.arange(size) if in_index is None else in_index.ravel().astype(np.int64)
+    weights = np.broadcast_to(weight, view).ravel()
+    at = np.maximum(position, 0)
+    source = np.where(position >= 0, sources[at], -1)
+    return source, np.ascontiguousarray(np.where(source >= 0, weights[at], 0), dtype=np.int64)
 
 
 # How each kernel kind maps a view [B, *view] of integer payloads (as floats) to its output
@@ -201,6 +241,7 @@ class _Synapses:
         # a sum before a right shift may not.
         self.wide = block.acc_bound >= 2**31 and block.w_shift < 0
         self.failure = block_failure(block)
+        self.fused = None
         if self.failure is not None and self.failure.per_synapse:
             # One draw per synapse: the explicit matrix, its synapses' counters and sources.
             m = block_matrix(block, src.size, block.w_mant.astype(np.float64))
@@ -218,6 +259,14 @@ class _Synapses:
         self.kernel = KERNELS[type(block.kernel)](block.kernel, view, w)
         n_out = int(np.prod(view[:-1]) * w_mant.shape[0]) if isinstance(block.kernel, Dense) else int(np.prod(block.kernel.out_shape(view)))
         self.out = None if out_index is None else _Gather(out_index, out_index.shape, n_out, device)
+        if device.type == "cpu" and isinstance(block.kernel, Elementwise):
+            # On a CPU an elementwise block reads its source in target order (one gather, none
+            # where that order is the source's own) and scales, shifts and delivers in one
+            # compiled pass: no view, product or float sums are written between.
+            source, weight = _per_target(view, in_index, w_mant.astype(np.int64) << max(block.w_shift, 0), out_index, self.n_target)
+            same_order = source.size == src.size and np.array_equal(source, np.arange(src.size))
+            self.fused = (None if same_order else _Gather(source, source.shape, src.size, device),
+                          weight.astype(np.int32) if np.abs(weight).max(initial=0) < 2**31 else weight)
 
     @property
     def per_synapse(self) -> bool:
@@ -230,18 +279,24 @@ class _Synapses:
 
     def sent(self, run: "_Run", out: torch.Tensor, t0: int) -> "_Sent":
         """What the source's outputs [w, B, n] of steps t0.. put on this block (per spike, its
-        mask's survivors), shared with the source's other blocks under the same mask; counts
-        this block's synaptic events and messages."""
+        mask's survivors), shared with the source's other blocks under the same mask. What it
+        sends per neuron is added up once per source and mask (`run.sent_counts`): the blocks'
+        events and messages follow from those sums at the end of the run."""
         key = self.sent_key
         if key not in run.sent:
             unmasked = self.per_synapse or self.failure is None
-            run.sent[key] = _Sent(out if unmasked else _masked(self.failure, run.seed, t0, out), self.view_readers,
-                                  run.fired.get(self.source) if unmasked else None)
-        sent = run.sent[key]
-        if not self.per_synapse:
-            run.events[self.name] += (sent.count() * self.fanout).sum(dim=1)
-        run.messages[self.name] += sent.count().sum(dim=1)
-        return sent
+            sent = run.sent[key] = _Sent(out if unmasked else _masked(self.failure, run.seed, t0, out), self.view_readers,
+                                         run.fired.get(self.source) if unmasked else None)
+            if key in run.sent_counts:  # (an IF population's unmasked spikes are its counts already)
+                run.sent_counts[key] += sent.count()
+        return run.sent[key]
+
+    def totals(self, run: "_Run") -> tuple[torch.Tensor, torch.Tensor]:
+        """This block's (synaptic events, messages) per sample over the run; a block whose
+        synapses fail one by one has counted its events as it went."""
+        sent = run.sent_counts.get(self.sent_key, run.counts.get(self.source))
+        events = run.events[self.name] if self.per_synapse else (sent * self.fanout).sum(dim=1)
+        return events, sent.sum(dim=1)
 
     def deliver(self, run: "_Run", sent: "_Sent", t0: int, current: torch.Tensor) -> None:
         """Adds to current [w, B, n_target] (int32, steps t0..) what the block delivers: at each
@@ -250,6 +305,12 @@ class _Synapses:
         w, b = sent.out.shape[0], sent.out.shape[1]
         if self.per_synapse:
             y = torch.stack([self._failing(run, sent.out[i], t0 + i) for i in range(w)])
+        elif self.fused is not None:
+            in_order, weight = self.fused
+            x = sent.out.reshape(w * b, -1)
+            x = x if in_order is None else in_order(x)
+            cpu_kernels.deliver_scaled(current.numpy(), x.contiguous().numpy(), weight, run.pending[self.name].numpy(), -self.shift)
+            return
         else:
             # The float sums are exact integers (module docstring): converting them truncates nothing.
             y = self.kernel(sent.gathered(self.view, self.dtype))
@@ -305,7 +366,7 @@ class _Sent:
         if key in self._gathered:
             x = self._gathered[key]
         else:
-            x = gather.from_padded(self.padded(dtype) if gather.pad else self.as_float(dtype))
+            x = gather.from_padded(self.padded(dtype) if gather.reads_padding else self.as_float(dtype))
         left = self.readers.get(id(gather), 1) - 1
         self.readers[id(gather)] = left
         if left > 0:
@@ -317,8 +378,17 @@ class _Sent:
     def count(self) -> torch.Tensor:
         """Per sample and neuron, the steps with a nonzero output [B, n] (int64)."""
         if self._count is None:
-            self._count = (self.out != 0).sum(dim=0)
+            self._count = _nonzero_steps(self.out)
         return self._count
+
+
+def _nonzero_steps(out: torch.Tensor) -> torch.Tensor:
+    """Per sample and neuron, the steps of out [w, B, n] with a nonzero value [B, n] (int64)."""
+    if out.device.type != "cpu":
+        return (out != 0).sum(dim=0)
+    counts = torch.zeros(out.shape[1:], dtype=torch.int64)
+    cpu_kernels.count_nonzero(out.contiguous().numpy(), counts.numpy())
+    return counts
 
 
 def _masked(failure, seed: int, t0: int, out: torch.Tensor) -> torch.Tensor:
@@ -357,9 +427,11 @@ class _Run:
     fired: dict[str, torch.Tensor] = field(default_factory=dict)  # this window: per IF population, spikes per neuron [B, n]
     counts: dict[str, torch.Tensor] = field(default_factory=dict)
     rasters: dict[str, torch.Tensor] = field(default_factory=dict)
+    sent_counts: dict[tuple, torch.Tensor] = field(default_factory=dict)  # (source, mask) -> nonzero outputs per neuron [B, n]
     messages: dict[str, torch.Tensor] = field(default_factory=dict)  # per edge, [B]
     events: dict[str, torch.Tensor] = field(default_factory=dict)  # per block and product, [B]
     encoded: torch.Tensor | None = None
+    inputs: torch.Tensor | None = None  # the buffer in which each population's input over a window is summed
     saturated: int = 0
 
     def zeros(self, *shape, dtype=torch.int64) -> torch.Tensor:
@@ -458,8 +530,17 @@ def _step_product(sim, pop: Product, run: _Run, t0: int, w: int, current, outs):
     out_a = _masked(operand_failure(pop, "a"), run.seed, t0, outs[a.name])
     out_b = _masked(operand_failure(pop, "b"), run.seed, t0, outs[b.name])
     for side, out in (("a", out_a), ("b", out_b)):
-        run.messages[f"{pop.name}:{side}"] += (out != 0).sum(dim=(0, 2))
+        run.messages[f"{pop.name}:{side}"] += _nonzero_steps(out).sum(dim=1)
     va, vb = view_a(out_a.reshape(wb, -1)), view_b(out_b.reshape(wb, -1))
+    if pop.name in sim.coincidence_dtype:  # compiled counting and shifting around one matrix product
+        dtype = sim.coincidence_dtype[pop.name]
+        events = torch.empty(wb, dtype=torch.int64)
+        cpu_kernels.product_events(va.reshape((wb, -1) + va.shape[-2:]).numpy(), vb.reshape((wb, -1) + vb.shape[-2:]).numpy(), events.numpy())
+        run.events[pop.name] += events.reshape(w, run.batch).sum(dim=0)
+        y = torch.matmul(va.to(dtype), vb.to(dtype)).reshape(wb, -1)
+        out = torch.empty(y.shape, dtype=torch.int32)
+        cpu_kernels.floor_shift(y.numpy(), pop.out_shift, out.numpy())
+        return out.reshape(w, run.batch, -1)
     run.events[pop.name] += product_events(va, vb).reshape(w, run.batch).sum(dim=0)
     if pop.form == "coincidence":
         y = torch.matmul(va.to(torch.float64), vb.to(torch.float64))
@@ -514,7 +595,7 @@ class Simulator:
         self.blocks = [_Synapses(net, block, self.device, gathers) for block in net.synapses()]
         readers: dict[tuple, Counter] = defaultdict(Counter)  # how many blocks read each gather of what a source sends
         for blk in self.blocks:
-            if not blk.per_synapse:
+            if not blk.per_synapse and blk.fused is None:
                 readers[blk.sent_key][id(blk.view)] += 1
         for blk in self.blocks:
             blk.view_readers = readers[blk.sent_key]
@@ -522,16 +603,23 @@ class Simulator:
         self.outgoing = {p.name: [blk for blk in self.blocks if blk.source == p.name] for p in self.pops}
         self.bias = {p.name: torch.as_tensor((p.bias_mant.astype(np.int64) << p.bias_exp).astype(np.int32), device=self.device)
                      for p in self.pops if getattr(p, "bias_mant", None) is not None}
-        self.operand_views = {}
+        self.operand_views, self.coincidence_dtype = {}, {}
         for prod in (p for p in self.pops if isinstance(p, Product)):
             a, b = net.operands(prod.name)
             self.operand_views[prod.name] = (_Gather(prod.a_index, prod.a_shape, a.size, self.device),
                                              _Gather(prod.b_index, prod.b_shape, b.size, self.device))
+            if self.device.type == "cpu" and prod.form == "coincidence" and tuple(prod.a_shape[:-2]) == tuple(prod.b_shape[:-2]):
+                # Exact in float32 while k * max|A| * max|B| < 2^24, as a synapse block's sums.
+                bound = prod.a_shape[-1] * a.max_payload() * b.max_payload()
+                self.coincidence_dtype[prod.name] = torch.float32 if bound < EXACT_FLOAT32 else torch.float64
         # The last population (in stepping order) that reads each one: its outputs are dropped after.
         order = {p.name: k for k, p in enumerate(self.pops)}
         self.last_reader = {p.name: max((order[q] for q in net.graph.successors(p.name) if q in order), default=-1) for p in self.pops}
         for blk in self.blocks:
             self.last_reader[blk.source] = max(self.last_reader[blk.source], order[blk.target])
+        self.done_after: list[list[str]] = [[] for _ in self.pops]  # per stepping position, the outputs no one reads after it
+        for k, p in enumerate(self.pops):
+            self.done_after[max(k, self.last_reader[p.name])].append(p.name)
 
     def bytes_per_sample_step(self) -> int:
         """The memory one sample takes per step of a window, at the most: every population's
@@ -595,7 +683,10 @@ class Simulator:
             KINDS[type(pop)][0](self, pop, run, x)
         for blk in self.blocks:
             run.pending[blk.name] = run.zeros(b, blk.n_target, dtype=torch.int32)
-            run.events[blk.name], run.messages[blk.name] = run.zeros(b), run.zeros(b)
+            if blk.per_synapse:
+                run.events[blk.name] = run.zeros(b)
+            if blk.sent_key not in run.sent_counts and not (blk.sent_key[1] is None and blk.source in run.counts):
+                run.sent_counts[blk.sent_key] = run.zeros(b, blk.n_source)
         for prod in (p for p in self.pops if isinstance(p, Product)):
             run.events[prod.name] = run.zeros(b)
             run.messages[f"{prod.name}:a"], run.messages[f"{prod.name}:b"] = run.zeros(b), run.zeros(b)
@@ -608,7 +699,7 @@ class Simulator:
                 outs[pop.name] = step(self, pop, run, t0, w, current, outs) if isinstance(pop, Product) else step(self, pop, run, t0, w, current)
                 for blk in self.outgoing[pop.name]:  # what this window puts on each of its blocks
                     outs[blk.name] = blk.sent(run, outs[pop.name], t0)
-                for name in [name for name in outs if name in self.last_reader and self.last_reader[name] <= k]:
+                for name in self.done_after[k]:
                     del outs[name]
                     run.fired.pop(name, None)
                     for key in [key for key in run.sent if key[0] == name]:
@@ -617,10 +708,17 @@ class Simulator:
         return self._result(run)
 
     def _currents(self, run: _Run, pop, outs: dict[str, torch.Tensor], t0: int, w: int) -> torch.Tensor:
-        """The population's input over the window [w, B, n]: bias plus every block's currents."""
-        current = run.zeros(w, run.batch, pop.size, dtype=torch.int32)
+        """The population's input over the window [w, B, n]: bias plus every block's currents.
+        Every population's steps read their input before the next population's are summed
+        (none keeps it), so one buffer of the batch serves them all."""
+        size = w * run.batch * pop.size
+        if run.inputs is None or run.inputs.numel() < size:
+            run.inputs = torch.empty(max(size, w * run.batch * max(p.size for p in self.pops)), dtype=torch.int32, device=run.device)
+        current = run.inputs[:size].view(w, run.batch, pop.size)
         if pop.name in self.bias:
-            current += self.bias[pop.name]
+            current.copy_(self.bias[pop.name].expand(current.shape))
+        else:
+            current.zero_()
         for blk in self.incoming[pop.name]:
             blk.deliver(run, outs.pop(blk.name), t0, current)
         return current
@@ -634,6 +732,8 @@ class Simulator:
         output = (acc / readout.scale).reshape((run.batch,) + tuple(self.net.meta["output_shape"]))
         counts = {name: host(c) for name, c in run.counts.items()}
         membranes = {name: host(run.state[name]) for name in run.counts}
+        for blk in self.blocks:
+            run.events[blk.name], run.messages[blk.name] = blk.totals(run)
         events = {name: host(e) for name, e in run.events.items()}
         messages = {name: host(m) for name, m in run.messages.items()}
         synops = sum(events.values(), np.zeros(run.batch, np.int64))
