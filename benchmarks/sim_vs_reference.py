@@ -77,15 +77,18 @@ def float_loop(snn: nn.Module, x: torch.Tensor, steps: int) -> torch.Tensor:
         return sum(snn(x) for _ in range(steps))
 
 
-def timed(fn, repeats: int):
-    times, result = [], None
+def timed(fns, repeats: int):
+    """Each function's result and median time, the functions run in turn in every repeat (so
+    that a machine whose speed drifts slows both alike) after one untimed warm-up each."""
+    times, results = [[] for _ in fns], [fn() for fn in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return result, statistics.median(times)
+        for fn, spent in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            spent.append(time.perf_counter() - t0)
+    return results, [statistics.median(spent) for spent in times]
 
 
 def main() -> None:
@@ -112,19 +115,27 @@ def main() -> None:
     snn = converted(model).to(device)
     xt = torch.as_tensor(x, device=device)
     sim = Simulator(art.net, art.target.numerics, args.device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    reference, ref_s = timed(lambda: float_loop(snn, xt, args.steps), args.repeats)
-    ref_peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    exact, sim_s = timed(lambda: sim.run(x.astype(np.float64), args.steps), args.repeats)  # batches and windows as it plans them
-    sim_peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
+    peaks = {}
+
+    def measured(name, fn):
+        def run():
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            result = fn()
+            peaks[name] = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
+            return result
+        return run
+
+    (reference, exact), (ref_s, sim_s) = timed([measured("reference", lambda: float_loop(snn, xt, args.steps)),
+                                                measured("sim", lambda: sim.run(x.astype(np.float64), args.steps))],  # batches and windows as it plans them
+                                               args.repeats)
+    ref_peak, sim_peak = peaks["reference"], peaks["sim"]
 
     image_steps = args.batch * args.steps
     corr = float(np.corrcoef(reference.cpu().numpy().ravel(), exact.output.ravel())[0, 1])
     table = Table(title=f"{'Swin-T' if args.swin_t else 'CIFAR-sized'} MST ({report['neurons']:,} IF and other neurons), batch {args.batch}, "
-                  f"T = {args.steps}, {args.device} ({torch.get_num_threads()} threads); median of {args.repeats}", title_justify="left")
+                  f"T = {args.steps}, {args.device} ({torch.get_num_threads()} threads); median of {args.repeats}, run in turn",
+                  title_justify="left")
     for col in ("evaluation", "time", "image-steps / s", "peak GPU memory"):
         table.add_column(col, justify="left" if col == "evaluation" else "right")
     for name, seconds, peak in (("float loop (the paper's, per step)", ref_s, ref_peak), ("exact simulator (bit-identical to Lava)", sim_s, sim_peak)):

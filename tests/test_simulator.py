@@ -194,9 +194,10 @@ def test_gathers_by_runs_equal_gathers_by_index():
 
 
 def test_compiled_delivery_counting_and_products_equal_the_tensor_forms():
-    """The CPU's elementwise delivery (scale, floor shift, one step late), its count of nonzero
-    outputs, its product events and its coincidence payloads give the integers of the tensor
-    forms that a GPU (and semantics.products, which Lava's process models run) compute."""
+    """The CPU's elementwise delivery (scale, floor shift, one step late; through the runs of an
+    index map), its count of nonzero outputs, its product events and its coincidence payloads
+    give the integers of the tensor forms that a GPU (and semantics.products, which Lava's
+    process models run) compute."""
     from neurocompile.semantics.products import coincidence, product_events
 
     rng = np.random.default_rng(9)
@@ -212,6 +213,20 @@ def test_compiled_delivery_counting_and_products_equal_the_tensor_forms():
         np.testing.assert_array_equal(cur[0], before[0] + first)
         np.testing.assert_array_equal(cur[1:], before[1:] + scaled[:-1])
         np.testing.assert_array_equal(pending, scaled[-1])
+
+    # Delivered through an index map read as runs (padding included), scaled or not: as if the
+    # map had been gathered first.
+    index = np.concatenate([np.arange(100, 1100), np.full(500, -1), np.arange(0, 1500)])
+    runs = sim_module._runs(index)
+    assert runs is not None and runs[0].size == 3
+    gathered = np.where(index >= 0, x[:, np.maximum(index, 0)], 0)
+    for scale in (np.ones(1, np.int32), weight):
+        cur, pending = rng.integers(-9, 9, (w, b, n)).astype(np.int32), rng.integers(-1000, 1000, (b, n)).astype(np.int32)
+        expected_cur, expected_pending = cur.copy(), pending.copy()
+        cpu_kernels.deliver_scaled(expected_cur, gathered, scale if scale.size == n else np.ones(n, np.int32), expected_pending, 3)
+        cpu_kernels.deliver_runs(cur, x, *runs, scale, pending, 3)
+        np.testing.assert_array_equal(cur, expected_cur)
+        np.testing.assert_array_equal(pending, expected_pending)
 
     out = torch.as_tensor(x.reshape(w, b, n))
     counts = torch.full((b, n), 3, dtype=torch.int64)

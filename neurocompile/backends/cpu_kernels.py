@@ -158,6 +158,40 @@ def deliver_scaled(current: np.ndarray, x: np.ndarray, weight: np.ndarray, pendi
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
+def deliver_runs(current: np.ndarray, y: np.ndarray, run_source: np.ndarray, run_start: np.ndarray, weight: np.ndarray,
+                 pending: np.ndarray, right_shift: int) -> None:
+    """deliver() (deliver_scaled() where weight has one entry per target) of values read
+    through an index map made of runs (gather_runs' form): target neurons run_start[q] to
+    run_start[q + 1] - 1 get y's columns from run_source[q] on, or nothing where it is
+    negative. The gather and the delivery in one pass: no gathered copy is written."""
+    w, b, n = current.shape
+    scaled = weight.shape[0] == n
+    for task in numba.prange(b):
+        first, last = current[0, task], pending[task]
+        for k in range(n):
+            first[k] += last[k]
+    for r in numba.prange(w * b):
+        i, j = r // b, r % b
+        yr = y[r]
+        dst = current[i + 1, j] if i < w - 1 else pending[j]
+        if i == w - 1:
+            dst[:] = 0
+        for q in range(run_source.shape[0]):
+            src, start, stop = run_source[q], run_start[q], run_start[q + 1]
+            if src < 0:
+                continue
+            # Slices first: loops over them from 0 vectorise, offset indices do not.
+            d, v = dst[start:stop], yr[src:src + stop - start]
+            if scaled:
+                wq = weight[start:stop]
+                for k in range(stop - start):
+                    d[k] += (np.int64(v[k]) * wq[k]) >> right_shift
+            else:
+                for k in range(stop - start):
+                    d[k] += np.int64(v[k]) >> right_shift
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
 def product_events(a: np.ndarray, b: np.ndarray, events: np.ndarray) -> None:
     """semantics.products.product_events of the views a [R, G, m, k] and b [R, G, k, n] into
     events [R]: per group, each nonzero of A reaches n coincidence neurons, each nonzero of B
