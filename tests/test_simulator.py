@@ -65,15 +65,16 @@ def test_convolution_paths_are_exact_up_to_the_float32_bound():
     and the unfolded matrix product (the GPU path) both give the exact integers."""
     rng = np.random.default_rng(0)
     weight = rng.integers(-128, 128, (6, 2, 3, 3))
-    kernel = Conv2d(weight=weight.astype(np.float64), strides=(2, 1), pads=(1, 0, 2, 1), dilations=(1, 2), group=2)
     view = (1, 4, 9, 10)
     bound = int(np.abs(weight).reshape(6, -1).sum(axis=1).max())
     x = rng.integers(-(2**24 // bound), 2**24 // bound + 1, (3,) + view)
-    expected = kernel.apply(x.astype(np.float64), weight.astype(np.float64)).reshape(3, -1)  # float64: exact
     w32, x32 = torch.as_tensor(weight, dtype=torch.float32), torch.as_tensor(x, dtype=torch.float32)
-    for unfold in (False, True):  # torch's CPU convolution; the unfolded product a GPU runs
-        got = sim_module._conv2d(kernel, view, w32, unfold=unfold)(x32)
-        np.testing.assert_array_equal(got.numpy().astype(np.int64), expected.astype(np.int64), err_msg=f"unfold={unfold}")
+    for pads in ((1, 0, 2, 1), (1, 1, 1, 1), (2, 1, 2, 1), (0, 0, 0, 0)):  # padding on one side, on both, on both and more on one
+        kernel = Conv2d(weight=weight.astype(np.float64), strides=(2, 1), pads=pads, dilations=(1, 2), group=2)
+        expected = kernel.apply(x.astype(np.float64), weight.astype(np.float64)).reshape(3, -1)  # float64: exact
+        for unfold in (False, True):  # torch's CPU convolution; the unfolded product a GPU runs
+            got = sim_module._conv2d(kernel, view, w32, unfold=unfold)(x32)
+            np.testing.assert_array_equal(got.numpy().astype(np.int64), expected.astype(np.int64), err_msg=f"pads={pads}, unfold={unfold}")
 
 
 def test_cuda_is_refused_in_one_line_without_a_gpu(artifacts, monkeypatch):

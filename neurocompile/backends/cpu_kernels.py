@@ -221,3 +221,41 @@ def floor_shift(y: np.ndarray, right_shift: int, out: np.ndarray) -> None:
         yr, outr = y[r], out[r]
         for j in range(y.shape[1]):
             outr[j] = np.int64(yr[j]) >> right_shift
+
+
+# Set-up: index maps of a Swin-T run to tens of millions of entries, where numpy's temporaries
+# (a mask, a shifted copy, a comparison per operation) cost seconds.
+
+@numba.njit(cache=True, nogil=True)
+def index_runs(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An index map [n] as runs of consecutive entries (or of padding, -1): (the first entry of
+    each run or -1, where each run starts, with n appended)."""
+    n = index.shape[0]
+    count = 0
+    for j in range(n):
+        if j == 0 or (index[j] < 0) != (index[j - 1] < 0) or (index[j] >= 0 and index[j] != index[j - 1] + 1):
+            count += 1
+    source, start = np.empty(count, np.int64), np.empty(count + 1, np.int64)
+    q = 0
+    for j in range(n):
+        if j == 0 or (index[j] < 0) != (index[j - 1] < 0) or (index[j] >= 0 and index[j] != index[j - 1] + 1):
+            source[q], start[q] = max(index[j], -1), j
+            q += 1
+    start[count] = n
+    return source, start
+
+
+@numba.njit(cache=True, nogil=True)
+def compose_per_target(position: np.ndarray, sources: np.ndarray, weights: np.ndarray, n_target: int) -> tuple[np.ndarray, np.ndarray]:
+    """An elementwise block per target neuron k: the view position p = position[k] (k itself
+    where position is empty; -1: none), the source neuron sources[p] (p where empty; -1: none)
+    and the weight weights[p % weights.size] (the weights repeat over the view). Returns
+    (source neuron or -1, weight or 0)."""
+    source, weight = np.empty(n_target, np.int64), np.zeros(n_target, np.int64)
+    for k in range(n_target):
+        p = position[k] if position.shape[0] else k
+        s = -1 if p < 0 else (sources[p] if sources.shape[0] else p)
+        source[k] = max(s, -1)
+        if s >= 0:
+            weight[k] = weights[p % weights.shape[0]]
+    return source, weight

@@ -129,13 +129,8 @@ def _runs(index: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """An index map [n] as runs of consecutive neurons (or of padding, -1), for
     cpu_kernels.gather_runs: (first neuron of each run or -1, where each run starts in the
     output, with the end appended); None where the runs are too short to pay."""
-    pad = index < 0
-    breaks = np.ones(index.size, dtype=bool)
-    breaks[1:] = np.where(pad[1:], ~pad[:-1], pad[:-1] | (index[1:] != index[:-1] + 1))
-    starts = np.flatnonzero(breaks)
-    if starts.size * RUN_LENGTH > index.size:
-        return None
-    return np.where(pad[starts], -1, index[starts]).astype(np.int64), np.append(starts, index.size).astype(np.int64)
+    source, start = cpu_kernels.index_runs(np.ascontiguousarray(index))
+    return None if source.size * RUN_LENGTH > index.size else (source, start)
 
 
 class _Gathers:
@@ -191,13 +186,13 @@ def _per_target(view: tuple[int, ...], in_index: np.ndarray | None, weight: np.n
     """An elementwise block as (source neuron, integer weight) per target neuron: the in map,
     the weights broadcast over the view and the out map composed. Source -1 (weight 0): the
     target gets nothing from this block (padding on either side)."""
-    size = int(np.prod(view))
-    position = np.arange(n_target) if out_index is None else out_index.ravel().astype(np.int64)
-    sources = np.arange(size) if in_index is None else in_index.ravel().astype(np.int64)
-    weights = np.broadcast_to(weight, view).ravel()
-    at = np.maximum(position, 0)
-    source = np.where(position >= 0, sources[at], -1)
-    return source, np.ascontiguousarray(np.where(source >= 0, weights[at], 0), dtype=np.int64)
+    none = np.empty(0, np.int64)  # the identity, to compose_per_target
+    if weight.ndim <= 1 and (weight.size == view[-1] or weight.size == 1):
+        weights = np.ascontiguousarray(weight, dtype=np.int64).ravel()  # repeats along the view's positions
+    else:
+        weights = np.ascontiguousarray(np.broadcast_to(weight, view), dtype=np.int64).ravel()
+    return cpu_kernels.compose_per_target(none if out_index is None else np.ascontiguousarray(out_index).ravel(),
+                                          none if in_index is None else np.ascontiguousarray(in_index).ravel(), weights, n_target)
 
 
 # How each kernel kind maps a view [B, *view] of integer payloads (as floats) to its output
@@ -222,9 +217,15 @@ def _conv2d(kernel: Conv2d, view: tuple[int, ...], w: torch.Tensor, unfold: bool
     _, _, ho, wo = kernel.out_shape(view)
     wg = w.reshape(g, o // g, cg * kh * kw)
 
+    # The padding both sides share is the convolution's own (oneDNN reads zeros there without a
+    # padded copy: F.pad took 3 times the convolution's time on the digits CNN); the rest, F.pad.
+    both = (min(t, bottom), min(left, right))
+    extra = (left - both[1], right - both[1], t - both[0], bottom - both[0])
+
     def direct(x: torch.Tensor) -> torch.Tensor:
-        xb = F.pad(x.reshape(-1, c, h, width), (left, right, t, bottom))
-        return F.conv2d(xb, w, stride=kernel.strides, dilation=kernel.dilations, groups=g).reshape(x.shape[0], -1)
+        xb = x.reshape(-1, c, h, width)
+        xb = F.pad(xb, extra) if any(extra) else xb
+        return F.conv2d(xb, w, stride=kernel.strides, padding=both, dilation=kernel.dilations, groups=g).reshape(x.shape[0], -1)
 
     def unfolded(x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
@@ -652,22 +653,22 @@ class Simulator:
         self.done_after: list[list[str]] = [[] for _ in self.pops]  # per stepping position, the outputs no one reads after it
         for k, p in enumerate(self.pops):
             self.done_after[max(k, self.last_reader[p.name])].append(p.name)
+        # Sizes the plan reads on every run (a graph walk and a product per population otherwise).
+        self.neurons = sum(p.size for p in self.pops)
+        self.largest_population = max((p.size for p in self.pops), default=0)
+        self.largest_block = max((int(np.prod(b.view_shape)) + net.target_of(b).size for b in net.synapses()), default=0)
+        self.pending_neurons = sum(blk.n_target for blk in self.blocks)
 
     def bytes_per_sample_step(self) -> int:
         """The memory one sample takes per step of a window, at the most: every population's
         output (int32) alive at once, plus the largest block's float view, float output and
         integer current, plus the largest population's summed input and its IF temporaries."""
-        neurons = sum(p.size for p in self.pops)
-        largest_block = max((int(np.prod(b.view_shape)) + self.net.target_of(b).size for b in self.net.synapses()), default=0)
-        largest_pop = max((p.size for p in self.pops), default=0)
-        return 4 * neurons + 12 * largest_block + 24 * largest_pop
+        return 4 * self.neurons + 12 * self.largest_block + 24 * self.largest_population
 
     def bytes_per_sample(self, steps: int, record: bool) -> int:
         """What one sample keeps for the whole run: membranes and counts (int64), the currents
         each block carries into the next window (int32), rasters when recorded."""
-        neurons = sum(p.size for p in self.pops)
-        pending = sum(self.net.target_of(b).size for b in self.net.synapses())
-        return 16 * neurons + 4 * pending + (steps * neurons if record else 0)
+        return 16 * self.neurons + 4 * self.pending_neurons + (steps * self.neurons if record else 0)
 
     def plan(self, samples: int, steps: int, record: bool, batch_size: int | None = None) -> tuple[int, int]:
         """(batch size, window steps). Each operation works on batch x window rows of a
@@ -678,8 +679,7 @@ class Simulator:
         memory."""
         budget = int(available_memory(self.device) * MEMORY_SHARE)
         state, per_step = self.bytes_per_sample(steps, record), self.bytes_per_sample_step()
-        largest = max((p.size for p in self.pops), default=1)
-        rows = max(1, TILE_BYTES // (4 * largest)) if self.device.type == "cpu" else samples * steps
+        rows = max(1, TILE_BYTES // (4 * max(1, self.largest_population))) if self.device.type == "cpu" else samples * steps
         window = max(1, min(steps, rows))
         batch = batch_size or max(1, min(samples, rows // window, budget // max(1, state + window * per_step)))
         window = max(1, min(window, (budget - batch * state) // max(1, batch * per_step)))
@@ -745,7 +745,7 @@ class Simulator:
         (none keeps it), so one buffer of the batch serves them all."""
         size = w * run.batch * pop.size
         if run.inputs is None or run.inputs.numel() < size:
-            run.inputs = torch.empty(max(size, w * run.batch * max(p.size for p in self.pops)), dtype=torch.int32, device=run.device)
+            run.inputs = torch.empty(max(size, w * run.batch * self.largest_population), dtype=torch.int32, device=run.device)
         current = run.inputs[:size].view(w, run.batch, pop.size)
         if pop.name in self.bias:
             current.copy_(self.bias[pop.name].expand(current.shape))

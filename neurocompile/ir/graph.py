@@ -119,6 +119,10 @@ class Network:
             raise NeurocompileError(f"IR must have one input and one readout, has {len(inputs)} and {len(readouts)}")
         if not nx.is_directed_acyclic_graph(self.graph):
             raise NeurocompileError(f"IR has a cycle: {nx.find_cycle(self.graph)}")
+        for node in self.nodes():  # sizes below are products of these
+            shape = node.shape if isinstance(node, Population) else ()
+            if not isinstance(shape, (tuple, list)) or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in shape):
+                raise NeurocompileError(f"population '{node.name}': shape {shape!r} is not a list of positive integers")
         for node in self.nodes():
             if isinstance(node, SynapseBlock):
                 self._validate_block(node)

@@ -11,11 +11,13 @@ Values: an IF spike carries the value `threshold`; an input element carries its 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
+from ..errors import NeurocompileError
 from .kernels import Kernel
 
 ACTIVATIONS = ("qcfs", "clip", "relu")
@@ -25,7 +27,10 @@ FAILURE_MODES = ("spike", "synapse")  # what a mask drops: a presynaptic spike, 
 
 
 def size(shape: tuple[int, ...]) -> int:
-    return int(np.prod(shape, dtype=np.int64))
+    n = math.prod(shape)  # not np.prod: read per population and step, where its call costs 50x more
+    if not isinstance(n, (int, np.integer)):
+        raise NeurocompileError(f"shape {list(shape)} is not made of integers")
+    return int(n)
 
 
 class Population:
