@@ -84,6 +84,19 @@ def test_cuda_is_refused_in_one_line_without_a_gpu(artifacts, monkeypatch):
         Simulator(art.net, art.target.numerics, "cuda")
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_tensor_operations_give_the_compiled_loops_integers(artifacts, case, monkeypatch):
+    """The path a GPU runs (tensor gathers, products, IF steps, softmax and counts), run on the
+    CPU in place of the compiled loops: the same integers everywhere. CI has no GPU; this keeps
+    that path tested without one."""
+    model, options, inputs = CASES[case]
+    art = artifacts(model, **options)
+    x = np.load(GRAPHS / inputs)[:3].astype(np.float64)
+    compiled = Simulator(art.net, art.target.numerics).run(x, 10, seed=2, record=True, window=4)
+    monkeypatch.setattr(sim_module, "COMPILED_LOOPS", False)
+    same(compiled, Simulator(art.net, art.target.numerics).run(x, 10, seed=2, record=True, window=4))
+
+
 @pytest.mark.cuda
 def test_cuda_gives_the_cpu_integers(artifacts):
     if not torch.cuda.is_available():

@@ -45,6 +45,15 @@ MEMORY_SHARE = 0.5  # of the device's free memory that an automatic batch may ta
 TILE_BYTES = 8 << 20  # a CPU's sweet spot for one population's rows of a window (see Simulator.plan)
 
 
+COMPILED_LOOPS = True  # tests switch it off to run, on a CPU, the tensor operations a GPU runs
+
+
+def compiled_loops(device: torch.device) -> bool:
+    """Whether the step-by-step and bookkeeping parts run as cpu_kernels' compiled loops (on a
+    CPU) or as tensor operations (on a GPU)."""
+    return device.type == "cpu" and COMPILED_LOOPS
+
+
 def device_of(name: str) -> torch.device:
     """The torch device for `--device`; refused with one line where it is not there."""
     if name not in DEVICES:
@@ -95,7 +104,7 @@ class _Gather:
                 raise NeurocompileError(f"an index map reads outside its population of {n} neurons")
             # Shares the network's array where it can: a Swin-T's index maps are gigabytes.
             self.index = torch.as_tensor(np.ascontiguousarray(flat, dtype=np.int64), device=device)
-        self.runs = _runs(index.ravel()) if device.type == "cpu" and index is not None and index.size else None
+        self.runs = _runs(index.ravel()) if compiled_loops(device) and index is not None and index.size else None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.from_padded(F.pad(x, (0, 1)) if self.reads_padding else x)
@@ -106,7 +115,7 @@ class _Gather:
         b = x.shape[0]
         if self.index is None:
             return x.reshape((b,) + self.shape)
-        if x.device.type != "cpu":
+        if not compiled_loops(x.device):
             return x.index_select(1, self.index).reshape((b,) + self.shape)
         out = torch.empty((b, self.index.shape[0]), dtype=x.dtype)
         if self.runs is not None:
@@ -282,7 +291,7 @@ class _Synapses:
         self.kernel = KERNELS[type(block.kernel)](block.kernel, view, w)
         n_out = int(np.prod(view[:-1]) * w_mant.shape[0]) if isinstance(block.kernel, Dense) else int(np.prod(block.kernel.out_shape(view)))
         self.out = None if out_index is None else _Gather(out_index, out_index.shape, n_out, device)
-        if device.type == "cpu" and isinstance(block.kernel, Elementwise):
+        if compiled_loops(device) and isinstance(block.kernel, Elementwise):
             # On a CPU an elementwise block reads its source in target order and scales, shifts
             # and delivers in one compiled pass, through the runs of consecutive neurons of
             # that order where it has them: no view, product or float sums are written between.
@@ -290,7 +299,7 @@ class _Synapses:
             runs = _runs(source)
             self.fused = (runs, None if runs is not None else _Gather(source, source.shape, src.size, device),
                           weight.astype(np.int32) if np.abs(weight).max(initial=0) < 2**31 else weight)
-        elif device.type == "cpu" and out_index is not None:
+        elif compiled_loops(device) and out_index is not None:
             self.out_runs = _runs(out_index.ravel())  # the sums delivered through them, not gathered first
 
     @property
@@ -347,7 +356,7 @@ class _Synapses:
                 return
             if self.out is not None:
                 y = self.out(y).reshape(w * b, -1)
-            if current.device.type == "cpu":
+            if compiled_loops(current.device):
                 cpu_kernels.deliver(current.numpy(), y.reshape(w * b, -1).contiguous().numpy(), run.pending[self.name].numpy(), -self.shift)
                 return
             y = (y.to(torch.int32) if self.shift == 0 else shift(y.to(torch.int64 if self.wide else torch.int32), self.shift).to(torch.int32)).reshape(w, b, -1)
@@ -415,7 +424,7 @@ class _Sent:
 
 def _nonzero_steps(out: torch.Tensor) -> torch.Tensor:
     """Per sample and neuron, the steps of out [w, B, n] with a nonzero value [B, n] (int64)."""
-    if out.device.type != "cpu":
+    if not compiled_loops(out.device):
         return (out != 0).sum(dim=0)
     counts = torch.zeros(out.shape[1:], dtype=torch.int64)
     cpu_kernels.count_nonzero(out.contiguous().numpy(), counts.numpy())
@@ -512,12 +521,12 @@ def _step_if(sim, pop: IFPopulation, run: _Run, t0: int, w: int, current):
     vmax = sim.numerics.membrane_max
     # Spikes as float32 0s and 1s: the form the synapse blocks multiply, made once.
     v, spikes = run.state[pop.name], torch.empty(current.shape, dtype=torch.float32, device=run.device)
-    if run.device.type == "cpu":  # numpy views share the tensors' memory: all in place
+    if compiled_loops(run.device):  # numpy views share the tensors' memory: all in place
         fired = run.zeros(run.batch, pop.size)
         cpu_kernels.integrate_and_fire(v.numpy(), current.numpy(), spikes.numpy(), fired.numpy(), pop.threshold_int, vmax)
     else:
         run.state[pop.name] = integrate_and_fire(v, current, spikes, pop.threshold_int, vmax)
-        fired = spikes.sum(dim=0)
+        fired = spikes.sum(dim=0, dtype=torch.int64)
     run.counts[pop.name] += fired
     run.fired[pop.name] = fired  # what its unmasked blocks count as messages and events
     if run.record:
@@ -533,7 +542,7 @@ def _step_readout(sim, pop: Readout, run: _Run, t0: int, w: int, current):
 
 
 def _step_host(sim, pop: HostOp, run: _Run, t0: int, w: int, current):
-    if run.device.type == "cpu" and pop.op == "softmax":  # compiled: one pass per row (tests hold it to host_op_fixed)
+    if compiled_loops(run.device) and pop.op == "softmax":  # compiled: one pass per row (tests hold it to host_op_fixed)
         rows = current.reshape(-1, pop.shape[-1])
         out = torch.empty_like(rows)
         cpu_kernels.softmax(rows.numpy(), EXP2_LUT, pop.exp_k, K_FRAC - Q, pop.out_frac, out.numpy())
@@ -641,7 +650,7 @@ class Simulator:
             a, b = net.operands(prod.name)
             self.operand_views[prod.name] = (_Gather(prod.a_index, prod.a_shape, a.size, self.device),
                                              _Gather(prod.b_index, prod.b_shape, b.size, self.device))
-            if self.device.type == "cpu" and prod.form == "coincidence" and tuple(prod.a_shape[:-2]) == tuple(prod.b_shape[:-2]):
+            if compiled_loops(self.device) and prod.form == "coincidence" and tuple(prod.a_shape[:-2]) == tuple(prod.b_shape[:-2]):
                 # Exact in float32 while k * max|A| * max|B| < 2^24, as a synapse block's sums.
                 bound = prod.a_shape[-1] * a.max_payload() * b.max_payload()
                 self.coincidence_dtype[prod.name] = torch.float32 if bound < EXACT_FLOAT32 else torch.float64
