@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 out="${OUT:-gpu_check}"
 mkdir -p "$out"
 python3 -m pip install --quiet --no-deps -e . 2>&1 | tail -1 || true
-python3 -m pip install --quiet "array-api-compat==1.16.0" networkx scipy rich typer tomli pytest onnx 2>&1 | tail -1 || true
+python3 -m pip install --quiet "array-api-compat==1.16.0" numba networkx scipy rich typer tomli pytest onnx 2>&1 | tail -1 || true
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" | tee "$out/device.txt"
 python3 -m pytest -q -p no:cacheprovider -m cuda tests/test_simulator.py 2>&1 | tee "$out/cuda_tests.txt" | tail -3
 python3 benchmarks/sim_vs_reference.py --device cuda --batch 64 --steps 64 2>&1 | tee "$out/cifar_cuda.txt" | tail -4
