@@ -20,7 +20,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -80,19 +80,25 @@ def write_file_atomic(path: str | Path, data: bytes) -> None:
         raise
 
 
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """An .npz that np.load reads, with fixed timestamps and order so equal arrays give equal bytes."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+def write_npz(f: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
+    """Writes an .npz that np.load reads to the file f, with fixed timestamps and order so equal
+    arrays give equal bytes. Each array streams into the file: no copy of it, or of the whole
+    archive, is made in memory (a Swin-T's parameters and index maps are 1.6 GB)."""
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
         for key in sorted(arrays):
             arr = np.ascontiguousarray(arrays[key])
             if arr.dtype == object:
                 raise NeurocompileError(f"array '{key}' has dtype object, which cannot be saved without pickle")
-            body = io.BytesIO()
-            np.lib.format.write_array(body, arr, allow_pickle=False)
             info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.external_attr = 0o644 << 16
-            zf.writestr(info, body.getvalue())
+            with zf.open(info, "w", force_zip64=arr.nbytes + 4096 > zipfile.ZIP64_LIMIT) as member:
+                np.lib.format.write_array(member, arr, allow_pickle=False)
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """write_npz's bytes."""
+    buf = io.BytesIO()
+    write_npz(buf, arrays)
     return buf.getvalue()
 
 
@@ -104,25 +110,28 @@ def write_artifact(path: str | Path, net: Network, target: Target, placement: di
     doc["target"] = target.to_json()
     contents = {
         "graph.json": json_bytes(doc),
-        "params.npz": npz_bytes(arrays),
         "placement.json": json_bytes(placement),
         "report.json": json_bytes(report),
     }
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "version": __version__,
-        "target": target.name,
-        "source_sha256": source_sha256,
-        "options": options,
-        "files": {name: sha256_bytes(data) for name, data in contents.items()},
-    }
-    contents["manifest.json"] = json_bytes(manifest)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; an artifact is an ordinary directory
     try:
+        with open(tmp / "params.npz", "wb") as f:
+            write_npz(f, arrays)
+        files = {name: sha256_bytes(data) for name, data in contents.items()}
+        files["params.npz"] = sha256_file(tmp / "params.npz")
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "version": __version__,
+            "target": target.name,
+            "source_sha256": source_sha256,
+            "options": options,
+            "files": files,
+        }
+        contents["manifest.json"] = json_bytes(manifest)
         for name, data in contents.items():
             (tmp / name).write_bytes(data)
         _move_into_place(tmp, path)
