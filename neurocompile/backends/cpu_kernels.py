@@ -18,7 +18,9 @@ import numba
 import numpy as np
 
 
-TILE = 2048  # neurons per parallel task: the membranes of a tile stay in the core's cache over the window
+# Neurons per parallel task: the membranes of a tile stay in the core's cache over the window,
+# and one sample of a 4096-neuron population still splits over two cores.
+TILE = 2048
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
