@@ -219,28 +219,26 @@ def test_compiled_delivery_counting_and_products_equal_the_tensor_forms():
     x = rng.integers(-2**20, 2**20, (w * b, n)).astype(np.int32)
     x[:, ::7] = 0
     weight = rng.integers(-2**9, 2**9, n).astype(np.int32)
-    for right in (0, 5):
+    def check(runs, scale, values, right):
+        """deliver_runs against the tensor form on values (x as the runs read it)."""
         cur, pending = rng.integers(-9, 9, (w, b, n)).astype(np.int32), rng.integers(-1000, 1000, (b, n)).astype(np.int32)
         before, first = cur.copy(), pending.copy()
-        cpu_kernels.deliver_scaled(cur, x, weight, pending, right)
-        scaled = sim_module.shift(torch.as_tensor(x).to(torch.int64) * torch.as_tensor(weight), -right).reshape(w, b, n).numpy()
+        cpu_kernels.deliver_runs(cur, x, *runs, scale, pending, right)
+        scaled = sim_module.shift(torch.as_tensor(values).to(torch.int64) * torch.as_tensor(scale), -right).reshape(w, b, n).numpy()
         np.testing.assert_array_equal(cur[0], before[0] + first)
         np.testing.assert_array_equal(cur[1:], before[1:] + scaled[:-1])
         np.testing.assert_array_equal(pending, scaled[-1])
 
-    # Delivered through an index map read as runs (padding included), scaled or not: as if the
-    # map had been gathered first.
+    for right in (0, 5):  # one run over the whole row: an elementwise block read in target order
+        check(sim_module._whole_row(n), weight, x, right)
+    # Through an index map read as runs (padding included), scaled or not: as if the map had
+    # been gathered first.
     index = np.concatenate([np.arange(100, 1100), np.full(500, -1), np.arange(0, 1500)])
     runs = sim_module._runs(index)
     assert runs is not None and runs[0].size == 3
     gathered = np.where(index >= 0, x[:, np.maximum(index, 0)], 0)
     for scale in (np.ones(1, np.int32), weight):
-        cur, pending = rng.integers(-9, 9, (w, b, n)).astype(np.int32), rng.integers(-1000, 1000, (b, n)).astype(np.int32)
-        expected_cur, expected_pending = cur.copy(), pending.copy()
-        cpu_kernels.deliver_scaled(expected_cur, gathered, scale if scale.size == n else np.ones(n, np.int32), expected_pending, 3)
-        cpu_kernels.deliver_runs(cur, x, *runs, scale, pending, 3)
-        np.testing.assert_array_equal(cur, expected_cur)
-        np.testing.assert_array_equal(pending, expected_pending)
+        check(runs, scale, gathered, 3)
 
     out = torch.as_tensor(x.reshape(w, b, n))
     counts = torch.full((b, n), 3, dtype=torch.int64)

@@ -139,36 +139,14 @@ def softmax(x: np.ndarray, lut: np.ndarray, exp_k: int, shift: int, out_frac: in
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def deliver_scaled(current: np.ndarray, x: np.ndarray, weight: np.ndarray, pending: np.ndarray, right_shift: int) -> None:
-    """deliver() of an elementwise block from what its source sent, read in target order:
-    x [w * B, n] (spikes or integer payloads), (x * weight) >> right_shift per target neuron,
-    in int64. The product, its conversion and the delivery in one pass; the loops read
-    consecutive neurons (no index), so they vectorise."""
-    w, b, n = current.shape
-    for task in numba.prange(b):
-        first, last = current[0, task], pending[task]
-        for k in range(n):
-            first[k] += last[k]
-    for r in numba.prange(w * b):
-        i, j = r // b, r % b
-        xr = x[r]
-        if i < w - 1:
-            dst = current[i + 1, j]
-            for k in range(n):
-                dst[k] += (np.int64(xr[k]) * weight[k]) >> right_shift
-        else:
-            dst = pending[j]
-            for k in range(n):
-                dst[k] = (np.int64(xr[k]) * weight[k]) >> right_shift
-
-
-@numba.njit(cache=True, nogil=True, parallel=True)
 def deliver_runs(current: np.ndarray, y: np.ndarray, run_source: np.ndarray, run_start: np.ndarray, weight: np.ndarray,
                  pending: np.ndarray, right_shift: int) -> None:
-    """deliver() (deliver_scaled() where weight has one entry per target) of values read
-    through an index map made of runs (gather_runs' form): target neurons run_start[q] to
-    run_start[q + 1] - 1 get y's columns from run_source[q] on, or nothing where it is
-    negative. The gather and the delivery in one pass: no gathered copy is written."""
+    """deliver() of values read through an index map made of runs (gather_runs' form): target
+    neurons run_start[q] to run_start[q + 1] - 1 get y's columns from run_source[q] on, or
+    nothing where it is negative; times weight (int64 products) where it has one entry per
+    target (an elementwise block's), as they are where it has one. The gather, the product and
+    the delivery in one pass: no gathered copy is written. One run over the whole row reads y
+    in target order."""
     w, b, n = current.shape
     scaled = weight.shape[0] == n
     for task in numba.prange(b):

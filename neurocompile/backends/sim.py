@@ -68,8 +68,8 @@ def _keep_freed_memory() -> None:
     """Asks the C library's allocator (glibc) to keep freed blocks of up to 32 MiB in the heap
     instead of mapping them afresh from the system each time: every window allocates tensors
     of that size, and each fresh mapping is zeroed page by page by the kernel (on the CIFAR-sized
-    MST, 160,000 page faults and 0.4 s of system time per 16 samples; 18,000 and 0.05 s with
-    this). Elsewhere, or where it is refused, nothing changes. Like the MALLOC_MMAP_THRESHOLD_ and
+    MST, resource.getrusage around one run of 16 samples: 160,000 minor page faults and 0.4 s of
+    system time without this; 18,000 and 0.05 s with it). Elsewhere, or where it is refused, nothing changes. Like the MALLOC_MMAP_THRESHOLD_ and
     MALLOC_TRIM_THRESHOLD_ variables, it holds for the whole process."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -140,6 +140,11 @@ def _runs(index: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     output, with the end appended); None where the runs are too short to pay."""
     source, start = cpu_kernels.index_runs(np.ascontiguousarray(index))
     return None if source.size * RUN_LENGTH > index.size else (source, start)
+
+
+def _whole_row(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """One run over a whole row of n: the identity map in _runs' form."""
+    return np.zeros(1, np.int64), np.array([0, n], np.int64)
 
 
 class _Gathers:
@@ -295,9 +300,10 @@ class _Synapses:
             # On a CPU an elementwise block reads its source in target order and scales, shifts
             # and delivers in one compiled pass, through the runs of consecutive neurons of
             # that order where it has them: no view, product or float sums are written between.
+            # Where the order's runs are too short, it is gathered first and read as one run.
             source, weight = _per_target(view, in_index, w_mant.astype(np.int64) << max(block.w_shift, 0), out_index, self.n_target)
             runs = _runs(source)
-            self.fused = (runs, None if runs is not None else _Gather(source, source.shape, src.size, device),
+            self.fused = (runs or _whole_row(source.size), None if runs is not None else _Gather(source, source.shape, src.size, device),
                           weight.astype(np.int32) if np.abs(weight).max(initial=0) < 2**31 else weight)
         elif compiled_loops(device) and out_index is not None:
             self.out_runs = _runs(out_index.ravel())  # the sums delivered through them, not gathered first
@@ -342,10 +348,8 @@ class _Synapses:
         elif self.fused is not None:
             runs, in_order, weight = self.fused
             x = sent.out.reshape(w * b, -1).contiguous()
-            if runs is not None:
-                cpu_kernels.deliver_runs(current.numpy(), x.numpy(), *runs, weight, run.pending[self.name].numpy(), -self.shift)
-            else:
-                cpu_kernels.deliver_scaled(current.numpy(), in_order(x).numpy(), weight, run.pending[self.name].numpy(), -self.shift)
+            x = x if in_order is None else in_order(x)
+            cpu_kernels.deliver_runs(current.numpy(), x.numpy(), *runs, weight, run.pending[self.name].numpy(), -self.shift)
             return
         else:
             # The float sums are exact integers (module docstring): converting them truncates nothing.
