@@ -82,13 +82,22 @@ def test_synaptic_failure_corners(mode, p):
     assert 0 < sim.counts["l1"].sum() < sim.counts["l0"].sum() * 2  # some, not all, got through
 
 
-@pytest.mark.parametrize("shift", [0, 2])
-def test_relay_neurons_forward_signed_shifted_sums(shift):
+@pytest.mark.parametrize("shift,start", [(0, "zero"), (2, "aligned")])
+def test_relay_neurons_forward_signed_shifted_sums(shift, start):
     from neurocompile.backends.lava.run import run_lava
+    from neurocompile.passes.schedule import assign_starts
 
     net, x = relay_chain(shift), np.array([[1.0], [3.0]])
+    assign_starts(net, start)
     sim, _ = assert_identical(_Artifact(net), x, 16)
     assert sim.counts["l1"].sum() > 0
+    if start == "aligned":  # the relay emits nothing before step 2, where its bias alone would
+        # send -3 >> 2 = -1 from its second neuron at steps 0 and 1
+        assert net.node("r").start == 2
+        assign_starts(net, "zero")
+        early = run_backend(_Artifact(net), x, 16, "sim", 0)
+        assert (early.messages["b1"] - sim.messages["b1"]).tolist() == [2, 2]
+        assign_starts(net, start)
     num = _Artifact(net).target.numerics
     cut = run_lava(net, x, 16, num, record=True, slices={"l0": [(0, 1), (1, 3)], "r": [(0, 2), (2, 3)]})
     cmp = compare_results(sim, cut)

@@ -69,3 +69,35 @@ def test_calibrated_relu_network_converts(artifacts, digits):
     out = Simulator(art.net, art.target.numerics).run(x, 64).output
     snn = (out.reshape(len(x), -1).argmax(axis=1) == y).mean()
     assert snn >= ann - 0.02, (ann, snn)
+
+
+def _predictions_after_fill(art, x, steps):
+    net = art.net
+    out = Simulator(net, art.target.numerics).run(x, net.latency() + steps, readout_start=net.latency()).output
+    return out.reshape(len(x), -1).argmax(axis=1)
+
+
+def test_aligned_starts_give_the_anns_predictions_from_the_first_steps_after_the_fill(artifacts, digits):
+    # The CNN's residual add hears its skip path steps before its block path, and its biases
+    # act from step 0: started at step 0, what its neurons integrate during the fill stays in
+    # their membranes and reaches the readout's window. Started when their last input arrives,
+    # the network gives the ANN's predictions from L = 8 steps (its QCFS levels) after the fill.
+    x, _ = digits
+    net = artifacts("digits_cnn").net
+    ann = evaluate(net, x)["post"][net.readout.name].argmax(axis=1)
+    aligned = _predictions_after_fill(artifacts("digits_cnn"), x, 8)
+    zero = _predictions_after_fill(artifacts("digits_cnn", start="zero"), x, 8)
+    assert (aligned == ann).mean() >= 0.99, (aligned == ann).mean()
+    assert (zero == ann).mean() < 0.9, (zero == ann).mean()
+
+
+def test_mst_agrees_with_its_ann_at_16_steps_after_the_fill(artifacts):
+    # Paired agreement on the 360 test images: 6 differ at T = 8, 16 and 32 after the fill;
+    # with every population started at step 0, 20, 17 and 11 did.
+    from conftest import GRAPHS
+
+    x = np.load(GRAPHS / "digits_mst_test_x.npy").astype(np.float64)
+    art = artifacts("digits_mst")
+    ann = evaluate(art.net, x)["post"][art.net.readout.name].reshape(len(x), -1).argmax(axis=1)
+    differ = int((_predictions_after_fill(art, x, 16) != ann).sum())
+    assert differ <= 8, differ

@@ -25,7 +25,7 @@ def fresh_build(model: str, **options) -> Build:
 
 
 @pytest.mark.parametrize("model, options", [
-    ("digits_mlp", {}),
+    ("digits_mlp", {"start": "zero"}),
     ("digits_cnn", {"calibrate": CALIB}),
     ("digits_mlp_relu", {"calibrate": CALIB}),
     ("digits_mst_rsm", {"mask_ratio": "attn=0.5", "product_form": "telescoping"}),
@@ -41,7 +41,12 @@ def test_every_pass_reports_and_the_ir_verifies_after_each(model, options):
     assert results["quantize"].changed
     assert results["calibrate thresholds"].changed == (model == "digits_mlp_relu")
     assert results["mask ratios"].changed == (model == "digits_mst_rsm")
-    assert results["neuron options"].changed == (model == "digits_mst_rsm")  # its products become telescoping
+    # Aligned starts (the default) move every population but the first off step 0; the masked
+    # MST's products also become telescoping.
+    assert results["neuron options"].changed == (options.get("start") != "zero")
+    if model == "digits_mst_rsm":
+        products = [p.name for p in build.net.populations() if p.kind == "product"]
+        assert set(products) <= set(results["neuron options"].report["populations"])
     assert ("estimated_energy_per_step" in build.estimates) == ("calibrate" in options)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from neurocompile.backends.sim import Simulator
+from neurocompile.passes.schedule import assign_starts
 from neurocompile.semantics.failures import shift
 
 from tiny import LOIHI2, chain
@@ -45,6 +46,32 @@ def test_reset_by_subtraction_keeps_the_excess():
     r = simulate(net, [[1.0]], 5)
     assert r.rasters["l0"][:, 0, 0].tolist() == [0, 1, 1, 1, 1]
     assert r.membranes["l0"][0, 0] == 4 * 12
+
+
+@pytest.mark.parametrize("rule,raster,membrane", [
+    # Bias -1 every step, input 3 from step 1 on. From step 0, the bias alone runs the membrane
+    # down before the input arrives: v 3, 5, 7, 9->1, 3, 5, 7, 9->1.
+    ("zero", [0, 0, 0, 1, 0, 0, 0, 1], 1),
+    # Aligned, l0 starts at step 1, when its input arrives: v 4 (held), 6, 8->0, 2, 4, 6, 8->0, 2.
+    ("aligned", [0, 0, 1, 0, 0, 0, 1, 0], 2),
+])
+def test_a_population_takes_no_input_before_its_start(rule, raster, membrane):
+    net = chain([{"n": 1, "w": [[1]], "v0": 4, "bias_mant": [-1]}])
+    assign_starts(net, rule)
+    assert net.node("l0").start == (1 if rule == "aligned" else 0)
+    r = simulate(net, [[3.0]], 8)
+    assert r.rasters["l0"][:, 0, 0].tolist() == raster
+    assert r.membranes["l0"][0, 0] == membrane
+
+
+def test_aligned_starts_are_the_longest_path_from_the_input():
+    # l0 -> r -> l1: the relay starts when l0's first spikes arrive, l1 a step later.
+    from tiny import relay_chain
+
+    net = relay_chain(0)
+    assign_starts(net, "aligned")
+    assert [net.node(name).start for name in ("l0", "r", "l1")] == [1, 2, 3]
+    assert net.latency() == 4
 
 
 def test_membrane_saturates_instead_of_wrapping():

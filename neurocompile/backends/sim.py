@@ -566,15 +566,27 @@ def _start_product(sim, pop: Product, run: _Run, x):
                                               run.zeros(run.batch, pop.size))
 
 
+def _from_start(pop: Product, t0: int, out: torch.Tensor) -> torch.Tensor:
+    """An operand's outputs of the window from t0, zero before the product's start (a copy
+    then: the operand's other consumers read the same tensor)."""
+    if pop.start <= t0:
+        return out
+    out = out.clone()
+    out[:pop.start - t0] = 0
+    return out
+
+
 def _step_product(sim, pop: Product, run: _Run, t0: int, w: int, current, outs):
     a, b = sim.net.operands(pop.name)
     view_a, view_b = sim.operand_views[pop.name]
     wb = w * run.batch
-    # Each operand's outputs this window, its spikes masked when the operand is.
+    # Each operand's outputs this window, its spikes masked when the operand is: all of them
+    # sent (messages), read from the product's start on.
     out_a = _masked(operand_failure(pop, "a"), run.seed, t0, outs[a.name])
     out_b = _masked(operand_failure(pop, "b"), run.seed, t0, outs[b.name])
     for side, out in (("a", out_a), ("b", out_b)):
         run.messages[f"{pop.name}:{side}"] += _nonzero_steps(out).sum(dim=1)
+    out_a, out_b = _from_start(pop, t0, out_a), _from_start(pop, t0, out_b)
     va, vb = view_a(out_a.reshape(wb, -1)), view_b(out_b.reshape(wb, -1))
     if pop.name in sim.coincidence_dtype:  # compiled counting and shifting around one matrix product
         dtype = sim.coincidence_dtype[pop.name]
@@ -596,7 +608,10 @@ def _step_product(sim, pop: Product, run: _Run, t0: int, w: int, current, outs):
     y = torch.matmul(view_a(sums_a.reshape(wb, -1)), view_b(sums_b.reshape(wb, -1))).reshape(w, run.batch, -1)
     out = []
     for i in range(w):
-        step = telescoping_payload(y[i], state.emitted, t0 + i, pop.out_shift, pop.payload_bound)
+        if t0 + i < pop.start:  # its running sums count from its start
+            out.append(torch.zeros_like(state.emitted))
+            continue
+        step = telescoping_payload(y[i], state.emitted, t0 + i - pop.start, pop.out_shift, pop.payload_bound)
         state.emitted += step
         out.append(step)
     return torch.stack(out).to(torch.int32)
@@ -742,6 +757,8 @@ class Simulator:
                 current = self._currents(run, pop, outs, t0, w)
                 step = KINDS[type(pop)][1]
                 outs[pop.name] = step(self, pop, run, t0, w, current, outs) if isinstance(pop, Product) else step(self, pop, run, t0, w, current)
+                if isinstance(pop, (HostOp, Relay)) and pop.start > t0:  # emits nothing before its start
+                    outs[pop.name][:pop.start - t0] = 0
                 for blk in self.outgoing[pop.name]:  # what this window puts on each of its blocks
                     outs[blk.name] = blk.sent(run, outs[pop.name], t0)
                 for name in self.done_after[k]:
@@ -766,6 +783,8 @@ class Simulator:
             current.zero_()
         for blk in self.incoming[pop.name]:
             blk.deliver(run, outs.pop(blk.name), t0, current)
+        if getattr(pop, "start", 0) > t0:  # no input before its start: an IF membrane stays at v_init (< threshold)
+            current[:pop.start - t0] = 0
         return current
 
     def _result(self, run: _Run) -> RunResult:

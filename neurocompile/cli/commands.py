@@ -19,7 +19,7 @@ from rich.text import Text
 
 from .. import __version__
 from ..errors import NeurocompileError
-from ..ir.nodes import ENCODINGS, FAILURE_MODES, PRODUCT_FORMS, IFPopulation
+from ..ir.nodes import ENCODINGS, FAILURE_MODES, PRODUCT_FORMS, STARTS, IFPopulation
 from ..backends import DEVICES
 from .hil import STANDINS
 from .runs import BACKENDS, PRECISIONS
@@ -38,6 +38,7 @@ def _choices(name: str, values) -> type[Enum]:
 
 Encoding = _choices("Encoding", ENCODINGS)
 ProductForm = _choices("ProductForm", PRODUCT_FORMS)
+Start = _choices("Start", STARTS)
 FailureMode = _choices("FailureMode", FAILURE_MODES)
 Backend = _choices("Backend", BACKENDS)
 Precision = _choices("Precision", PRECISIONS)
@@ -73,13 +74,17 @@ def build(
                                              "or GROUP=R,... for the masks whose name contains GROUP (e.g. attn=0.75,mlp=0.5)."),
     failure_mode: FailureMode = typer.Option("spike", "--failure-mode", help="What a mask drops: spike (one draw per presynaptic spike, shared by "
                                      "its targets: the MST's semantics) or synapse (one draw per synaptic event)."),
+    start: Start = typer.Option("aligned", "--start", help="The step each population takes input from: aligned (when its last input path "
+                                "arrives, so no population integrates part of its input during the pipeline's fill) or zero (every "
+                                "population from step 0; docs/semantics.md, \"Start\")."),
 ) -> None:
     """Compile MODEL.onnx into an artifact directory for the target."""
     from ..compiler import BuildOptions, build as build_artifact
 
     options = BuildOptions(target=target, seed=seed, encoding=encoding.value, input_range=input_range,
                            calibrate=str(calibrate) if calibrate else None, percentile=percentile, v_init=v_init,
-                           product_form=product.value, mask_ratio=mask_ratio, failure_mode=failure_mode.value)
+                           product_form=product.value, mask_ratio=mask_ratio, failure_mode=failure_mode.value,
+                           start=start.value)
     with err.status("building") as status:
         path, report = build_artifact(model, output, options, step=lambda name: status.update(f"building: {name}"))
     for line in report["warnings"]:

@@ -106,6 +106,15 @@ def host_nodes_table(placement: dict) -> Table:
     return t
 
 
+def _starts(net) -> str:
+    starts = {name: getattr(net.node(name), "start", 0) for name in net.delays()}
+    if not any(starts.values()):
+        return "every population starts at step 0"
+    if all(starts[name] == delay for name, delay in net.delays().items() if hasattr(net.node(name), "start")):
+        return "each population starts when its last input arrives (--start aligned)"
+    return f"populations start at steps {min(starts.values())}..{max(starts.values())}"
+
+
 def artifact_summary(art: Artifact) -> Table:
     r, p = art.report, art.placement
     t = Table(title=f"Artifact {art.path}", title_justify="left", show_header=False)
@@ -116,7 +125,7 @@ def artifact_summary(art: Artifact) -> Table:
         ("input", f"{r['input']['name']} {r['input']['shape']}, {r['input']['encoding']} encoding, payload 2^-{r['input']['payload_frac_bits']}"),
         ("populations / neurons", f"{r['populations']} / {r['neurons']}"),
         ("synapse blocks / synapses", f"{r['synapse_blocks']} / {r['synapses']}"),
-        ("latency", f"{r['latency_steps']} steps (input to readout)"),
+        ("latency", f"{r['latency_steps']} steps (input to readout); {_starts(art.net)}"),
         ("cores / chips", f"{p['totals']['cores']} / {p['totals']['chips']} (lower bound {p['lower_bound_cores']} cores)"),
         ("host ops", _host_ops(p)),
         ("synapses on cores", f"{r['operations']['fraction_on_cores']:.0%}"),

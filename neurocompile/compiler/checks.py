@@ -51,12 +51,15 @@ def _check_population(pop, num: Numerics, where: str) -> None:
             raise _bad(where, f"it is not quantized (scale = {pop.scale!r}, bias_mant {'missing' if pop.bias_mant is None else 'present'})")
         _mantissas(where, "bias_mant", pop.bias_mant, num.bias_mantissa_bits)
         _integer(where, "bias_exp", pop.bias_exp, 0, num.bias_exp_max)
+    if hasattr(pop, "start"):
+        _integer(where, "start", pop.start, 0, 2**31 - 1)
     graded = num.graded_payload_max
     if isinstance(pop, IFPopulation):
         _integer(where, "threshold_int", pop.threshold_int, 1, num.membrane_max)
         if pop.threshold_int % (1 << num.threshold_shift):
             raise _bad(where, f"threshold_int = {pop.threshold_int} is not a multiple of 2^{num.threshold_shift}")
-        _integer(where, "v_init_int", pop.v_init_int, -num.membrane_max, num.membrane_max)
+        # Below the threshold: before its start a neuron takes no input and must not fire.
+        _integer(where, "v_init_int", pop.v_init_int, -num.membrane_max, pop.threshold_int - 1)
     elif isinstance(pop, InputPopulation):
         _integer(where, "payload_frac_bits", pop.payload_frac_bits, -64, 64)
         _integer(where, "payload_bound", pop.payload_bound, 1, num.input_payload_max if pop.graded else 1)

@@ -19,7 +19,7 @@ from ..errors import NeurocompileError
 from ..frontend import onnx_to_ir
 from ..ir.graph import Network
 from ..ir.interpret import evaluate
-from ..ir.nodes import ENCODINGS, PRODUCT_FORMS, IFPopulation, Product
+from ..ir.nodes import ENCODINGS, PRODUCT_FORMS, STARTS, IFPopulation, Product
 from ..partition import place
 from ..partition.energy import expected_activity, run_energy
 from ..partition.fanout import FaninCache, Messages
@@ -29,6 +29,7 @@ from ..passes.dce import eliminate_dead_code
 from ..passes.failures import parse_mask_ratios, set_failures
 from ..passes.layout import token_major_convolutions
 from ..passes.quantize import activation_error, quantize
+from ..passes.schedule import assign_starts
 from ..targets import Target
 from .report import quantization_warnings, summarize
 
@@ -48,8 +49,11 @@ class BuildOptions:
     product_form: str = "coincidence"  # of spike products: PRODUCT_FORMS
     mask_ratio: str | None = None  # overrides of the model's mask ratios: "R" or "GROUP=R,..."
     failure_mode: str = "spike"  # what a mask drops: a presynaptic spike, or one synaptic event
+    start: str = "aligned"  # the step each population takes input from: STARTS (passes/schedule.py)
 
     def check(self) -> None:
+        if self.start not in STARTS:
+            raise NeurocompileError(f"start '{self.start}' is not one of {', '.join(STARTS)}")
         if self.product_form not in PRODUCT_FORMS:
             raise NeurocompileError(f"product form '{self.product_form}' is not one of {', '.join(PRODUCT_FORMS)}")
         if self.encoding not in ENCODINGS:
@@ -110,8 +114,9 @@ def _token_major(build: Build) -> PassResult:
 
 
 def _neuron_options(build: Build) -> PassResult:
-    """The initial membrane of IF neurons and the form of spike products, as the options say."""
-    changed = []
+    """The initial membrane of IF neurons, the form of spike products and the step each
+    population starts from, as the options say (after the passes that change the graph)."""
+    changed = assign_starts(build.net, build.options.start)
     for pop in build.net.populations():
         if isinstance(pop, IFPopulation) and pop.v_init_frac != build.options.v_init:
             pop.v_init_frac = build.options.v_init
@@ -119,7 +124,7 @@ def _neuron_options(build: Build) -> PassResult:
         elif isinstance(pop, Product) and pop.form != build.options.product_form:
             pop.form = build.options.product_form
             changed.append(pop.name)
-    return PassResult(bool(changed), {"populations": changed})
+    return PassResult(bool(changed), {"populations": list(dict.fromkeys(changed))})
 
 
 def _calibrate(build: Build) -> PassResult:

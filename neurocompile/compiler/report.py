@@ -34,6 +34,7 @@ def summarize(net: Network, target: Target, placement: dict, qreport: dict, thre
             "threshold": getattr(p, "threshold", None),
             "activation": getattr(p, "activation", None),
             "levels": getattr(p, "levels", None),
+            "start": getattr(p, "start", None),
             "synapses_in": int(sum(synapses[b.name] for b in net.incoming(p.name))),
             "blocks_in": [b.name for b in net.incoming(p.name)],
         }

@@ -24,6 +24,7 @@ ACTIVATIONS = ("qcfs", "clip", "relu")
 ENCODINGS = ("current", "rate")
 PRODUCT_FORMS = ("coincidence", "telescoping")  # docs/semantics.md, "Products"
 FAILURE_MODES = ("spike", "synapse")  # what a mask drops: a presynaptic spike, or a synaptic event
+STARTS = ("aligned", "zero")  # the step each population takes input from: docs/semantics.md, "Start"
 
 
 def size(shape: tuple[int, ...]) -> int:
@@ -36,7 +37,9 @@ def size(shape: tuple[int, ...]) -> int:
 class Population:
     """What every population has: a name, a tensor shape, and so a number of neurons.
     `on_host` populations run off the neurocores (input encoding, host ops); `graded` ones emit
-    integer payloads instead of binary spikes, bounded in magnitude by `payload_bound`."""
+    integer payloads instead of binary spikes, bounded in magnitude by `payload_bound`.
+    Populations with a `start` field (IF, host ops, products, relays) take no input and emit
+    nothing before that step (docs/semantics.md, "Start")."""
 
     name: str
     shape: tuple[int, ...]
@@ -99,6 +102,7 @@ class IFPopulation(Population):
     v_init_int: int | None = None
     bias_mant: np.ndarray | None = None
     bias_exp: int | None = None
+    start: int = 0  # the first step it takes input (passes/schedule.py)
     origin: str = ""
 
     def value_per_unit(self) -> float:
@@ -141,6 +145,7 @@ class Relay(Population):
     bias_exp: int | None = None
     out_shift: int | None = None
     payload_bound: int | None = None
+    start: int = 0  # the first step it takes input (passes/schedule.py)
     origin: str = ""
 
     graded: ClassVar[bool] = True
@@ -200,6 +205,7 @@ class HostOp(Population):
     beta_q: np.ndarray | None = None
     gb_frac: int | None = None
     payload_bound: int | None = None
+    start: int = 0  # the first step it takes input (passes/schedule.py)
     origin: str = ""
 
     graded: ClassVar[bool] = True
@@ -234,6 +240,7 @@ class Product(Population):
     failure_group_a: str = ""
     failure_b: float = 0.0
     failure_group_b: str = ""
+    start: int = 0  # the first step it reads its operands (passes/schedule.py)
     origin: str = ""
 
     graded: ClassVar[bool] = True

@@ -229,7 +229,8 @@ def _if(lnet: LavaNetwork, pop: IFPopulation, out: tuple[int, int] | None = None
     from .processes import IFNeurons
 
     return IFNeurons(n=pop.size, threshold=lnet.membrane(pop.threshold_int), v_init=np.full(pop.size, lnet.membrane(pop.v_init_int)),
-                     bias=lnet.bias(pop), vmax=lnet.numerics.membrane_max, record_steps=lnet.steps if lnet.record else 0, name=pop.name, out=out)
+                     bias=lnet.bias(pop), vmax=lnet.numerics.membrane_max, record_steps=lnet.steps if lnet.record else 0, start=pop.start,
+                     name=pop.name, out=out)
 
 
 def _host(lnet: LavaNetwork, pop: HostOp):
@@ -248,7 +249,7 @@ def _product(lnet: LavaNetwork, pop: Product):
 def _relay(lnet: LavaNetwork, pop: Relay, out: tuple[int, int] | None = None):
     from .processes import GradedRelay
 
-    return GradedRelay(n=pop.size, bias=lnet.bias(pop), shift=pop.out_shift, name=pop.name, out=out)
+    return GradedRelay(n=pop.size, bias=lnet.bias(pop), shift=pop.out_shift, start=pop.start, name=pop.name, out=out)
 
 
 def _readout(lnet: LavaNetwork, pop: ReadoutNode, out: None = None):
@@ -271,8 +272,8 @@ def _reset_if(lnet, pop, proc):
 PROCESSES = {
     InputPopulation: (_input, _reset_input),
     IFPopulation: (_if, _reset_if),
-    HostOp: (_host, lambda lnet, pop, proc: _zero(proc.active)),
+    HostOp: (_host, lambda lnet, pop, proc: _zero(proc.active, proc.t)),
     Product: (_product, lambda lnet, pop, proc: _zero(proc.sum_a, proc.sum_b, proc.emitted, proc.t, proc.active, proc.events)),
     ReadoutNode: (_readout, lambda lnet, pop, proc: _zero(proc.acc, proc.t)),
-    Relay: (_relay, lambda lnet, pop, proc: _zero(proc.active)),
+    Relay: (_relay, lambda lnet, pop, proc: _zero(proc.active, proc.t)),
 }

@@ -57,10 +57,13 @@ def placed(values: np.ndarray, out: tuple[int, int] | None) -> np.ndarray:
 
 class IFNeurons(AbstractProcess):
     """Integrate-and-fire neurons, reset by subtraction: v += a_in + bias (saturating to
-    +-vmax); spike when v >= threshold; v -= threshold on a spike."""
+    +-vmax); spike when v >= threshold; v -= threshold on a spike. Before step `start` they
+    take no input: v stays at v_init, below the threshold."""
 
-    def __init__(self, *, n: int, threshold, v_init, bias, vmax, record_steps: int = 0, name: str | None = None, out: tuple[int, int] | None = None):
+    def __init__(self, *, n: int, threshold, v_init, bias, vmax, record_steps: int = 0, start: int = 0, name: str | None = None,
+                 out: tuple[int, int] | None = None):
         super().__init__(name=name)
+        self.proc_params["start"] = start
         self.a_in = InPort(shape=(n,))
         self.s_out = OutPort(shape=(out[1] if out else n,))
         self.proc_params["out"] = out
@@ -78,11 +81,11 @@ class IFNeurons(AbstractProcess):
 class _IFModel(PyLoihiProcessModel):
     def run_spk(self):
         a = self.a_in.recv()
-        v = self.integrate(self.v + a + self.bias)
+        t = int(self.t[0])
+        v = self.integrate(self.v + (a + self.bias) * (t >= self.proc_params["start"]))
         spikes = v >= self.threshold[0]
         self.v[:] = v - spikes * self.threshold[0]
         self.count[:] += spikes
-        t = int(self.t[0])
         if t < self.record_steps[0]:
             self.raster[t] = spikes
         self.t[0] = t + 1
@@ -174,18 +177,28 @@ class PyReadoutFloat(PyLoihiProcessModel):
         self.t[:] += 1
 
 
+def _started(model) -> int:
+    """1 from the process's start step on, 0 before it (what it emits is multiplied by it);
+    counts the step."""
+    t = int(model.t[0])
+    model.t[0] = t + 1
+    return int(t >= model.proc_params["start"])
+
+
 class GradedRelay(AbstractProcess):
     """Relay neurons: each step sends their input plus bias, shifted right by `shift` (floor),
     as a graded payload; no state but the count of steps each one sent something."""
 
-    def __init__(self, *, n: int, bias, shift: int, name: str | None = None, out: tuple[int, int] | None = None):
+    def __init__(self, *, n: int, bias, shift: int, start: int = 0, name: str | None = None, out: tuple[int, int] | None = None):
         super().__init__(name=name)
         self.a_in = InPort(shape=(n,))
         self.s_out = OutPort(shape=(out[1] if out else n,))
         self.proc_params["out"] = out
         self.bias = Var(shape=(n,), init=bias)
         self.active = Var(shape=(n,), init=0)  # steps with a nonzero output: synaptic events downstream
+        self.t = Var(shape=(1,), init=0)
         self.proc_params["shift"] = shift
+        self.proc_params["start"] = start
 
 
 @implements(proc=GradedRelay, protocol=LoihiProtocol)
@@ -197,8 +210,11 @@ class PyGradedRelayFixed(PyLoihiProcessModel):
     bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     active: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
 
+    t: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+
     def run_spk(self):
         y = (self.a_in.recv().astype(np.int64) + self.bias) >> self.proc_params["shift"]
+        y *= _started(self)
         self.active[:] += y != 0
         self.s_out.send(placed(y.astype(np.int32), self.proc_params["out"]))
 
@@ -212,8 +228,10 @@ class PyGradedRelayFloat(PyLoihiProcessModel):
     bias: np.ndarray = LavaPyType(np.ndarray, float)
     active: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
+    t: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
     def run_spk(self):
-        y = (self.a_in.recv() + self.bias) / 2.0 ** self.proc_params["shift"]  # payload units, unrounded
+        y = (self.a_in.recv() + self.bias) / 2.0 ** self.proc_params["shift"] * _started(self)  # payload units, unrounded
         self.active[:] += y != 0
         self.s_out.send(placed(y, self.proc_params["out"]))
 
@@ -308,6 +326,8 @@ class HostFunction(AbstractProcess):
         self.s_out = OutPort(shape=(n,))
         self.bias = Var(shape=(n,), init=bias)
         self.active = Var(shape=(n,), init=0)  # steps with a nonzero output: synaptic events downstream
+        self.t = Var(shape=(1,), init=0)
+        self.proc_params["start"] = node.start
         self.proc_params["node"] = node  # the IR node: op, width and integer parameters
 
 
@@ -320,9 +340,11 @@ class PyHostFunctionFixed(PyLoihiProcessModel):
     bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     active: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
 
+    t: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
+
     def run_spk(self):
         x = self.a_in.recv().astype(np.int64) + self.bias
-        y = host_op_fixed(self.proc_params["node"], x[None])[0]
+        y = host_op_fixed(self.proc_params["node"], x[None])[0] * _started(self)
         self.active[:] += y != 0
         self.s_out.send(y.astype(np.int32))
 
@@ -336,9 +358,11 @@ class PyHostFunctionFloat(PyLoihiProcessModel):
     bias: np.ndarray = LavaPyType(np.ndarray, float)
     active: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
+    t: np.ndarray = LavaPyType(np.ndarray, np.int64)
+
     def run_spk(self):
         node = self.proc_params["node"]
-        y = host_function(node, ((self.a_in.recv() + self.bias) / node.scale)[None])[0]
+        y = host_function(node, ((self.a_in.recv() + self.bias) / node.scale)[None])[0] * _started(self)
         self.active[:] += y != 0
         self.s_out.send(y * 2.0**node.out_frac)  # payload units, unrounded
 
@@ -366,6 +390,11 @@ class _ProductModel(PyLoihiProcessModel):
     def run_spk(self):
         node = self.proc_params["node"]
         a, b = self.a_in.recv(), self.b_in.recv()
+        t = int(self.t[0])
+        self.t[:] += 1
+        if t < node.start:  # reads its operands from its start on
+            self.s_out.send(np.zeros(node.size, self.s_out_dtype))
+            return
         self.events[:] += int(product_events(*operand_views(node, a[None], b[None]))[0])
         if node.form == "telescoping":
             self.sum_a[:] += a
@@ -373,8 +402,7 @@ class _ProductModel(PyLoihiProcessModel):
             a, b = self.sum_a, self.sum_b
         va, vb = operand_views(node, a[None], b[None])
         ab = np.matmul(va.astype(np.float64), vb.astype(np.float64)).ravel()
-        y = self.telescoping(ab, int(self.t[0])) if node.form == "telescoping" else self.coincidence(ab)
-        self.t[:] += 1
+        y = self.telescoping(ab, t - node.start) if node.form == "telescoping" else self.coincidence(ab)
         self.active[:] += y != 0
         self.s_out.send(y)
 
@@ -392,6 +420,7 @@ class PySpikeProductFixed(_ProductModel):
     t: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     active: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     events: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
+    s_out_dtype = np.int32
 
     def coincidence(self, ab):
         return coincidence(ab, self.proc_params["node"].out_shift).astype(np.int32)
@@ -416,6 +445,7 @@ class PySpikeProductFloat(_ProductModel):
     t: np.ndarray = LavaPyType(np.ndarray, np.int64)
     active: np.ndarray = LavaPyType(np.ndarray, np.int64)
     events: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    s_out_dtype = float
 
     def coincidence(self, ab):
         return ab / 2.0 ** self.proc_params["node"].out_shift
