@@ -147,3 +147,31 @@ def test_a_worst_case_beyond_32_bits_coarsens_the_membrane_instead_of_refusing(t
     x = np.random.default_rng(2).normal(0, 1, (64, WIDTH))
     # 0.0027, as with up = 0.5, which needs no coarser membrane: the scale costs nothing here.
     assert activation_error(art.net, x)[wide.name] < 0.01
+
+
+@pytest.mark.parametrize("opset", [13, 15, 17, 18, 20])
+def test_the_whole_mst_compiles_as_exported_at_every_opset(tmp_path, opset):
+    # The project's MST with every mask site in the graph (ratio 0: onnxruntime draws them
+    # unseeded), shifted windows, patch merging and the layer-norm head: at opsets 13 and 15
+    # torch decomposes the head's norm, from 18 on the token mean's ReduceMean takes its axes as
+    # an input.
+    from snn_models.mst import MaskedSpikingTransformer, export_onnx
+
+    torch.manual_seed(0)
+    model = MaskedSpikingTransformer(img_size=8, patch_size=2, in_chans=1, num_classes=CLASSES, embed_dim=8, depths=(2, 2),
+                                     num_heads=(1, 2), window_size=2, mlp_ratio=2.0, levels=4, mask_nodes=True)
+    path = tmp_path / "mst.onnx"
+    export_onnx(model, path, 8, 1, opset=min(opset, 17))
+    if opset > 17:
+        onnx.save(onnx.version_converter.convert_version(onnx.load(path), opset), path)
+    ops = {n.op_type for n in onnx.load(path).graph.node}
+    assert {"RandomUniformLike", "Softmax", "MatMul", "Slice", "Concat", "ReduceMean"} <= ops and ("LayerNormalization" in ops) == (opset >= 17)
+    assert all(len(n.input) == (2 if opset >= 18 else 1) for n in onnx.load(path).graph.node if n.op_type == "ReduceMean")
+    art = load_artifact(build(path, tmp_path / "mst.ncx", BuildOptions())[0])
+    net = art.net
+    assert len(mask_groups(net)) == 4 * 4  # q, k, attention and MLP masks of each of the 4 blocks
+    assert sorted({p.op for p in net.populations() if p.kind == "host"}) == ["layernorm", "softmax"]
+    x = np.random.default_rng(3).uniform(0, 1, (4, 1, 8, 8))
+    session = ort.InferenceSession(str(path))
+    ref = np.concatenate([session.run(None, {"image": x[i:i + 1].astype(np.float32)})[0] for i in range(len(x))])
+    np.testing.assert_allclose(evaluate(net, x)["post"][net.readout.name], ref, rtol=1e-4, atol=1e-4)

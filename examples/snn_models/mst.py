@@ -408,8 +408,9 @@ def expected_qcfs(depths: tuple[int, ...]) -> int:
     return 1 + (len(depths) - 1) + 10 * sum(depths)
 
 
-def export_onnx(model: nn.Module, path: str | Path, img_size: int, in_chans: int) -> list[str]:
-    """Export at opset 17, batch 1, static shapes; return the sorted op types of the graph."""
+def export_onnx(model: nn.Module, path: str | Path, img_size: int, in_chans: int, opset: int = 17) -> list[str]:
+    """Export at `opset` (17 unless asked), batch 1, static shapes; return the sorted op types
+    of the graph."""
     import onnx
 
     model.eval()
@@ -417,7 +418,7 @@ def export_onnx(model: nn.Module, path: str | Path, img_size: int, in_chans: int
         model,
         torch.zeros(1, in_chans, img_size, img_size),
         str(path),
-        opset_version=17,
+        opset_version=opset,
         input_names=["image"],
         output_names=["logits"],
         do_constant_folding=True,
