@@ -3,7 +3,7 @@ Table 3. Prints a Markdown table: spikes, synaptic events, estimated energy per 
 power (target loihi2), the paper's spike-count power, and accuracy as mean and standard deviation
 over seeds, for the unmasked model and the masked fine-tuned one at several ratios.
 
-    .venv/bin/python examples/rsm_table.py [--steps 64] [--seeds 10] [--samples N] [--all-digits] [--rows 0 3]
+    .venv/bin/python examples/rsm_table.py [--steps 64] [--seeds 10] [--samples N] [--all-digits] [--rows 0 3] [--models DIR]
 
 Each row is what `neurocompile build MODEL --mask-ratio R` then `neurocompile run ARTIFACT --input
 graphs/digits_mst_test_x.npy --labels graphs/digits_test_y.npy --steps T --seed S` print (the
@@ -48,6 +48,8 @@ def main() -> None:
     ap.add_argument("--all-digits", action="store_true", help="all 1,797 scikit-learn digits (training images included), upscaled as in "
                     "training, instead of the 360 test images")
     ap.add_argument("--rows", type=int, nargs="+", default=None, help="only these rows (0 = unmasked, 3 = attention 75 %%, ...)")
+    ap.add_argument("--models", type=Path, default=GRAPHS, help="folder holding digits_mst.onnx and digits_mst_rsm.onnx (default: graphs/; "
+                    "e.g. the --out of a fine-tuning with other settings)")
     args = ap.parse_args()
     if args.all_digits:
         digits = load_digits()
@@ -60,7 +62,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         jobs = []
         for k, (label, model, ratio) in enumerate(rows):
-            path, _ = build(GRAPHS / model, Path(tmp) / f"{k}.ncx", BuildOptions(mask_ratio=ratio))
+            path, _ = build(args.models / model, Path(tmp) / f"{k}.ncx", BuildOptions(mask_ratio=ratio))
             art = load_artifact(path)
             masked = any(b.failure for b in art.net.synapses()) or any(getattr(p, "failure_a", 0) for p in art.net.populations())
             jobs += [(label, art, seed) for seed in (range(args.seeds) if masked else [0])]
