@@ -6,7 +6,7 @@ timed at each of its stages; then the validator re-checks every core, and the sp
 between chips is counted with host ops on the chips' processors (the target's choice) and, on
 the same cores, on the system's host, side by side with the figures printed before.
 
-    .venv/bin/python benchmarks/swin_t_compile.py [--target loihi2-halapoint] [--calibrate N]
+    .venv/bin/python benchmarks/swin_t_compile.py [--target loihi2-halapoint] [--calibrate N] [--relay-sums N]
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--target", default="loihi2-halapoint", help="a system with enough chips for Swin-T (about 925 chips of 128 cores)")
     ap.add_argument("--calibrate", type=int, default=0, metavar="N",
                     help="calibrate on N random images (seeded) and weight the traffic by the ANN's rates too")
+    ap.add_argument("--relay-sums", type=int, default=None, metavar="N",
+                    help="build with --relay-sums N: the residual stream as relay neurons, read once by each block")
     args = ap.parse_args()
     target = load_target(args.target)
     rows: list[tuple[str, float, float]] = []
@@ -71,7 +73,8 @@ def main() -> None:
 
         refused = None
         try:
-            net, placement, report = compile_network(path, target, BuildOptions(calibrate=str(calib_path) if calib is not None else None), step=step)
+            options = BuildOptions(calibrate=str(calib_path) if calib is not None else None, relay_sums=args.relay_sums)
+            net, placement, report = compile_network(path, target, options, step=step)
         except NeurocompileError as err:  # the model does not fit: report how far the build got
             refused = str(err)
         end = time.perf_counter()
@@ -93,7 +96,7 @@ def main() -> None:
     problems = placement_problems(net, target, placement)
     validate_s = time.perf_counter() - t1
     p = placement
-    console.print(f"{report['neurons']} neurons, {report['synapses']} synapses; {p['totals']['cores']} cores on {p['totals']['chips']} chips, "
+    console.print(f"latency {net.latency()} steps; {report['neurons']} neurons, {report['synapses']} synapses; {p['totals']['cores']} cores on {p['totals']['chips']} chips, "
                   f"lower bound {p['lower_bound_cores']} (x{p['totals']['cores'] / p['lower_bound_cores']:.2f}); "
                   f"validator: {len(problems)} problems in {validate_s:.1f} s")
     # The same cores with host ops on the system's host, as before they ran on the chips'

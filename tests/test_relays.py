@@ -9,6 +9,7 @@ from neurocompile.cli.runs import run_backend
 from neurocompile.compiler import BuildOptions, compile_network
 from neurocompile.errors import NeurocompileError
 from neurocompile.frontend import onnx_to_ir
+from neurocompile.ir.connectivity import n_synapses
 from neurocompile.ir.interpret import evaluate
 from neurocompile.partition import place
 from neurocompile.partition.validate import placement_problems
@@ -73,3 +74,25 @@ def test_the_relayed_snn_classifies_as_the_composed_one(relayed):
         predictions.append(res.output.reshape(len(x), -1).argmax(axis=1))
     assert relayed[0].latency() == plain.latency() + 2
     assert np.mean(predictions[0] == predictions[1]) >= 0.95
+
+
+def test_relay_sums_make_the_residual_stream_a_population_read_once():
+    # --relay-sums 3: each residual add of three or more populations (every block's output but
+    # the first's, whose sum has two) becomes relay neurons; the float network is unchanged and
+    # the composed stream no longer feeds every later reader, so synapses and cores fall.
+    x = np.load(GRAPHS / "digits_mst_test_x.npy")[:16].astype(np.float64)
+    plain = onnx_to_ir(MODEL)
+    relayed = onnx_to_ir(MODEL, relay_sums=3)
+    relays = [p for p in relayed.populations() if p.kind == "relay"]
+    assert len(relays) == 4 and all("--relay-sums 3" in p.origin for p in relays)
+    assert relayed.latency() == plain.latency() + 4  # one step per relay on the way to the readout
+    np.testing.assert_allclose(evaluate(relayed, x)["post"][relayed.readout.name], evaluate(plain, x)["post"][plain.readout.name], rtol=1e-9, atol=1e-9)
+    synapses = [sum(n_synapses(b, net.source_of(b).size) for b in net.synapses()) for net in (plain, relayed)]
+    assert synapses[1] < 0.9 * synapses[0], synapses
+    for p in relays:  # each relay sums the stream before it (a relay or the patch embedding) and the block's two branches
+        assert len({relayed.source_of(b).name for b in relayed.incoming(p.name)}) == 3
+
+
+def test_relay_sums_below_two_are_refused():
+    with pytest.raises(NeurocompileError, match="--relay-sums 1"):
+        BuildOptions(relay_sums=1).check()

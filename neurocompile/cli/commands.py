@@ -77,6 +77,8 @@ def build(
     start: Start = typer.Option("aligned", "--start", help="The step each population takes input from: aligned (when its last input path "
                                 "arrives, so no population integrates part of its input during the pipeline's fill) or zero (every "
                                 "population from step 0; docs/semantics.md, \"Start\")."),
+    relay_sums: Optional[int] = typer.Option(None, "--relay-sums", min=2, help="Make every sum of N or more populations (the residual "
+                                             "stream) a population of relay neurons that its readers read once, at a step of latency each."),
 ) -> None:
     """Compile MODEL.onnx into an artifact directory for the target."""
     from ..compiler import BuildOptions, build as build_artifact
@@ -84,7 +86,7 @@ def build(
     options = BuildOptions(target=target, seed=seed, encoding=encoding.value, input_range=input_range,
                            calibrate=str(calibrate) if calibrate else None, percentile=percentile, v_init=v_init,
                            product_form=product.value, mask_ratio=mask_ratio, failure_mode=failure_mode.value,
-                           start=start.value)
+                           start=start.value, relay_sums=relay_sums)
     with err.status("building") as status:
         path, report = build_artifact(model, output, options, step=lambda name: status.update(f"building: {name}"))
     for line in report["warnings"]:

@@ -50,8 +50,11 @@ class BuildOptions:
     mask_ratio: str | None = None  # overrides of the model's mask ratios: "R" or "GROUP=R,..."
     failure_mode: str = "spike"  # what a mask drops: a presynaptic spike, or one synaptic event
     start: str = "aligned"  # the step each population takes input from: STARTS (passes/schedule.py)
+    relay_sums: int | None = None  # a sum of at least this many populations becomes relay neurons (frontend)
 
     def check(self) -> None:
+        if self.relay_sums is not None and self.relay_sums < 2:
+            raise NeurocompileError(f"--relay-sums {self.relay_sums}: a sum has at least 2 terms")
         if self.start not in STARTS:
             raise NeurocompileError(f"start '{self.start}' is not one of {', '.join(STARTS)}")
         if self.product_form not in PRODUCT_FORMS:
@@ -216,7 +219,7 @@ def compile_network(model: str | Path, target: Target, options: BuildOptions, st
     """Returns (quantized network, placement, report)."""
     options.check()
     step("frontend")
-    net = onnx_to_ir(model, encoding=options.encoding, max_fan_in=target.core["fan_in_axons"])
+    net = onnx_to_ir(model, encoding=options.encoding, max_fan_in=target.core["fan_in_axons"], relay_sums=options.relay_sums)
     build = run_passes(Build(net, target, options), step, verify)
     report = summarize(net, target, build.placement, build.quantization, build.thresholds, build.input_range)
     report.update(build.estimates)

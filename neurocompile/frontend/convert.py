@@ -29,10 +29,11 @@ OPSET_RANGE = (13, 20)
 class Context:
     """What handlers need: the network under construction, the opset, population naming."""
 
-    def __init__(self, net: Network, opset: int, max_fan_in: int | None = None):
+    def __init__(self, net: Network, opset: int, max_fan_in: int | None = None, relay_sums: int | None = None):
         self.net = net
         self.opset = opset
         self.max_fan_in = max_fan_in  # a core's fan-in axons: beyond it, kernels read a relay
+        self.relay_sums = relay_sums  # a sum of at least this many populations becomes a relay (--relay-sums)
         self.chains: dict[str, Term] = {}  # synapse block -> its linear ops, until lowering
         self.mask_names: dict[str, str] = {}  # random draw's output -> its mask's name (ops/masks.py)
 
@@ -63,6 +64,21 @@ class Context:
         relay = self.net.node(value.terms[0].source)
         relay.origin = f"relay before {describe(node)}: composed, one of its outputs would read {needed} neurons; a core has {self.max_fan_in} fan-in axons"
         return apply_kernel(value, kernel)
+
+    def relay_sum(self, node: onnx.NodeProto, value: Value) -> Value:
+        """A sum read from as many populations as `relay_sums` or more (the residual stream,
+        which lowering would otherwise compose into every later reader: each stream neuron then
+        feeds every block of its stage) becomes a population of relay neurons, read once by
+        each of its consumers, at one step of latency."""
+        if self.relay_sums is None or not isinstance(value, Affine):
+            return value
+        sources = len({t.source for t in value.terms})
+        if sources < self.relay_sums:
+            return value
+        value = self.to_population(value, node, lambda name, shape, bias: Relay(name=name, shape=shape, bias=bias), suffix=".relay")
+        relay = self.net.node(value.terms[0].source)
+        relay.origin = f"relay of {describe(node)}: a sum of {sources} populations (--relay-sums {self.relay_sums})"
+        return value
 
     def to_population(self, value: Value, node: onnx.NodeProto, make: Callable[[str, tuple, np.ndarray], object], suffix: str = "") -> Affine:
         """Ends a linear expression in a population fed by one synapse block per term."""
@@ -164,17 +180,19 @@ def _check_finite(node: onnx.NodeProto, value) -> None:
             raise NeurocompileError(f"{describe(node)}: its result holds NaN or inf (from a constant that is or becomes non-finite)")
 
 
-def onnx_to_ir(path: str | Path, encoding: str = "current", max_fan_in: int | None = None) -> Network:
+def onnx_to_ir(path: str | Path, encoding: str = "current", max_fan_in: int | None = None, relay_sums: int | None = None) -> Network:
     """The lowered, validated IR of an ONNX model. With `max_fan_in` (a core's fan-in axons),
     linear chains whose composition would exceed it keep a relay population
-    (Context.apply_kernel)."""
-    net, chains = convert(path, encoding, max_fan_in)
+    (Context.apply_kernel); with `relay_sums`, so do sums of that many populations or more
+    (Context.relay_sum)."""
+    net, chains = convert(path, encoding, max_fan_in, relay_sums)
     lower_linear_chains(net, chains)
     net.validate()
     return net
 
 
-def convert(path: str | Path, encoding: str = "current", max_fan_in: int | None = None) -> tuple[Network, dict[str, Term]]:
+def convert(path: str | Path, encoding: str = "current", max_fan_in: int | None = None,
+            relay_sums: int | None = None) -> tuple[Network, dict[str, Term]]:
     """The IR before lowering: its synapse blocks have no kernel yet, and `chains` holds each
     block's linear ops (they evaluate on their own: the tests compare them with onnxruntime)."""
     model = load_model(path)
@@ -191,7 +209,7 @@ def convert(path: str | Path, encoding: str = "current", max_fan_in: int | None 
         raise NeurocompileError(f"model must have exactly one output, has {len(graph.output)}")
 
     net = Network()
-    ctx = Context(net, opset, max_fan_in)
+    ctx = Context(net, opset, max_fan_in, relay_sums)
     inp = InputPopulation(name=net.unique_name(re.sub(r"[^A-Za-z0-9_.-]+", "_", input_name) or "input"), shape=input_shape, encoding=encoding, origin=f"graph input '{input_name}'")
     net.add(inp)
     values[input_name] = Affine.of_population(inp.name, input_shape)

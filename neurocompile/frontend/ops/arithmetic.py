@@ -19,7 +19,7 @@ def _onnx_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @handles("Add")
 def add_(ctx, node, inputs):
-    return [add(*inputs)]
+    return [ctx.relay_sum(node, add(*inputs))]
 
 
 @handles("Sub")
