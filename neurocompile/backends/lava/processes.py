@@ -209,7 +209,6 @@ class PyGradedRelayFixed(PyLoihiProcessModel):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=GRADED_BITS)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     active: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
-
     t: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
 
     def run_spk(self):
@@ -227,7 +226,6 @@ class PyGradedRelayFloat(PyLoihiProcessModel):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     bias: np.ndarray = LavaPyType(np.ndarray, float)
     active: np.ndarray = LavaPyType(np.ndarray, np.int64)
-
     t: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
     def run_spk(self):
@@ -339,7 +337,6 @@ class PyHostFunctionFixed(PyLoihiProcessModel):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=GRADED_BITS)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
     active: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
-
     t: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=32)
 
     def run_spk(self):
@@ -357,7 +354,6 @@ class PyHostFunctionFloat(PyLoihiProcessModel):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     bias: np.ndarray = LavaPyType(np.ndarray, float)
     active: np.ndarray = LavaPyType(np.ndarray, np.int64)
-
     t: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
     def run_spk(self):
