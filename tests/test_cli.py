@@ -93,6 +93,21 @@ def test_inspect_artifact_and_model(mlp_artifact):
     assert proc.returncode == 0 and "net.net.6" in proc.stdout
 
 
+def test_inspect_says_when_populations_start(mlp_artifact, tmp_path):
+    from rich.console import Console
+
+    from neurocompile.cli.views import artifact_summary
+    from neurocompile.compiler.artifact import load_artifact
+
+    zero = tmp_path / "zero.ncx"
+    assert cli("build", MLP, "--start", "zero", "-o", zero).returncode == 0
+    for path, says in ((mlp_artifact, "each population starts when its last input arrives (--start aligned)"),
+                       (zero, "every population starts at step 0")):
+        console = Console(width=300, record=True)
+        console.print(artifact_summary(load_artifact(path)))
+        assert says in console.export_text()
+
+
 # --- bad input: each case is one line on stderr, exit code 2, and no artifact left behind
 
 
