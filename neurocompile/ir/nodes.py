@@ -132,8 +132,9 @@ class Relay(Population):
     (plus bias) as a graded payload, shifted right by `out_shift` (floor), and keeps nothing.
     Lowering inserts them where composing a linear chain into one block would give its target
     neurons more fan-in axons than a core has (a sum of many residual terms seen through a
-    dense layer): the sum is formed once, by the relay, and the layer reads the relay. One
-    unit of payload is worth 2^out_shift / scale."""
+    dense layer), and, with `build --relay-sums N`, at every sum of N or more populations (the
+    residual stream, relayed once per block): the sum is formed once, by the relay, and the
+    layer reads the relay. One unit of payload is worth 2^out_shift / scale."""
 
     kind: ClassVar[str] = "relay"
     name: str
