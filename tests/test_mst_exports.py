@@ -149,12 +149,12 @@ def test_a_worst_case_beyond_32_bits_coarsens_the_membrane_instead_of_refusing(t
     assert activation_error(art.net, x)[wide.name] < 0.01
 
 
-@pytest.mark.parametrize("opset", [13, 15, 17, 18, 20])
+@pytest.mark.parametrize("opset", [13, 17, 20])
 def test_the_whole_mst_compiles_as_exported_at_every_opset(tmp_path, opset):
     # The project's MST with every mask site in the graph (ratio 0: onnxruntime draws them
-    # unseeded), shifted windows, patch merging and the layer-norm head: at opsets 13 and 15
-    # torch decomposes the head's norm, from 18 on the token mean's ReduceMean takes its axes as
-    # an input.
+    # unseeded), shifted windows, patch merging and the layer-norm head: below opset 17 torch
+    # decomposes the head's norm, from 18 on the token mean's ReduceMean takes its axes as an
+    # input.
     from snn_models.mst import MaskedSpikingTransformer, export_onnx
 
     torch.manual_seed(0)
