@@ -77,9 +77,10 @@ def test_the_relayed_snn_classifies_as_the_composed_one(relayed):
 
 
 def test_relay_sums_make_the_residual_stream_a_population_read_once():
-    # --relay-sums 3: each residual add of three or more populations (every block's output but
-    # the first's, whose sum has two) becomes relay neurons; the float network is unchanged and
-    # the composed stream no longer feeds every later reader, so synapses and cores fall.
+    # --relay-sums 3: each residual add of three or more populations (a block's output: the
+    # stream, the attention branch and the MLP branch; the add after attention has two) becomes
+    # relay neurons; the float network is unchanged and the composed stream no longer feeds
+    # every later reader, so synapses fall.
     x = np.load(GRAPHS / "digits_mst_test_x.npy")[:16].astype(np.float64)
     plain = onnx_to_ir(MODEL)
     relayed = onnx_to_ir(MODEL, relay_sums=3)

@@ -107,10 +107,11 @@ def host_nodes_table(placement: dict) -> Table:
 
 
 def _starts(net) -> str:
-    starts = {name: getattr(net.node(name), "start", 0) for name in net.delays()}
+    delays = net.delays()
+    starts = {name: net.node(name).start for name in delays if hasattr(net.node(name), "start")}
     if not any(starts.values()):
         return "every population starts at step 0"
-    if all(starts[name] == delay for name, delay in net.delays().items() if hasattr(net.node(name), "start")):
+    if all(start == delays[name] for name, start in starts.items()):
         return "each population starts when its last input arrives (--start aligned)"
     return f"populations start at steps {min(starts.values())}..{max(starts.values())}"
 
