@@ -268,19 +268,31 @@ def test_elementwise_fed_populations_fill_the_room_other_slices_leave(tmp_path, 
 
 
 @pytest.mark.parametrize("model", ["digits_cnn", "digits_mst"])
-def test_costs_from_one_start_equal_slice_costs(model):
-    from neurocompile.partition.resources import CostsFrom, fanin_patterns, slice_cost
+def test_longest_fit_finds_the_largest_slice_that_fits_whatever_the_hint(model):
+    """The galloping search from the previous slice's length finds what trying every stop
+    finds, for hints below, at and above the answer (a core small enough that several limits
+    bind and every stop can be tried)."""
+    from neurocompile.partition.place import _longest_fit
+    from neurocompile.partition.resources import fanin_patterns, slice_cost
 
     target = load_target("loihi2")
+    core = dict(target.core, neurons=48, synapse_memory_bits=target.core["synapse_memory_bits"] // 16, fan_in_axons=256)
     net, _, _ = compile_network(GRAPHS / f"{model}.onnx", target, BuildOptions())
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(5)
+    checked = 0
     for pop in (p for p in net.populations() if not p.on_host):
         patterns = fanin_patterns(net, pop.name)
-        start = int(rng.integers(0, pop.size))
-        last = int(rng.integers(start + 1, pop.size + 1))
-        costs = CostsFrom(patterns, start, last, target.core, 8)
-        for stop in {start + 1, last, int(rng.integers(start + 1, last + 1))}:
-            assert costs(stop) == slice_cost(patterns, start, stop, target.core, 8), (pop.name, start, stop)
+        for start in rng.integers(0, pop.size, 3).tolist():
+            if not slice_cost(patterns, start, start + 1, core, 8).fits(core):
+                continue
+            top = min(pop.size, start + core["neurons"])
+            expected = max(stop for stop in range(start + 1, top + 1) if slice_cost(patterns, start, stop, core, 8).fits(core))
+            for hint in sorted({1, 2, expected - start, expected - start + 1, 7, core["neurons"]}):
+                stop, cost = _longest_fit(patterns, start, pop.size, core, 8, pop.name, pop.size, max(1, hint))
+                assert stop == expected, (pop.name, start, hint)
+                assert cost == slice_cost(patterns, start, stop, core, 8)
+            checked += expected < top  # a limit other than the population's end stopped it
+    assert checked >= 5
 
 
 def test_a_tokens_layers_share_a_chip(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ from ..targets import Target
 from .fanout import FaninCache, Messages, fan_out_and_messages, reaches_host, slices_reached
 from .leads import LeadPattern
 from .processors import place_host_ops, processors_modelled, units
-from .resources import Cost, CostsFrom, axon_bits_each, axons_of, neuron_patterns, slice_cost
+from .resources import Cost, axon_bits_each, axons_of, neuron_patterns, slice_cost
 from .slicing import TokenwiseSlicer
 
 
@@ -51,22 +51,32 @@ def check_single_neurons(net: Network, target: Target) -> None:
             _one_neuron_fits(slice_cost(neuron_patterns(net, pop.name, neuron), 0, 1, core, wbits), core, pop.name, neuron)
 
 
-def _longest_fit(patterns, start: int, n: int, core: dict, wbits: int, pop: str, cap: int) -> tuple[int, Cost]:
-    first = slice_cost(patterns, start, start + 1, core, wbits)
-    _one_neuron_fits(first, core, pop, start)
-    lo, hi = start + 1, min(n, start + core["neurons"], start + cap)
-    best = first
-    costs = CostsFrom(patterns, start, hi, core, wbits)
+def _longest_fit(patterns, start: int, n: int, core: dict, wbits: int, pop: str, cap: int, hint: int = 1) -> tuple[int, Cost]:
+    """The largest stop such that start..stop fits one core (every limit grows with the slice,
+    so fitting is monotone in stop). The search gallops up from start + `hint`, the previous
+    slice's length: a population's slices are mostly alike, so a slice usually costs two
+    evaluations of windows its own size, where a binary search over a core's worth of rows
+    sorted that whole window's synapses for every slice."""
+    best = slice_cost(patterns, start, start + 1, core, wbits)
+    _one_neuron_fits(best, core, pop, start)
+    lo, hi = start + 1, min(n, start + core["neurons"], start + cap)  # lo fits; nothing above hi can
+    step = max(1, hint - 1)
+    while lo < hi:  # gallop: lo + step, then steps of 1, 2, 4, ... until one does not fit
+        probe = min(hi, lo + step)
+        cost = slice_cost(patterns, start, probe, core, wbits)
+        if not cost.fits(core):
+            hi = probe - 1
+            break
+        lo, best = probe, cost
+        step = 1 if probe == start + hint else step * 2
     while lo < hi:  # largest stop in (lo, hi] that fits
         mid = (lo + hi + 1) // 2
-        cost = costs(mid)
+        cost = slice_cost(patterns, start, mid, core, wbits)
         if cost.fits(core):
             lo, best = mid, cost
         else:
             hi = mid - 1
     return lo, best
-
-
 
 
 def _slice_population(net: Network, target: Target, name: str, pats: list, cap: int, fast: bool = True) -> list[tuple[str, int, int, Cost]]:
@@ -76,12 +86,12 @@ def _slice_population(net: Network, target: Target, name: str, pats: list, cap: 
     tokenwise = fast and pats and all(isinstance(m, LeadPattern) for _, m in pats)
     slicer = TokenwiseSlicer([m for _, m in pats], n, core, wbits) if tokenwise else None
     out = []
-    start = 0
+    start, length = 0, 1
     while start < n:
         found = slicer.longest(start, cap) if slicer else None
-        stop, cost = found if found else _longest_fit(pats, start, n, core, wbits, name, cap)
+        stop, cost = found if found else _longest_fit(pats, start, n, core, wbits, name, cap, length)
         out.append((name, start, stop, cost))
-        start = stop
+        start, length = stop, stop - start
     return out
 
 

@@ -104,35 +104,3 @@ def slice_cost(patterns, start: int, stop: int, core: dict, weight_bits: int) ->
         axons += per_axon.size
         bits += axon_bits(per_axon, core, weight_bits)
     return Cost(stop - start, bits, axons)
-
-
-class CostsFrom:
-    """Costs of the slices start..stop for one start and many stops (a binary search's), sorting
-    each matrix pattern's synapses in rows start..last by source neuron once: a stop then costs
-    one pass over them, not a sort."""
-
-    def __init__(self, patterns, start: int, last: int, core: dict, weight_bits: int):
-        self.start, self.core, self.wbits = start, core, weight_bits
-        self.leads = [(src, m) for src, m in patterns if isinstance(m, LeadPattern)]
-        self.sorted: list[tuple[np.ndarray, np.ndarray]] = []  # per matrix: rows by source, where each source starts
-        for _, m in patterns:
-            if isinstance(m, LeadPattern):
-                continue
-            lo, hi = m.indptr[start], m.indptr[last]
-            cols = m.indices[lo:hi]
-            rows = np.repeat(np.arange(start, last), np.diff(m.indptr[start : last + 1]))
-            order = np.argsort(cols, kind="stable")
-            cols = cols[order]
-            self.sorted.append((rows[order], run_starts(cols)))
-
-    def __call__(self, stop: int) -> Cost:
-        cost = slice_cost(self.leads, self.start, stop, self.core, self.wbits)
-        bits, axons = cost.synapse_bits, cost.fan_in_axons
-        for rows, first in self.sorted:
-            if not first.size:
-                continue
-            per_axon = np.add.reduceat((rows < stop).astype(np.int64), first)
-            per_axon = per_axon[per_axon > 0]
-            axons += per_axon.size
-            bits += axon_bits(per_axon, self.core, self.wbits)
-        return Cost(stop - self.start, bits, axons)
