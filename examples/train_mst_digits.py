@@ -63,7 +63,7 @@ LR = 2e-3
 FT_LR = 2e-4  # peak of the same one-cycle schedule, a tenth of LR
 FT_TAU = 3.0  # distillation temperature
 FT_KD_WEIGHT = 1.0  # loss = CE + FT_KD_WEIGHT * tau^2 * KL(teacher || student)
-FT_EVENT_WEIGHT = 7.0  # loss += this * (implied synaptic events / their value before fine-tuning)
+FT_EVENT_WEIGHT = 10.0  # loss += this * (implied synaptic events / their value before fine-tuning)
 FT_SEED_OFFSET = 1000  # masks and batch order of fine-tuning: seed + this
 MASK_EVAL_SEEDS = 10  # masked ANN accuracy: mean/std over torch seeds 0..9
 # Largest accepted |onnxruntime - torch| on the test logits (see examples/train_digits.py).
@@ -82,7 +82,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("graphs"), help="output folder")
     parser.add_argument("--epochs", type=int, default=30, help="training epochs")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and batch order")
-    parser.add_argument("--ft-epochs", type=int, default=10, help="fine-tuning epochs (masked)")
+    parser.add_argument("--ft-epochs", type=int, default=30, help="fine-tuning epochs (masked)")
     parser.add_argument("--ft-lr", type=float, default=FT_LR, help="fine-tuning peak learning rate")
     parser.add_argument("--tau", type=float, default=FT_TAU, help="distillation temperature")
     parser.add_argument("--event-weight", type=float, default=FT_EVENT_WEIGHT, help="weight of the event term in fine-tuning (0: none)")
