@@ -223,7 +223,9 @@ class _Cores:
     def room(self, ks: list) -> np.ndarray:
         """[len(ks), 4]: neurons, synapse bits, fan-in axons and fan-out bound left on each core
         (None: a new core)."""
-        return np.array([self.capacity - (self.used[k] if k is not None else 0) for k in ks], np.int64).reshape(len(ks), 4)
+        if None in ks:
+            return np.array([self.capacity - (self.used[k] if k is not None else 0) for k in ks], np.int64).reshape(len(ks), 4)
+        return self.capacity - self.used[ks]
 
     def fitting(self, ks: range, need: np.ndarray) -> list[int]:
         return [ks[i] for i in np.flatnonzero((self.used[ks.start: ks.stop] + need <= self.capacity).all(axis=1))]
