@@ -55,8 +55,8 @@ def _longest_fit(patterns, start: int, n: int, core: dict, wbits: int, pop: str,
     """The largest stop such that start..stop fits one core (every limit grows with the slice,
     so fitting is monotone in stop). The search gallops up from start + `hint`, the previous
     slice's length: a population's slices are mostly alike, so a slice usually costs two
-    evaluations of windows its own size, where a binary search over a core's worth of rows
-    sorted that whole window's synapses for every slice."""
+    evaluations of windows its own size; a binary search over a core's worth of rows would
+    sort that whole window's synapses for every slice."""
     best = slice_cost(patterns, start, start + 1, core, wbits)
     _one_neuron_fits(best, core, pop, start)
     lo, hi = start + 1, min(n, start + core["neurons"], start + cap)  # lo fits; nothing above hi can
