@@ -5,7 +5,7 @@ over seeds, for the unmasked model and the masked fine-tuned one at several rati
 
     .venv/bin/python examples/rsm_table.py [--all-digits] [--steps 32] [--seeds 3] [--samples N] [--rows 0 3] [--models DIR]
 
-docs/energy.md's table is `--all-digits` with the defaults (about 12 minutes on 2 cores).
+docs/energy.md's table is `--all-digits` with the defaults (about 15 minutes on 2 cores).
 
 Each row is what `neurocompile build MODEL --mask-ratio R` then `neurocompile run ARTIFACT --input
 graphs/digits_mst_test_x.npy --labels graphs/digits_test_y.npy --steps T --seed S` print (the
