@@ -322,3 +322,19 @@ def test_a_tokens_layers_share_a_chip(tmp_path, monkeypatch):
         assert placement_problems(net, target, placement) == []
     crossing = [spike_traffic(net, target, p)["inter_chip"] for p in (striped, layered)]
     assert crossing[0] < 0.5 * crossing[1], crossing
+
+
+@pytest.mark.parametrize("in_order", [True, False])
+def test_distinct_units_per_neuron_count_each_pair_once(in_order):
+    """The one-pass count (units in nondecreasing order) and the sort (any order) both give,
+    per neuron, the number of distinct units among its pairs, repeats and the host included."""
+    from neurocompile.partition.counting import distinct_units_per_neuron
+
+    rng = np.random.default_rng(11)
+    neurons = rng.integers(0, 50, 4000)
+    units = rng.integers(-1, 40, 4000)  # -1: the host
+    if in_order:
+        units = np.sort(units)
+    expected = np.array([np.unique(units[neurons == k]).size for k in range(60)])
+    assert np.array_equal(distinct_units_per_neuron(neurons, units, 60), expected)
+    assert expected.max() > 1 and (expected == 0).any()

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..ir.graph import Network
 from ..ir.nodes import Product
+from .counting import distinct_units_per_neuron
 from .leads import LeadPattern, run_starts, unique_pairs
 from .resources import fanin_patterns
 
@@ -167,8 +168,7 @@ def slices_reached(net: Network, source: str, tgt: str, local: np.ndarray, fanin
     else:
         m = pattern.tocoo()
         s, u = m.col, local[m.row]
-    n = net.node(source).size
-    return np.bincount(distinct_pairs(s, u, n)[0], minlength=n)
+    return distinct_units_per_neuron(s, u, net.node(source).size)
 
 
 def reaches_host(net: Network, source: str, placed: dict, fanin: FaninCache, per_node: bool = False) -> np.ndarray:

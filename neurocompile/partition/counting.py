@@ -1,0 +1,41 @@
+"""Counting distinct (neuron, unit) pairs without sorting them, where their order allows it.
+
+Placement asks, for every source population and target, how many slices of the target each
+source neuron reaches (its fan-out bound): the distinct (neuron, slice) pairs of the synapses.
+A target's slices are consecutive neurons, and the pairs of one fan-in pattern come in target
+order (a lead pattern's runs, a matrix's rows), so their slices come in nondecreasing order. A
+neuron's pairs then arrive with nondecreasing units, and a repeat of (neuron, unit) always
+follows that same unit: one pass that remembers each neuron's last unit counts the distinct
+pairs exactly, where a sort of all pairs is what a Swin-T placement spends most of its time on.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .leads import run_starts
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_in_order(neurons: np.ndarray, units: np.ndarray, n: int) -> np.ndarray:
+    last = np.full(n, -2, np.int64)  # no unit is -2 (HOST is -1)
+    count = np.zeros(n, np.int64)
+    for i in range(neurons.size):
+        s, u = neurons[i], units[i]
+        if last[s] != u:
+            last[s] = u
+            count[s] += 1
+    return count
+
+
+def distinct_units_per_neuron(neurons: np.ndarray, units: np.ndarray, n: int) -> np.ndarray:
+    """Per neuron 0..n-1, the distinct units among its (neuron, unit) pairs: one pass when the
+    units are nondecreasing along the pairs, else a sort of the pairs' keys."""
+    if not units.size:
+        return np.zeros(n, np.int64)
+    if np.all(units[1:] >= units[:-1]):
+        return _count_in_order(neurons.astype(np.int64, copy=False), units.astype(np.int64, copy=False), n)
+    keys = (units.astype(np.int64) + 1) * n + neurons
+    keys.sort(kind="stable")
+    return np.bincount(keys[run_starts(keys)] % n, minlength=n)
