@@ -2,11 +2,12 @@
 
 Placement asks, for every source population and target, how many slices of the target each
 source neuron reaches (its fan-out bound): the distinct (neuron, slice) pairs of the synapses.
-A target's slices are consecutive neurons, and the pairs of one fan-in pattern come in target
-order (a lead pattern's runs, a matrix's rows), so their slices come in nondecreasing order. A
-neuron's pairs then arrive with nondecreasing units, and a repeat of (neuron, unit) always
-follows that same unit: one pass that remembers each neuron's last unit counts the distinct
-pairs exactly, where a sort of all pairs is what a Swin-T placement spends most of its time on.
+A target's slices are consecutive neurons, and the pairs of a matrix pattern (row by row) or of
+a lead pattern made of one block (run by run) come in target order, so their slices come in
+nondecreasing order. A neuron's pairs then arrive with nondecreasing units, and a repeat of
+(neuron, unit) always follows that same unit: one pass that remembers each neuron's last unit
+counts the distinct pairs exactly, without sorting them. A lead pattern of several blocks lists
+each block's runs in turn, so its units start again at each block: those pairs are sorted.
 """
 
 from __future__ import annotations
