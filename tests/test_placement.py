@@ -328,7 +328,7 @@ def test_a_tokens_layers_share_a_chip(tmp_path, monkeypatch):
 def test_distinct_units_per_neuron_count_each_pair_once(in_order):
     """The one-pass count (units in nondecreasing order) and the sort (any order) both give,
     per neuron, the number of distinct units among its pairs, repeats and the host included."""
-    from neurocompile.partition.counting import distinct_units_per_neuron
+    from neurocompile.partition.fanout import distinct_units_per_neuron
 
     rng = np.random.default_rng(11)
     neurons = rng.integers(0, 50, 4000)

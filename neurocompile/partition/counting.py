@@ -7,7 +7,8 @@ a lead pattern made of one block (run by run) come in target order, so their sli
 nondecreasing order. A neuron's pairs then arrive with nondecreasing units, and a repeat of
 (neuron, unit) always follows that same unit: one pass that remembers each neuron's last unit
 counts the distinct pairs exactly, without sorting them. A lead pattern of several blocks lists
-each block's runs in turn, so its units start again at each block: those pairs are sorted.
+each block's runs in turn, so its units start again at each block: those pairs are sorted
+(fanout.distinct_units_per_neuron chooses).
 """
 
 from __future__ import annotations
@@ -15,11 +16,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .leads import run_starts
-
 
 @numba.njit(cache=True, nogil=True)
-def _count_in_order(neurons: np.ndarray, units: np.ndarray, n: int) -> np.ndarray:
+def count_in_order(neurons: np.ndarray, units: np.ndarray, n: int) -> np.ndarray:
     last = np.full(n, -2, np.int64)  # no unit is -2 (HOST is -1)
     count = np.zeros(n, np.int64)
     for i in range(neurons.size):
@@ -28,15 +27,3 @@ def _count_in_order(neurons: np.ndarray, units: np.ndarray, n: int) -> np.ndarra
             last[s] = u
             count[s] += 1
     return count
-
-
-def distinct_units_per_neuron(neurons: np.ndarray, units: np.ndarray, n: int) -> np.ndarray:
-    """Per neuron 0..n-1, the distinct units among its (neuron, unit) pairs: one pass when the
-    units are nondecreasing along the pairs, else a sort of the pairs' keys."""
-    if not units.size:
-        return np.zeros(n, np.int64)
-    if np.all(units[1:] >= units[:-1]):
-        return _count_in_order(neurons.astype(np.int64, copy=False), units.astype(np.int64, copy=False), n)
-    keys = (units.astype(np.int64) + 1) * n + neurons
-    keys.sort(kind="stable")
-    return np.bincount(keys[run_starts(keys)] % n, minlength=n)

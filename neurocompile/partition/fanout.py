@@ -10,7 +10,7 @@ import numpy as np
 
 from ..ir.graph import Network
 from ..ir.nodes import Product
-from .counting import distinct_units_per_neuron
+from .counting import count_in_order
 from .leads import LeadPattern, run_starts, unique_pairs
 from .resources import fanin_patterns
 
@@ -117,6 +117,14 @@ def distinct_pairs(neurons: np.ndarray, units: np.ndarray, n: int) -> tuple[np.n
     keys.sort(kind="stable")
     unit, neuron = np.divmod(keys[run_starts(keys)], n)
     return neuron, unit - 1
+
+
+def distinct_units_per_neuron(neurons: np.ndarray, units: np.ndarray, n: int) -> np.ndarray:
+    """Per neuron 0..n-1, the distinct units among its (neuron, unit) pairs: one pass when the
+    units are nondecreasing along the pairs (counting.py), else `distinct_pairs`."""
+    if units.size and np.all(units[1:] >= units[:-1]):
+        return count_in_order(neurons.astype(np.int64, copy=False), units.astype(np.int64, copy=False), n)
+    return np.bincount(distinct_pairs(neurons, units, n)[0], minlength=n)
 
 
 @dataclass
