@@ -66,3 +66,12 @@ def artifacts(tmp_path_factory):
         return cache[key]
 
     return get
+
+
+@pytest.fixture(scope="module")
+def attention_model(tmp_path_factory):
+    """A small attention layer (onnx_builders.attention_onnx): products Q K^T and A V, softmax and
+    layer norm."""
+    from onnx_builders import attention_onnx
+
+    return attention_onnx(tmp_path_factory.mktemp("attention") / "attention.onnx")

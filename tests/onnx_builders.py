@@ -186,3 +186,56 @@ def check_model(path: str | Path, x: np.ndarray | None = None, *, batch: int = 2
 
 def kernel_kinds(net: Network) -> list[str]:
     return [b.kernel.kind for b in net.synapses()]
+
+
+ATTENTION_TOKENS, ATTENTION_WIDTH = 4, 8
+
+
+def _qcfs(inp: str, out: str, tag: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """The QCFS pattern with threshold 1 (constants L, half, zero, one shared by the model)."""
+    names = [f"{tag}_{k}" for k in "dmafqc"]
+    nodes = [
+        helper.make_node("Div", [inp, f"up_{tag}"], [names[0]]), helper.make_node("Mul", [names[0], "L"], [names[1]]),
+        helper.make_node("Add", [names[1], "half"], [names[2]]), helper.make_node("Floor", [names[2]], [names[3]]),
+        helper.make_node("Div", [names[3], "L"], [names[4]]), helper.make_node("Clip", [names[4], "zero", "one"], [names[5]]),
+        helper.make_node("Mul", [names[5], f"up_{tag}"], [out]),
+    ]
+    return nodes, [numpy_helper.from_array(np.array(1.0, np.float32), f"up_{tag}")]
+
+
+def spike_projections(tags: str, rng: np.random.Generator, mean: float = 0.0) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """x [1, tokens, width] -> QCFS(x W_t) named t, for each tag t: the spike tensors of attention."""
+    consts = {"L": 8.0, "half": 0.5, "zero": 0.0, "one": 1.0}
+    inits = [numpy_helper.from_array(np.array(v, np.float32), k) for k, v in consts.items()]
+    nodes = []
+    for t in tags:
+        inits.append(numpy_helper.from_array(rng.normal(mean, 0.5, (ATTENTION_WIDTH, ATTENTION_WIDTH)).astype(np.float32), f"W{t}"))
+        nodes.append(helper.make_node("MatMul", ["x", f"W{t}"], [f"{t}_pre"]))
+        n, i = _qcfs(f"{t}_pre", t, t)
+        nodes, inits = nodes + n, inits + i
+    return nodes, inits
+
+
+def save_spike_model(path: Path, nodes, inits, output_shape: Sequence[int]) -> Path:
+    """A model of input x [1, tokens, width] and output y, at IR version 8 and opset 17."""
+    graph = helper.make_graph(nodes, path.stem, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, ATTENTION_TOKENS, ATTENTION_WIDTH])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(output_shape))], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=IR_VERSION), path)
+    return path
+
+
+def attention_onnx(path: Path) -> Path:
+    """x -> QCFS(x Wq), QCFS(x Wk), QCFS(x Wv); softmax(q k^T / sqrt(d) + bias) v -> LayerNorm."""
+    rng = np.random.default_rng(0)
+    tokens, width = ATTENTION_TOKENS, ATTENTION_WIDTH
+    nodes, inits = spike_projections("qkv", rng)
+    inits += [numpy_helper.from_array(np.array(width**-0.5, np.float32), "s"),
+              numpy_helper.from_array(rng.normal(0, 0.3, (1, tokens, tokens)).astype(np.float32), "bias"),
+              numpy_helper.from_array(np.full(width, 1.5, np.float32), "g"), numpy_helper.from_array(np.full(width, 0.1, np.float32), "b")]
+    nodes += [
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1]), helper.make_node("MatMul", ["q", "kt"], ["qk"]),
+        helper.make_node("Mul", ["qk", "s"], ["qks"]), helper.make_node("Add", ["qks", "bias"], ["scores"]),
+        helper.make_node("Softmax", ["scores"], ["attn"], axis=-1), helper.make_node("MatMul", ["attn", "v"], ["av"]),
+        helper.make_node("LayerNormalization", ["av", "g", "b"], ["y"], axis=-1, epsilon=1e-5),
+    ]
+    return save_spike_model(path, nodes, inits, [1, tokens, width])

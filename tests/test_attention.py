@@ -3,10 +3,9 @@ relative-position bias added as a constant. ANN mode against onnxruntime; both b
 bit-identical; the compiler says what runs off the cores and why."""
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx_builders import ATTENTION_TOKENS, ATTENTION_WIDTH
 
 from neurocompile.cli.runs import compare_results, run_backend
 from neurocompile.compiler import BuildOptions, build
@@ -14,45 +13,7 @@ from neurocompile.compiler.artifact import load_artifact
 from neurocompile.frontend import onnx_to_ir
 from neurocompile.ir.interpret import evaluate
 
-TOKENS, WIDTH = 4, 8
-
-
-def _qcfs(inp, out, tag):
-    names = [f"{tag}_{k}" for k in "dmafqc"]
-    nodes = [
-        helper.make_node("Div", [inp, f"up_{tag}"], [names[0]]), helper.make_node("Mul", [names[0], "L"], [names[1]]),
-        helper.make_node("Add", [names[1], "half"], [names[2]]), helper.make_node("Floor", [names[2]], [names[3]]),
-        helper.make_node("Div", [names[3], "L"], [names[4]]), helper.make_node("Clip", [names[4], "zero", "one"], [names[5]]),
-        helper.make_node("Mul", [names[5], f"up_{tag}"], [out]),
-    ]
-    return nodes, [numpy_helper.from_array(np.array(1.0, np.float32), f"up_{tag}")]
-
-
-@pytest.fixture(scope="module")
-def attention_model(tmp_path_factory):
-    """x -> QCFS(x Wq), QCFS(x Wk), QCFS(x Wv); softmax(q k^T / sqrt(d) + bias) v -> LayerNorm."""
-    rng = np.random.default_rng(0)
-    consts = {"L": 8.0, "half": 0.5, "zero": 0.0, "one": 1.0, "s": WIDTH**-0.5}
-    inits = [numpy_helper.from_array(np.array(v, np.float32), k) for k, v in consts.items()]
-    nodes = []
-    for t in "qkv":
-        inits.append(numpy_helper.from_array(rng.normal(0, 0.5, (WIDTH, WIDTH)).astype(np.float32), f"W{t}"))
-        nodes.append(helper.make_node("MatMul", ["x", f"W{t}"], [f"{t}_pre"]))
-        n, i = _qcfs(f"{t}_pre", t, t)
-        nodes, inits = nodes + n, inits + i
-    inits += [numpy_helper.from_array(rng.normal(0, 0.3, (1, TOKENS, TOKENS)).astype(np.float32), "bias"),
-              numpy_helper.from_array(np.full(WIDTH, 1.5, np.float32), "g"), numpy_helper.from_array(np.full(WIDTH, 0.1, np.float32), "b")]
-    nodes += [
-        helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1]), helper.make_node("MatMul", ["q", "kt"], ["qk"]),
-        helper.make_node("Mul", ["qk", "s"], ["qks"]), helper.make_node("Add", ["qks", "bias"], ["scores"]),
-        helper.make_node("Softmax", ["scores"], ["attn"], axis=-1), helper.make_node("MatMul", ["attn", "v"], ["av"]),
-        helper.make_node("LayerNormalization", ["av", "g", "b"], ["y"], axis=-1, epsilon=1e-5),
-    ]
-    graph = helper.make_graph(nodes, "attention", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, TOKENS, WIDTH])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, TOKENS, WIDTH])], inits)
-    path = tmp_path_factory.mktemp("attention") / "attention.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
-    return path
+TOKENS, WIDTH = ATTENTION_TOKENS, ATTENTION_WIDTH
 
 
 def test_ann_mode_matches_onnxruntime(attention_model):

@@ -12,8 +12,8 @@ import numpy as np
 from ..ir.connectivity import block_matrix, source_fanout
 from ..ir.graph import Network
 from ..ir.indexing import operand_views
-from ..ir.interpret import activation, apply_block, block_weight, product
-from ..ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout, Relay
+from ..ir.interpret import activation, apply_block, block_weight, coincidences, product
+from ..ir.nodes import Coincidence, HostOp, IFPopulation, InputPopulation, Product, Readout, Relay
 from ..ir.result import RunResult
 from ..semantics.failures import block_failure, failing_synapses, operand_failure, surviving_spikes, synapse_ids
 from ..semantics.products import product_events
@@ -66,7 +66,11 @@ def run_reference(net: Network, x: np.ndarray, steps: int, seed: int = 0, progre
                 else:
                     values[pop.name] = product(net, pop, ops).reshape(b, -1)
                 continue
-            total = pop.bias[None] + sum((_block_input(net, blk, values[net.source_of(blk).name], seed, t, events, fanout[blk.name]) for blk in net.incoming(pop.name)), np.zeros((b, pop.size)))
+            inputs = [_block_input(net, blk, values[net.source_of(blk).name], seed, t, events, fanout[blk.name]) for blk in net.incoming(pop.name)]
+            if isinstance(pop, Coincidence):
+                values[pop.name] = coincidences(inputs)
+                continue
+            total = pop.bias[None] + sum(inputs, np.zeros((b, pop.size)))
             if isinstance(pop, IFPopulation):
                 v[pop.name] += total
                 spikes = v[pop.name] >= pop.threshold

@@ -29,7 +29,7 @@ from ..errors import NeurocompileError
 from ..ir.connectivity import block_matrix, source_fanout
 from ..ir.graph import Network
 from ..ir.kernels import Conv2d, Dense, Elementwise, Sparse
-from ..ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout, Relay, SynapseBlock
+from ..ir.nodes import Coincidence, HostOp, IFPopulation, InputPopulation, Product, Readout, Relay, SynapseBlock
 from ..ir.result import RunResult
 from ..numerics import Numerics
 from ..semantics.encoding import encode_input
@@ -625,6 +625,7 @@ KINDS = {
     HostOp: (_start_nothing, _step_host),
     Product: (_start_product, _step_product),
     Relay: (_start_nothing, _step_relay),
+    Coincidence: (_start_nothing, _step_relay),  # a relay whose shift of 1 keeps only a + b = 2
 }
 
 

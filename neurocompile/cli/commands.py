@@ -20,6 +20,7 @@ from rich.text import Text
 from .. import __version__
 from ..errors import NeurocompileError
 from ..ir.nodes import ENCODINGS, FAILURE_MODES, PRODUCT_FORMS, STARTS, IFPopulation
+from ..passes.products import SITES
 from ..backends import DEVICES
 from .hil import STANDINS
 from .runs import BACKENDS, PRECISIONS
@@ -38,6 +39,7 @@ def _choices(name: str, values) -> type[Enum]:
 
 Encoding = _choices("Encoding", ENCODINGS)
 ProductForm = _choices("ProductForm", PRODUCT_FORMS)
+ProductSite = _choices("ProductSite", SITES)
 Start = _choices("Start", STARTS)
 FailureMode = _choices("FailureMode", FAILURE_MODES)
 Backend = _choices("Backend", BACKENDS)
@@ -79,6 +81,9 @@ def build(
                                 "population from step 0; docs/semantics.md, \"Start\")."),
     relay_sums: Optional[int] = typer.Option(None, "--relay-sums", min=2, help="Make every sum of N or more populations (the residual "
                                              "stream) a population of relay neurons that its readers read once, at a step of latency each."),
+    products_on: ProductSite = typer.Option("processors", "--products-on", help="Where spike products of two spike tensors run: processors "
+                                            "(the chips' or the host's) or cores (coincidence neurons and a relay of their sums, two steps "
+                                            "of latency each; docs/semantics.md). `inspect` lists each product's place and costs."),
 ) -> None:
     """Compile MODEL.onnx into an artifact directory for the target."""
     from ..compiler import BuildOptions, build as build_artifact
@@ -86,7 +91,7 @@ def build(
     options = BuildOptions(target=target, seed=seed, encoding=encoding.value, input_range=input_range,
                            calibrate=str(calibrate) if calibrate else None, percentile=percentile, v_init=v_init,
                            product_form=product.value, mask_ratio=mask_ratio, failure_mode=failure_mode.value,
-                           start=start.value, relay_sums=relay_sums)
+                           start=start.value, relay_sums=relay_sums, products_on=products_on.value)
     with err.status("building") as status:
         path, report = build_artifact(model, output, options, step=lambda name: status.update(f"building: {name}"))
     for line in report["warnings"]:
@@ -412,7 +417,7 @@ def inspect(
                                         "population, spike messages between chips (PNG, numbers in placement_plots.json)."),
 ) -> None:
     """Print what was built: populations, synapse blocks, quantization error, placement."""
-    from .views import artifact_summary, blocks_table, host_nodes_table, masks_table, placement_table, populations_table, quantization_table
+    from .views import artifact_summary, blocks_table, host_nodes_table, masks_table, placement_table, populations_table, products_table, quantization_table
 
     if path.is_dir() or path.suffix == ".ncx":
         from ..compiler.artifact import load_artifact
@@ -428,6 +433,8 @@ def inspect(
             out.print(masks)
         out.print(placement_table(art.placement))
         out.print(host_nodes_table(art.placement))
+        if art.net.meta.get("products"):
+            out.print(products_table(art.net.meta["products"]))
         if plot:
             from ..reports.placement import write_placement_plots
 

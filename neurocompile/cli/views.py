@@ -106,6 +106,20 @@ def host_nodes_table(placement: dict) -> Table:
     return t
 
 
+def products_table(entries: list[dict]) -> Table:
+    """Every spike product: where it runs and why, and what it takes on either side, also as a
+    share of one chip's cores or of its processors over one step (passes/products.py)."""
+    t = Table(title="Spike products", title_justify="left")
+    numeric = ("coincidence neurons", "cores at least", "share of chip cores", "operations / step", "share of chip processors")
+    for col in ("product", "runs on") + numeric + ("why",):
+        t.add_column(col, justify="right" if col in numeric else "left")
+    for e in entries:
+        share = e.get("share_of_chip_processors")
+        cores = (_fmt(e["terms"]), _fmt(e["cores_at_least"]), f"{e['share_of_chip_cores']:.3g}") if e["coincidence_form"] else ("-",) * 3
+        t.add_row(e["node"], e["runs_on"], *cores, _fmt(e["ops_per_step"]), "-" if share is None else f"{share:.3g}", e["why"])
+    return t
+
+
 def _starts(net) -> str:
     delays = net.delays()
     starts = {name: net.node(name).start for name in delays if hasattr(net.node(name), "start")}
@@ -129,6 +143,7 @@ def artifact_summary(art: Artifact) -> Table:
         ("latency", f"{r['latency_steps']} steps (input to readout); {_starts(art.net)}"),
         ("cores / chips", f"{p['totals']['cores']} / {p['totals']['chips']} (lower bound {p['lower_bound_cores']} cores)"),
         ("host ops", _host_ops(p)),
+        ("spike products", _products(art.net.meta.get("products", []))),
         ("synapses on cores", f"{r['operations']['fraction_on_cores']:.0%}"),
         ("spike traffic per step", _traffic(r)),
         ("synaptic failure", _failures(art.net)),
@@ -152,6 +167,13 @@ def _host_ops(placement: dict) -> str:
         return text
     return (f"{text}; {proc['ops_per_step']:.4g} operations per step, the busiest chip ({proc['busiest_chip']}) "
             f"{proc['busiest_chip_ops']:.4g}: {proc['step_time_s'] * 1e6:.3g} us per step (estimate)")
+
+
+def _products(entries: list[dict]) -> str:
+    where: dict[str, int] = {}
+    for e in entries:
+        where[e["runs_on"]] = where.get(e["runs_on"], 0) + 1
+    return ", ".join(f"{n} on {site}" for site, n in where.items()) or "-"
 
 
 def _runs_on(entry: dict) -> str:

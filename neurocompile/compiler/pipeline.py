@@ -28,6 +28,7 @@ from ..passes.calibrate import calibrate_thresholds, needs_calibration
 from ..passes.dce import eliminate_dead_code
 from ..passes.failures import parse_mask_ratios, set_failures
 from ..passes.layout import token_major_convolutions
+from ..passes.products import SITES, place_products
 from ..passes.quantize import activation_error, quantize
 from ..passes.schedule import assign_starts
 from ..targets import Target
@@ -51,10 +52,13 @@ class BuildOptions:
     failure_mode: str = "spike"  # what a mask drops: a presynaptic spike, or one synaptic event
     start: str = "aligned"  # the step each population takes input from: STARTS (passes/schedule.py)
     relay_sums: int | None = None  # a sum of at least this many populations becomes relay neurons (frontend)
+    products_on: str = "processors"  # where spike products with a coincidence form run: passes/products.py SITES
 
     def check(self) -> None:
         if self.relay_sums is not None and self.relay_sums < 2:
             raise NeurocompileError(f"--relay-sums {self.relay_sums}: a sum has at least 2 terms")
+        if self.products_on not in SITES:
+            raise NeurocompileError(f"products on '{self.products_on}' is not one of {', '.join(SITES)}")
         if self.start not in STARTS:
             raise NeurocompileError(f"start '{self.start}' is not one of {', '.join(STARTS)}")
         if self.product_form not in PRODUCT_FORMS:
@@ -157,6 +161,17 @@ def _quantize(build: Build) -> PassResult:
     return PassResult(True, build.quantization)
 
 
+def _products(build: Build) -> PassResult:
+    """Spike products onto coincidence neurons where the options put them (after quantization,
+    whose integers they copy); the populations after them start later."""
+    entries = place_products(build.net, build.target, build.options.products_on)
+    moved = [e["node"] for e in entries if e["runs_on"] == "cores"]
+    if moved:
+        assign_starts(build.net, build.options.start)
+        build._activations = None  # the estimates read the new populations' values too
+    return PassResult(bool(moved), {"products": entries})
+
+
 def _place(build: Build) -> PassResult:
     build.fanin = FaninCache(build.net)
     build.placement = place(build.net, build.target, fanin=build.fanin, messages=build.messages)
@@ -187,6 +202,7 @@ PASSES: list[tuple[str, Callable[[Build], PassResult]]] = [
     ("neuron options", _neuron_options),
     ("calibrate thresholds", _calibrate),
     ("quantize", _quantize),
+    ("products", _products),
     ("place", _place),
     ("estimate traffic", _traffic),
     ("estimate energy", _energy),

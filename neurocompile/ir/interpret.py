@@ -1,7 +1,8 @@
 """The IR evaluated in floating point as the network it was converted from (ANN mode).
 
 Each population applies its ANN activation (QCFS, clip, ReLU, softmax, layer norm, identity) to
-the sum of its synapse blocks' outputs plus bias; a product multiplies its operands' outputs. With
+the sum of its synapse blocks' outputs plus bias; a product multiplies its operands' outputs, and
+a coincidence neuron the values its two unit-weight blocks deliver. With
 `quantized=True` the kernels use the integer weights and biases the quantize pass chose, mapped
 back to activation units: the difference is the quantization error. Calibration, quantization,
 traffic and energy estimates all read the network's activations from here.
@@ -15,7 +16,7 @@ import numpy as np
 
 from .graph import Network
 from .indexing import gather, operand_views
-from .nodes import HostOp, IFPopulation, InputPopulation, Product, Readout, Relay, SynapseBlock
+from .nodes import Coincidence, HostOp, IFPopulation, InputPopulation, Product, Readout, Relay, SynapseBlock
 
 
 def softmax_float(x: np.ndarray) -> np.ndarray:
@@ -88,6 +89,13 @@ def population_bias(pop, quantized: bool) -> np.ndarray:
     return (pop.bias_mant.astype(np.float64) * 2.0 ** pop.bias_exp) / pop.scale
 
 
+def coincidences(inputs: list[np.ndarray]) -> np.ndarray:
+    """The value of coincidence neurons from what their two blocks deliver: the product of the
+    operands' values, which spikes of one step make 0 or the product of the thresholds."""
+    a, b = inputs
+    return a * b
+
+
 BlockFunction = Callable[[SynapseBlock, np.ndarray], np.ndarray]
 
 
@@ -105,6 +113,9 @@ def evaluate(net: Network, x: np.ndarray, quantized: bool = False, apply: BlockF
             continue
         if isinstance(pop, Product):
             post[pop.name] = product(net, pop, post).reshape(b, -1)
+            continue
+        if isinstance(pop, Coincidence):  # its blocks' weights are exactly 1 in both modes
+            pre[pop.name] = post[pop.name] = coincidences([apply_block(net, blk, post[net.source_of(blk).name]) for blk in net.incoming(pop.name)])
             continue
         total = np.zeros((b, pop.size)) + population_bias(pop, quantized)[None]
         for block in net.incoming(pop.name):

@@ -156,6 +156,19 @@ class Relay(Population):
 
 
 @dataclass(eq=False)
+class Coincidence(Relay):
+    """Coincidence neurons: a spike product of two spike tensors put on the cores
+    (passes/products.py). Neuron (..., m, n, k) reads one spike of each operand, A[..., m, k]
+    and B[..., k, n], through two unit-weight blocks, and as a relay with `out_shift` 1 emits
+    `(a + b) >> 1`: 1 when both spiked in the same step. A relay population behind it sums the
+    K coincidences of each (..., m, n) and shifts them as the product did. In ANN mode a
+    coincidence neuron's value is the product of its two inputs' values (interpret.py), so the
+    pair computes A @ B as the product node did."""
+
+    kind: ClassVar[str] = "coincidence"
+
+
+@dataclass(eq=False)
 class SynapseBlock:
     """Weighted connections from one population to another, delivered one step late.
 
@@ -250,4 +263,4 @@ class Product(Population):
         return self.unit_value * 2.0**self.out_shift
 
 
-NODE_TYPES = {cls.kind: cls for cls in (InputPopulation, IFPopulation, Readout, HostOp, Product, Relay, SynapseBlock)}
+NODE_TYPES = {cls.kind: cls for cls in (InputPopulation, IFPopulation, Readout, HostOp, Product, Relay, Coincidence, SynapseBlock)}

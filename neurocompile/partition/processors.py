@@ -27,6 +27,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ..ir.graph import Network
 from ..ir.nodes import InputPopulation, Product
+from ..passes.products import no_coincidence_form
 from ..targets import Target
 from .fanout import HOST, FaninCache, distinct_pairs, product_operands, row_width
 from .leads import LeadPattern, run_starts, unique_pairs
@@ -179,9 +180,11 @@ def _host_reason(net: Network, pop, on_chips: bool) -> str:
         return f"{pop.encoding} encoding of the input is injected by the host"
     if isinstance(pop, Product):
         a, b = net.operands(pop.name)
+        reason = no_coincidence_form(net, pop)
         k = pop.a_shape[-1]
-        what = (f"a product of two spike tensors ({a.name} @ {b.name}) would need {pop.size * k} coincidence neurons "
-                f"({pop.size} sums of {k}) on cores")
+        what = (f"a product ({a.name} @ {b.name}) with no form on cores: {reason}" if reason else
+                f"a product of two spike tensors ({a.name} @ {b.name}), which `build --products-on cores` makes "
+                f"{pop.size * k} coincidence neurons and {pop.size} sums of {k}")
     else:
         what = f"{pop.op} has no neuron form"
     if not on_chips:

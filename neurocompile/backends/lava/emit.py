@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from ...errors import NeurocompileError
 from ...ir.connectivity import block_matrix, source_fanout
 from ...ir.graph import Network
-from ...ir.nodes import HostOp, IFPopulation, InputPopulation, Product, Readout as ReadoutNode, Relay, SynapseBlock
+from ...ir.nodes import Coincidence, HostOp, IFPopulation, InputPopulation, Product, Readout as ReadoutNode, Relay, SynapseBlock
 from ...numerics import Numerics
 from ...semantics.failures import Failure, block_failure, operand_failure
 from ...semantics.rng import stream_id
@@ -276,4 +276,5 @@ PROCESSES = {
     Product: (_product, lambda lnet, pop, proc: _zero(proc.sum_a, proc.sum_b, proc.emitted, proc.t, proc.active, proc.events)),
     ReadoutNode: (_readout, lambda lnet, pop, proc: _zero(proc.acc, proc.t)),
     Relay: (_relay, lambda lnet, pop, proc: _zero(proc.active, proc.t)),
+    Coincidence: (_relay, lambda lnet, pop, proc: _zero(proc.active, proc.t)),  # graded relay neurons with shift 1
 }
