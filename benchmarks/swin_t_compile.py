@@ -108,6 +108,11 @@ def main() -> None:
     proc = p["processors"]
     console.print(f"host ops on the chips' processors: {proc.get('ops_per_step', 0):.4g} operations per step, busiest chip "
                   f"{proc.get('busiest_chip_ops', 0):.4g}, {proc.get('step_time_s', 0) * 1e6:.0f} us per step (estimate)")
+    movable = [e for e in net.meta["products"] if e["coincidence_form"]]
+    console.print(f"spike products: {sum(e['runs_on'] == 'cores' for e in net.meta['products'])} of {len(net.meta['products'])} on cores; "
+                  f"{len(movable)} have a form on cores, which would take {sum(e['terms'] for e in movable):.4g} coincidence neurons on at "
+                  f"least {sum(e['cores_at_least'] for e in movable)} more cores for their {sum(e['ops_per_step'] for e in movable):.4g} "
+                  "operations per step (`build --products-on cores`)")
     figures = Table(title="Spike messages per step (this run, and before: host ops on the host)", title_justify="left")
     for col in ("weighted by", "host ops on", "between cores", "between chips or to/from the host", "share"):
         figures.add_column(col, justify="left" if col in ("weighted by", "host ops on") else "right")
