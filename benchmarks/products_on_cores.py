@@ -1,5 +1,5 @@
-"""Spike products on processors (the default) against coincidence neurons on the cores
-(`build --products-on cores`), side by side on the digits MST: neurons, cores, latency, the
+"""Spike products on processors (where `--products-on auto`, the default, puts the digits MST's)
+against coincidence neurons on the cores (`build --products-on cores`), side by side on the digits MST: neurons, cores, latency, the
 processors' work, spike messages per step at the ANN's rates, and accuracy on the 360 test images.
 
     .venv/bin/python benchmarks/products_on_cores.py [--target loihi2] [--steps 16 32] [--samples N]

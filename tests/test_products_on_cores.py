@@ -72,6 +72,19 @@ def test_each_product_says_where_it_runs_why_and_what_either_place_costs(attenti
     assert all(e["runs_on"] == "processors" and "telescoping" in e["why"] for e in load_artifact(telescoping).net.meta["products"])
 
 
+def test_auto_takes_the_smaller_share_of_a_chip(attention_model, tmp_path):
+    def placed(target):
+        return {e["node"]: e for e in _Built(attention_model, BuildOptions(), {}, target).net.meta["products"]}
+
+    default = placed(load_target("loihi2"))  # 2 of 128 cores against 128 of 600,000 operations a step
+    assert default["qk"]["runs_on"] == "processors" and default["qk"]["why"] == "auto: processors 0.000213 of a chip <= cores 0.0156"
+    slow = placed(target_with(tmp_path, embedded_cpu_ops_per_s=1e4))  # 128 operations of 60 a step
+    assert slow["qk"]["runs_on"] == "cores" and slow["qk"]["share_of_chip_processors"] > slow["qk"]["share_of_chip_cores"]
+    assert slow["av"]["runs_on"] == "processors"  # graded: no form on cores, whatever the costs
+    none = placed(target_with(tmp_path, embedded_cpus=0))
+    assert none["qk"]["runs_on"] == "processors" and "no chip processors" in none["qk"]["why"]
+
+
 def test_the_command_line_builds_them_and_inspect_lists_them(attention_model, tmp_path):
     from test_cli import cli
 

@@ -81,9 +81,11 @@ def build(
                                 "population from step 0; docs/semantics.md, \"Start\")."),
     relay_sums: Optional[int] = typer.Option(None, "--relay-sums", min=2, help="Make every sum of N or more populations (the residual "
                                              "stream) a population of relay neurons that its readers read once, at a step of latency each."),
-    products_on: ProductSite = typer.Option("processors", "--products-on", help="Where spike products of two spike tensors run: processors "
-                                            "(the chips' or the host's) or cores (coincidence neurons and a relay of their sums, two steps "
-                                            "of latency each; docs/semantics.md). `inspect` lists each product's place and costs."),
+    products_on: ProductSite = typer.Option("auto", "--products-on", help="Where spike products of two spike tensors run: processors "
+                                            "(the chips' or the host's), cores (coincidence neurons and a relay of their sums, two steps "
+                                            "of latency each; docs/semantics.md), or auto: where they take the smaller share of a chip "
+                                            "(its cores, or its processors' time over a step). `inspect` lists each product's place, "
+                                            "why and costs."),
 ) -> None:
     """Compile MODEL.onnx into an artifact directory for the target."""
     from ..compiler import BuildOptions, build as build_artifact

@@ -112,7 +112,7 @@ def products_table(entries: list[dict]) -> Table:
     t = Table(title="Spike products", title_justify="left")
     numeric = ("coincidence neurons", "cores at least", "share of chip cores", "operations / step", "share of chip processors")
     for col in ("product", "runs on") + numeric + ("why",):
-        t.add_column(col, justify="right" if col in numeric else "left")
+        t.add_column(col, justify="right" if col in numeric else "left", overflow="fold")
     for e in entries:
         share = e.get("share_of_chip_processors")
         cores = (_fmt(e["terms"]), _fmt(e["cores_at_least"]), f"{e['share_of_chip_cores']:.3g}") if e["coincidence_form"] else ("-",) * 3

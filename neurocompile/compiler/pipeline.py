@@ -52,7 +52,7 @@ class BuildOptions:
     failure_mode: str = "spike"  # what a mask drops: a presynaptic spike, or one synaptic event
     start: str = "aligned"  # the step each population takes input from: STARTS (passes/schedule.py)
     relay_sums: int | None = None  # a sum of at least this many populations becomes relay neurons (frontend)
-    products_on: str = "processors"  # where spike products with a coincidence form run: passes/products.py SITES
+    products_on: str = "auto"  # where spike products with a coincidence form run: passes/products.py SITES
 
     def check(self) -> None:
         if self.relay_sums is not None and self.relay_sums < 2:

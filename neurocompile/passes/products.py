@@ -31,7 +31,7 @@ from ..ir.kernels import Dense, Elementwise
 from ..ir.nodes import Coincidence, Product, Relay, SynapseBlock
 from ..targets import Target
 
-SITES = ("processors", "cores")  # where spike products run: `build --products`
+SITES = ("auto", "processors", "cores")  # where spike products run: `build --products-on`
 
 
 def coincidence_cost(pop: Product, target: Target) -> dict[str, Any]:
@@ -47,8 +47,8 @@ def coincidence_cost(pop: Product, target: Target) -> dict[str, Any]:
     cores = math.ceil(terms / min(core["neurons"], core["fan_out_axons"])) + math.ceil(terms / core["fan_in_axons"])
     cost = {"terms": terms, "neurons": terms + pop.size, "synapses": 3 * terms, "cores_at_least": cores,
             "ops_per_step": terms, "share_of_chip_cores": cores / chip["cores"]}
-    per_step = chip.get("embedded_cpus", 0) * chip.get("embedded_cpu_ops_per_s", 0) * target.spec["energy"].get("step_time_s", 0)
-    if per_step > 0:
+    per_step = chip.get("embedded_cpus", 0) * chip.get("embedded_cpu_ops_per_s", 0) * target.spec.get("energy", {}).get("step_time_s", 0)
+    if per_step > 0 and target.spec["system"].get("host_ops", "chip") == "chip":  # else the system's host runs them
         cost["share_of_chip_processors"] = terms / per_step
     return cost
 
@@ -106,10 +106,24 @@ def to_coincidence_neurons(net: Network, pop: Product) -> str:
     return terms.name
 
 
+def _choose(site: str, cost: dict[str, Any]) -> tuple[str, str]:
+    """Where a product with a coincidence form runs, and why. `auto` weighs the two shares of a
+    chip: its cores the coincidence neurons would take, against its processors' time over one
+    step that the product's multiply-adds take."""
+    if site != "auto":
+        return site, f"--products-on {site}"
+    cores, processors = cost["share_of_chip_cores"], cost.get("share_of_chip_processors")
+    if processors is None:
+        return "processors", "auto: the target gives no chip processors' throughput to weigh against cores"
+    if cores < processors:
+        return "cores", f"auto: cores {cores:.3g} of a chip < processors {processors:.3g}"
+    return "processors", f"auto: processors {processors:.3g} of a chip <= cores {cores:.3g}"
+
+
 def place_products(net: Network, target: Target, site: str) -> list[dict[str, Any]]:
-    """Puts every product that has a coincidence form on the cores when `site` is "cores";
-    returns one entry per product: where it runs, why, and what either place costs (the
-    artifact keeps them in `net.meta["products"]`)."""
+    """Puts every product that has a coincidence form where `site` says (`auto`: the smaller
+    share of a chip); returns one entry per product: where it runs, why, and what either place
+    costs (the artifact keeps them in `net.meta["products"]`)."""
     entries = []
     for pop in net.populations():
         if not isinstance(pop, Product):
@@ -118,11 +132,11 @@ def place_products(net: Network, target: Target, site: str) -> list[dict[str, An
         entry = {"node": pop.name, "operands": [a.name, b.name], **coincidence_cost(pop, target)}
         reason = no_coincidence_form(net, pop)
         entry["coincidence_form"] = reason is None
-        if reason is None and site == "cores":
-            entry.update(runs_on="cores", coincidence_neurons=to_coincidence_neurons(net, pop),
-                         why=f"--products-on cores: {entry['terms']} coincidence neurons and {pop.size} sums, two steps of latency")
-        else:
-            entry.update(runs_on="processors", why=reason or "--products-on processors (the default)")
+        where, why = ("processors", reason) if reason else _choose(site, entry)
+        if where == "cores":
+            entry["coincidence_neurons"] = to_coincidence_neurons(net, pop)
+            why += f": {entry['terms']} coincidence neurons and {pop.size} sums, two steps of latency"
+        entry.update(runs_on=where, why=why)
         entries.append(entry)
     net.meta["products"] = entries
     return entries
