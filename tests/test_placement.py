@@ -171,6 +171,32 @@ def test_token_wise_destinations_equal_those_of_the_explicit_matrices():
             np.testing.assert_array_equal(fast[1], slow[1])
 
 
+def test_messages_per_neuron_count_its_distinct_destinations(tmp_path):
+    """fan_out_and_messages groups pairs by neuron without sorting them: against the sorted
+    distinct pairs, on chips of 16 cores so that messages cross chips."""
+    from conftest import target_with
+
+    from neurocompile.partition.fanout import destinations, fan_out_and_messages
+    from neurocompile.partition.traffic import placement_units
+
+    target = target_with(tmp_path, cores=16)
+    net, placement, _ = compile_network(GRAPHS / "digits_mst.onnx", target, BuildOptions())
+    owner, chip_of = placement_units(net, target, placement)
+    axons, sent = fan_out_and_messages(net, owner, chip_of)
+    expected_axons = np.zeros(chip_of.size, np.int64)
+    for name, own in owner.items():
+        pairs = destinations(net, name, owner, chip_of.size)
+        neuron, dest = pairs if pairs is not None else (np.zeros(0, np.int64), np.zeros(0, np.int64))  # the readout sends nothing
+        here = own[neuron]
+        same = dest == here
+        off_chip = ~same & ((dest < 0) | (here < 0) | (chip_of[np.maximum(here, 0)] != chip_of[np.maximum(dest, 0)]))
+        np.add.at(expected_axons, here[here >= 0], 1)
+        for got, pairs in ((sent[name].local, same), (sent[name].inter_core, ~same), (sent[name].inter_chip, off_chip)):
+            np.testing.assert_array_equal(got, np.bincount(neuron[pairs], minlength=own.size), err_msg=name)
+    np.testing.assert_array_equal(axons, expected_axons)
+    assert placement["totals"]["chips"] > 1 and sum(int(m.inter_chip.sum()) for m in sent.values()) > 0
+
+
 @pytest.mark.parametrize("limit,value", [(None, None), ("synapse_memory_bits", 100000), ("fan_in_axons", 1100), ("neurons", 50)])
 def test_token_wise_slicing_finds_the_slices_of_the_general_search(tmp_path, limit, value):
     import importlib

@@ -9,6 +9,11 @@ nondecreasing order. A neuron's pairs then arrive with nondecreasing units, and 
 counts the distinct pairs exactly, without sorting them. A lead pattern of several blocks lists
 each block's runs in turn, so its units start again at each block: those pairs are sorted
 (fanout.distinct_units_per_neuron chooses).
+
+After packing, the messages of each sender's neurons come from the distinct (neuron, core)
+pairs of all its targets together, which arrive in no useful order. They are grouped by neuron
+in two linear passes (a counting sort: count, then place) and each neuron's repeats dropped with
+one mark per unit, where sorting every pair's key cost the most of a Swin-T placement.
 """
 
 from __future__ import annotations
@@ -27,3 +32,43 @@ def count_in_order(neurons: np.ndarray, units: np.ndarray, n: int) -> np.ndarray
             last[s] = u
             count[s] += 1
     return count
+
+
+@numba.njit(cache=True, nogil=True)
+def count_per_neuron(neurons: np.ndarray, counts: np.ndarray) -> None:
+    """counts[s + 1] += pairs of neuron s: the counting sort's first pass, one piece at a time."""
+    for i in range(neurons.size):
+        counts[neurons[i] + 1] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def place_by_neuron(neurons: np.ndarray, units: np.ndarray, next_slot: np.ndarray, by_neuron: np.ndarray) -> None:
+    """The counting sort's second pass: each pair's unit into its neuron's next free slot."""
+    for i in range(neurons.size):
+        s = neurons[i]
+        by_neuron[next_slot[s]] = units[i]
+        next_slot[s] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def count_messages(first: np.ndarray, by_neuron: np.ndarray, own: np.ndarray, chip_of: np.ndarray,
+                   axons: np.ndarray, local: np.ndarray, inter_core: np.ndarray, inter_chip: np.ndarray) -> None:
+    """Per neuron s, its distinct units by_neuron[first[s]:first[s + 1]] (HOST = -1) seen from its
+    own unit own[s]: a fan-out axon of that unit each, a local message to its own unit, the
+    others inter-core, and of those the ones that leave its chip (to or from the host too)."""
+    seen = np.full(chip_of.size + 1, -1, np.int64)
+    for s in range(own.size):
+        here = own[s]
+        for j in range(first[s], first[s + 1]):
+            d = by_neuron[j]
+            if seen[d + 1] == s:
+                continue
+            seen[d + 1] = s
+            if here >= 0:
+                axons[here] += 1
+            if d == here:
+                local[s] += 1
+            else:
+                inter_core[s] += 1
+                if d < 0 or here < 0 or chip_of[here] != chip_of[d]:
+                    inter_chip[s] += 1

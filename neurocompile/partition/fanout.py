@@ -10,7 +10,7 @@ import numpy as np
 
 from ..ir.graph import Network
 from ..ir.nodes import Product
-from .counting import count_in_order
+from .counting import count_in_order, count_messages, count_per_neuron, place_by_neuron
 from .leads import LeadPattern, run_starts, unique_pairs
 from .resources import fanin_patterns
 
@@ -37,6 +37,14 @@ class FaninCache(dict):
 def destinations(net: Network, name: str, owner: dict[str, np.ndarray], units: int, fanin: FaninCache | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """The distinct (neuron, destination unit) pairs of a population's synapses, given the unit
     (a slice or a core) of every placed neuron; HOST stands for the host. None: no synapses."""
+    pieces = destination_pieces(net, name, owner, fanin)
+    if not pieces:
+        return None
+    return distinct_pairs(np.concatenate([s for s, _ in pieces]), np.concatenate([d for _, d in pieces]), net.node(name).size)
+
+
+def destination_pieces(net: Network, name: str, owner: dict[str, np.ndarray], fanin: FaninCache | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A population's (neuron, destination unit) pairs, one piece per target, repeats included."""
     pop = net.node(name)
     fanin = fanin if fanin is not None else FaninCache(net)
     srcs: list[np.ndarray] = []
@@ -62,9 +70,7 @@ def destinations(net: Network, name: str, owner: dict[str, np.ndarray], units: i
         for s, d in operand_destinations(net, prod, name, owner[succ]):
             srcs.append(s)
             dests.append(d)
-    if not srcs:
-        return None
-    return distinct_pairs(np.concatenate(srcs), np.concatenate(dests), pop.size)
+    return list(zip(srcs, dests))
 
 
 def row_width(pop) -> int:
@@ -147,23 +153,26 @@ def fan_out_and_messages(net: Network, owner: dict[str, np.ndarray], chip_of: np
     processors, those processors (processors.place_host_ops); HOST in `owner` is the system's
     host, whose messages all leave the chips."""
     fanin = fanin if fanin is not None else FaninCache(net)
-    units = chip_of.size
-    out = np.zeros(units, np.int64)
+    out = np.zeros(chip_of.size, np.int64)
+    chip_of = np.ascontiguousarray(chip_of, np.int64)
     messages = {}
     for name, own in owner.items():
         n = own.size
-        pairs = destinations(net, name, owner, units, fanin)
-        if pairs is None:
-            messages[name] = Messages(*(np.zeros(n, np.int32) for _ in range(3)))
-            continue
-        neuron, dest = pairs
-        here = own[neuron]
-        out += np.bincount(here[here != HOST], minlength=units).astype(np.int64)
-        same = dest == here
-        off_chip = ~same & ((dest == HOST) | (here == HOST) | (chip_of[np.maximum(here, 0)] != chip_of[np.maximum(dest, 0)]))
-        local = np.bincount(neuron[same], minlength=n)
-        counts = (local, np.bincount(neuron, minlength=n) - local, np.bincount(neuron[off_chip], minlength=n))
-        messages[name] = Messages(*(c.astype(np.int32) for c in counts))  # a Swin-T's 26 M senders: 32 bits each, not 64
+        # a Swin-T's 26 M senders: 32 bits per count, not 64
+        counts = Messages(*(np.zeros(n, np.int32) for _ in range(3)))
+        pieces = destination_pieces(net, name, owner, fanin)
+        if pieces:
+            first = np.zeros(n + 1, np.int64)
+            for s, _ in pieces:
+                count_per_neuron(s, first)
+            np.cumsum(first, out=first)
+            by_neuron = np.empty(int(first[-1]), np.int32)
+            next_slot = first[:-1].copy()
+            for s, d in pieces:
+                place_by_neuron(s, d, next_slot, by_neuron)
+            del pieces, next_slot
+            count_messages(first, by_neuron, np.ascontiguousarray(own, np.int64), chip_of, out, counts.local, counts.inter_core, counts.inter_chip)
+        messages[name] = counts
     return out, messages
 
 
