@@ -72,3 +72,19 @@ def count_messages(first: np.ndarray, by_neuron: np.ndarray, own: np.ndarray, ch
                 inter_core[s] += 1
                 if d < 0 or here < 0 or chip_of[here] != chip_of[d]:
                     inter_chip[s] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def count_distinct(first: np.ndarray, by_neuron: np.ndarray, units: int) -> np.ndarray:
+    """Per neuron s, the distinct units among by_neuron[first[s]:first[s + 1]] (HOST = -1, all
+    below `units`)."""
+    n = first.size - 1
+    seen = np.full(units + 1, -1, np.int64)
+    count = np.zeros(n, np.int64)
+    for s in range(n):
+        for j in range(first[s], first[s + 1]):
+            d = by_neuron[j] + 1
+            if seen[d] != s:
+                seen[d] = s
+                count[s] += 1
+    return count

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..ir.graph import Network
 from ..ir.nodes import Product
-from .counting import count_in_order, count_messages, count_per_neuron, place_by_neuron
+from .counting import count_distinct, count_in_order, count_messages, count_per_neuron, place_by_neuron
 from .leads import LeadPattern, run_starts, unique_pairs
 from .resources import fanin_patterns
 
@@ -125,12 +125,29 @@ def distinct_pairs(neurons: np.ndarray, units: np.ndarray, n: int) -> tuple[np.n
     return neuron, unit - 1
 
 
+def grouped_by_neuron(pieces: list[tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(neuron, unit) pairs in pieces, grouped by neuron in two linear passes (counting.py):
+    neuron s's units are units[first[s]:first[s + 1]], repeats included."""
+    first = np.zeros(n + 1, np.int64)
+    for s, _ in pieces:
+        count_per_neuron(s, first)
+    np.cumsum(first, out=first)
+    units = np.empty(int(first[-1]), np.int32)
+    next_slot = first[:-1].copy()
+    for s, d in pieces:
+        place_by_neuron(s, d, next_slot, units)
+    return first, units
+
+
 def distinct_units_per_neuron(neurons: np.ndarray, units: np.ndarray, n: int) -> np.ndarray:
     """Per neuron 0..n-1, the distinct units among its (neuron, unit) pairs: one pass when the
-    units are nondecreasing along the pairs (counting.py), else `distinct_pairs`."""
-    if units.size and np.all(units[1:] >= units[:-1]):
+    units are nondecreasing along the pairs, else grouped by neuron first (counting.py)."""
+    if not units.size:
+        return np.zeros(n, np.int64)
+    if np.all(units[1:] >= units[:-1]):
         return count_in_order(neurons.astype(np.int64, copy=False), units.astype(np.int64, copy=False), n)
-    return np.bincount(distinct_pairs(neurons, units, n)[0], minlength=n)
+    first, by_neuron = grouped_by_neuron([(neurons, units)], n)
+    return count_distinct(first, by_neuron, int(units.max()) + 1)
 
 
 @dataclass
@@ -162,15 +179,8 @@ def fan_out_and_messages(net: Network, owner: dict[str, np.ndarray], chip_of: np
         counts = Messages(*(np.zeros(n, np.int32) for _ in range(3)))
         pieces = destination_pieces(net, name, owner, fanin)
         if pieces:
-            first = np.zeros(n + 1, np.int64)
-            for s, _ in pieces:
-                count_per_neuron(s, first)
-            np.cumsum(first, out=first)
-            by_neuron = np.empty(int(first[-1]), np.int32)
-            next_slot = first[:-1].copy()
-            for s, d in pieces:
-                place_by_neuron(s, d, next_slot, by_neuron)
-            del pieces, next_slot
+            first, by_neuron = grouped_by_neuron(pieces, n)
+            del pieces
             count_messages(first, by_neuron, np.ascontiguousarray(own, np.int64), chip_of, out, counts.local, counts.inter_core, counts.inter_chip)
         messages[name] = counts
     return out, messages
