@@ -1,4 +1,4 @@
-"""Counting distinct (neuron, unit) pairs without sorting them, where their order allows it.
+"""Compiled loops of the placement: (neuron, unit) pairs, and their distinct ones counted without sorting.
 
 Placement asks, for every source population and target, how many slices of the target each
 source neuron reaches (its fan-out bound): the distinct (neuron, slice) pairs of the synapses.
@@ -14,6 +14,10 @@ After packing, the messages of each sender's neurons come from the distinct (neu
 pairs of all its targets together, which arrive in no useful order. They are grouped by neuron
 in two linear passes (a counting sort: count, then place) and each neuron's repeats dropped with
 one mark per unit, where sorting every pair's key cost the most of a Swin-T placement.
+
+The pairs of a lead pattern themselves (`lead_runs`, for leads.LeadPattern.runs) are written
+by one compiled loop over runs and inputs, counted first so that no [runs, inputs] array of
+masks and gathered sources is built.
 """
 
 from __future__ import annotations
@@ -88,3 +92,35 @@ def count_distinct(first: np.ndarray, by_neuron: np.ndarray, units: int) -> np.n
                 seen[d] = s
                 count[s] += 1
     return count
+
+
+@numba.njit(cache=True, nogil=True)
+def _lead_run_reaches(sources, prefix, row, i, lo, hi) -> bool:
+    return sources[row, i] >= 0 and prefix[hi, i] - prefix[lo, i] > 0
+
+
+@numba.njit(cache=True, nogil=True)
+def lead_runs(sources: np.ndarray, offset: np.ndarray, prefix: np.ndarray, lead: np.ndarray, first: np.ndarray,
+              last: np.ndarray, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One block's (source neuron, unit) pairs of leads.LeadPattern.runs: for run r (channels
+    first[r]..last[r] of lead lead[r], all on unit[r]), each input i of the lead with a source
+    (sources[lead, i] >= 0) and a synapse into those channels (a nonzero prefix difference).
+    Counted first, then written, in run order and input order."""
+    n_in = sources.shape[1]
+    total = 0
+    for r in range(lead.size):
+        row, o = lead[r], offset[lead[r]]
+        for i in range(n_in):
+            if _lead_run_reaches(sources, prefix, row, i, o + first[r], o + last[r]):
+                total += 1
+    srcs = np.empty(total, sources.dtype)
+    units = np.empty(total, unit.dtype)
+    k = 0
+    for r in range(lead.size):
+        row, o = lead[r], offset[lead[r]]
+        for i in range(n_in):
+            if _lead_run_reaches(sources, prefix, row, i, o + first[r], o + last[r]):
+                srcs[k] = sources[row, i]
+                units[k] = unit[r]
+                k += 1
+    return srcs, units

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..ir.graph import Network
 from ..ir.kernels import Dense, Elementwise
+from .counting import lead_runs
 
 
 def unique_pairs(x: np.ndarray, y: np.ndarray, **options):
@@ -109,18 +110,9 @@ class LeadPattern:
         stops = np.append(starts[1:], own.size)
         lead = starts // w
         first, last = starts - lead * w, stops - lead * w  # channel range of each run
-        srcs, units = [], []
-        for part in self.parts:
-            # Runs mostly cover whole leads at a few offsets: which inputs reach a run depends
-            # only on its kernel rows, so each distinct row range is priced once.
-            off = part.offset[lead]
-            lo, hi, which = unique_pairs(off + first, off + last, return_inverse=True)
-            nonzero = (part.prefix[hi] - part.prefix[lo]) > 0
-            s = part.sources[lead]
-            reached = (s >= 0) & nonzero[which.ravel()]
-            srcs.append(s[reached])
-            units.append(np.repeat(own[starts], np.count_nonzero(reached, axis=1)))
-        return np.concatenate(srcs), np.concatenate(units)
+        unit = own[starts]
+        pairs = [lead_runs(part.sources, part.offset, part.prefix, lead, first, last, unit) for part in self.parts]
+        return np.concatenate([s for s, _ in pairs]), np.concatenate([u for _, u in pairs])
 
 
 def _dense_part(block, kernel: Dense, n_source: int, leads: int, width: int) -> Part | None:
