@@ -143,8 +143,9 @@ class TokenwiseSlicer:
         if p < len(self.cls) and stop < end:  # channels 0..b-1 of lead p
             c = int(self.cls[p])
             b_max = min(w, end - stop)
-            ok = (self.tail_bits[c, : b_max + 1] <= core["synapse_memory_bits"] - bits) & (self.tail_axons[c, : b_max + 1] <= core["fan_in_axons"] - axons)
-            b = int(np.flatnonzero(ok).max())  # tables grow with b, and b = 0 costs nothing
+            # the tables grow with b, and b = 0 costs nothing: the last b within both rooms
+            b = min(b_max, int(self.tail_bits[c].searchsorted(core["synapse_memory_bits"] - bits, side="right")) - 1,
+                    int(self.tail_axons[c].searchsorted(core["fan_in_axons"] - axons, side="right")) - 1)
             bits += int(self.tail_bits[c, b])
             axons += int(self.tail_axons[c, b])
             stop += b
