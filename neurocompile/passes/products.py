@@ -1,4 +1,5 @@
-"""Spike products on the cores (`build --products-on cores`; docs/semantics.md, "Products on cores").
+"""Spike products on the cores (`build --products-on cores`, or `auto` where they cost a smaller
+share of a chip than on its processors; docs/semantics.md, "Products on cores").
 
 A spike product of two binary operands (IF neurons, rate-coded input) in the coincidence form
 becomes two populations of neurons:
