@@ -364,3 +364,21 @@ def test_distinct_units_per_neuron_count_each_pair_once(in_order):
     expected = np.array([np.unique(units[neurons == k]).size for k in range(60)])
     assert np.array_equal(distinct_units_per_neuron(neurons, units, 60), expected)
     assert expected.max() > 1 and (expected == 0).any()
+
+
+def test_pouring_fills_the_room_left_and_names_a_neuron_no_core_takes():
+    from neurocompile.partition.counting import pour
+
+    n = 10
+    bound = np.ones(n, np.int64)
+    bound[7] = 100  # more fan-out than a core has
+    totals = np.stack([np.arange(n + 1), 10 * np.arange(n + 1), np.arange(n + 1), np.concatenate([[0], np.cumsum(bound)])]).astype(np.int64)
+    capacity = np.array([4, 1000, 1000, 50], np.int64)
+    used = np.zeros((16, 4), np.int64)
+    used[0, 0] = 2  # core 0 has room for 2 neurons, and holds the inputs of every neuron
+    cores, stops, open_cores, stuck = pour(totals, np.zeros((1, n), np.int64), 0, n, used, 1, capacity, 16, 2)
+    # 0..1 fill core 0; 2..5 a new core (4 neurons); 6 a third, as neuron 7's fan-out would pass
+    # a core's; 7 fits no core
+    assert cores.tolist() == [0, 1, 2] and stops.tolist() == [2, 6, 7] and open_cores == 3 and stuck == 7
+    np.testing.assert_array_equal(used[:4, 0], [4, 4, 1, 0])
+    assert (used <= capacity).all()

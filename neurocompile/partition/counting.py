@@ -1,4 +1,5 @@
-"""Compiled loops of the placement: (neuron, unit) pairs, and their distinct ones counted without sorting.
+"""Compiled loops of the placement: (neuron, unit) pairs, their distinct ones counted without
+sorting, and the pouring of freely cut populations.
 
 Placement asks, for every source population and target, how many slices of the target each
 source neuron reaches (its fan-out bound): the distinct (neuron, slice) pairs of the synapses.
@@ -17,7 +18,9 @@ one mark per unit, where sorting every pair's key cost the most of a Swin-T plac
 
 The pairs of a lead pattern themselves (`lead_runs`, for leads.LeadPattern.runs) are written
 by one compiled loop over runs and inputs, counted first so that no [runs, inputs] array of
-masks and gathered sources is built.
+masks and gathered sources is built. And the residual stream is poured into the room other
+slices leave (`pour`, for place._Stream) piece by piece in one compiled loop, each piece priced
+by binary searches in its running totals.
 """
 
 from __future__ import annotations
@@ -124,3 +127,57 @@ def lead_runs(sources: np.ndarray, offset: np.ndarray, prefix: np.ndarray, lead:
                 units[k] = unit[r]
                 k += 1
     return srcs, units
+
+
+@numba.njit(cache=True, nogil=True)
+def _furthest(totals: np.ndarray, start: int, hi: int, room: np.ndarray) -> int:
+    """The furthest stop, at most hi, whose running totals from start fit `room` (per limit)."""
+    stop = hi
+    for j in range(totals.shape[0]):
+        t = totals[j]
+        stop = min(stop, np.searchsorted(t, t[start] + room[j], side="right") - 1)
+    return stop
+
+
+@numba.njit(cache=True, nogil=True)
+def pour(totals: np.ndarray, homes: np.ndarray, lo: int, hi: int, used: np.ndarray, n_cores: int, capacity: np.ndarray,
+         window: int, min_piece: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """place._Stream.pour's loop: neurons lo..hi-1 of a freely cut population, whose running
+    totals per limit are totals[j] ([4, n + 1]), as pieces. Each piece goes where it is longest
+    among the cores holding its first neuron's inputs (homes[:, i], -1: none) and the last
+    `window` opened (ties: the lowest core), or on a new core where none takes min_piece
+    neurons and a new one takes more. `used` ([cores, 4], rows for every core that may open)
+    is updated. Returns each piece's core and stop, the cores then open, and the neuron that
+    fits no core alone (-1: none)."""
+    cores_out = np.empty(hi - lo, np.int64)
+    stops_out = np.empty(hi - lo, np.int64)
+    near = np.empty(homes.shape[0] + window, np.int64)
+    pieces, start = 0, lo
+    while start < hi:
+        k = 0
+        for h in range(homes.shape[0]):
+            if homes[h, start - lo] >= 0:
+                near[k] = homes[h, start - lo]
+                k += 1
+        for c in range(max(0, n_cores - window), n_cores):
+            near[k] = c
+            k += 1
+        candidates = np.unique(near[:k])  # sorted
+        best_stop, home = start, -1
+        for c in candidates:
+            stop = _furthest(totals, start, hi, capacity - used[c])
+            if stop > best_stop:
+                best_stop, home = stop, c
+        if best_stop - start < min(min_piece, hi - start):
+            stop = _furthest(totals, start, hi, capacity)
+            if stop == start:
+                return cores_out[:pieces], stops_out[:pieces], n_cores, start
+            if stop > best_stop:
+                best_stop, home = stop, n_cores
+                n_cores += 1
+        for j in range(totals.shape[0]):
+            used[home, j] += totals[j, best_stop] - totals[j, start]
+        cores_out[pieces], stops_out[pieces] = home, best_stop
+        pieces += 1
+        start = best_stop
+    return cores_out[:pieces], stops_out[:pieces], n_cores, -1

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import NeurocompileError
 from ..ir.graph import Network
 from ..targets import Target
+from .counting import pour
 from .fanout import FaninCache, Messages, fan_out_and_messages, reaches_host, slices_reached
 from .leads import LeadPattern
 from .processors import place_host_ops, processors_modelled, units
@@ -220,20 +221,22 @@ class _Cores:
         self.slices.append([])
         return len(self) - 1
 
-    def room(self, ks: list) -> np.ndarray:
-        """[len(ks), 4]: neurons, synapse bits, fan-in axons and fan-out bound left on each core
-        (None: a new core)."""
-        if None in ks:
-            return np.array([self.capacity - (self.used[k] if k is not None else 0) for k in ks], np.int64).reshape(len(ks), 4)
-        return self.capacity - self.used[ks]
-
     def fitting(self, ks: range, need: np.ndarray) -> list[int]:
         return [ks[i] for i in np.flatnonzero((self.used[ks.start: ks.stop] + need <= self.capacity).all(axis=1))]
 
-    def add(self, k: int, name: str, start: int, stop: int, need: np.ndarray) -> None:
+    def reserve(self, more: int) -> None:
+        """Rows of `used` for `more` cores beyond those open (a compiled loop may open them)."""
+        if len(self) + more > self.used.shape[0]:
+            self.used = np.vstack([self.used, np.zeros((max(more, self.used.shape[0]), 4), np.int64)])
+
+    def record(self, k: int, name: str, start: int, stop: int) -> None:
+        """A slice on core k, whose use is already counted."""
         self.slices[k].append({"population": name, "start": start, "stop": stop})
-        self.used[k] += need
         self.core_of[name][start:stop] = k
+
+    def add(self, k: int, name: str, start: int, stop: int, need: np.ndarray) -> None:
+        self.record(k, name, start, stop)
+        self.used[k] += need
 
     def table(self) -> list[dict[str, Any]]:
         return [{"slices": sl, **{key: int(v) for key, v in zip(self.FIELDS, row)}} for sl, row in zip(self.slices, self.used)]
@@ -249,35 +252,26 @@ class _Stream:
         self.cores, self.name, self.patterns, self.neuron_bound = cores, name, patterns, neuron_bound
         inputs = _inputs_per_neuron(patterns, n)
         bits_one = int(axon_bits_each(np.ones(1, np.int64), cores.limit, cores.wbits)[0])
-        # running totals of neurons, synapse bits, fan-in axons and fan-out bound
-        self.totals = [np.arange(n + 1), np.concatenate([[0], np.cumsum(inputs * bits_one)]),
-                       np.concatenate([[0], np.cumsum(inputs)]), np.concatenate([[0], np.cumsum(neuron_bound)])]
-
-    def _longest(self, start: int, stop: int, ks: list) -> np.ndarray:
-        """Per core: the furthest stop, at most `stop`, that fits the room left there."""
-        left = self.cores.room(ks)
-        return np.minimum(stop, np.min([np.searchsorted(t, t[start] + left[:, j], side="right") - 1 for j, t in enumerate(self.totals)], axis=0))
+        # running totals of neurons, synapse bits, fan-in axons and fan-out bound, [4, n + 1]
+        self.totals = np.stack([np.arange(n + 1), np.concatenate([[0], np.cumsum(inputs * bits_one)]),
+                                np.concatenate([[0], np.cumsum(inputs)]), np.concatenate([[0], np.cumsum(neuron_bound)])]).astype(np.int64)
 
     def pour(self, lo: int, hi: int) -> None:
-        """Neurons lo..hi-1 onto cores."""
-        cores, totals = self.cores, self.totals
-        homes = _first_input(self.patterns, cores.core_of, lo, hi)
+        """Neurons lo..hi-1 onto cores, in pieces chosen by a compiled loop (counting.pour)."""
+        cores = self.cores
+        homes = np.array(_first_input(self.patterns, cores.core_of, lo, hi), np.int64).reshape(-1, hi - lo)
+        cores.reserve(hi - lo)
+        ks, stops, _, stuck = pour(self.totals, homes, lo, hi, cores.used, len(cores), cores.capacity, PACK_WINDOW, MIN_PIECE)
         start = lo
-        while start < hi:
-            near = sorted(({int(h[start - lo]) for h in homes} | set(range(max(0, len(cores) - PACK_WINDOW), len(cores)))) - {-1})
-            stops = self._longest(start, hi, near)
-            best_stop, home = (int(stops.max()), near[int(np.argmax(stops))]) if near else (start, None)
-            if best_stop - start < min(MIN_PIECE, hi - start):
-                stop = int(self._longest(start, hi, [None])[0])
-                if stop == start:  # one neuron alone exceeds a core: say which limit
-                    lim = cores.limit
-                    _one_neuron_fits(slice_cost(self.patterns, start, start + 1, lim, cores.wbits), lim, self.name, start)
-                    raise NeurocompileError(f"population '{self.name}': neuron {start} needs {int(self.neuron_bound[start])} fan-out axons; a core has {lim['fan_out_axons']}")
-                if stop > best_stop:
-                    best_stop, home = stop, cores.open()
-            stop = best_stop
-            cores.add(home, self.name, start, stop, np.array([t[stop] - t[start] for t in totals], np.int64))
+        for k, stop in zip(ks.tolist(), stops.tolist()):
+            while k >= len(cores):
+                cores.open()
+            cores.record(k, self.name, start, stop)
             start = stop
+        if stuck >= 0:  # one neuron alone exceeds a core: say which limit
+            lim = cores.limit
+            _one_neuron_fits(slice_cost(self.patterns, stuck, stuck + 1, lim, cores.wbits), lim, self.name, stuck)
+            raise NeurocompileError(f"population '{self.name}': neuron {stuck} needs {int(self.neuron_bound[stuck])} fan-out axons; a core has {lim['fan_out_axons']}")
 
 
 def _pack(net: Network, target: Target, patterns: dict, slices, fan_out_bound: np.ndarray, neuron_bound: dict[str, np.ndarray], strategy: str,
