@@ -181,3 +181,26 @@ def pour(totals: np.ndarray, homes: np.ndarray, lo: int, hi: int, used: np.ndarr
         pieces += 1
         start = best_stop
     return cores_out[:pieces], stops_out[:pieces], n_cores, -1
+
+
+@numba.njit(cache=True, nogil=True)
+def open_cores_until_one_fits(needs: np.ndarray, first: int, used: np.ndarray, n_cores: int, capacity: np.ndarray,
+                              window: int, homes: np.ndarray) -> tuple[int, int]:
+    """place._pack's slices needs[first:] in turn, each onto a new core (homes[i], `used`
+    updated) until one fits one of the last `window` cores: returns its index (needs.shape[0]:
+    none did) and the cores then open. Which of those cores it joins (the one holding most of
+    its inputs) is the caller's choice."""
+    for i in range(first, needs.shape[0]):
+        for c in range(max(0, n_cores - window), n_cores):
+            fits = True
+            for j in range(needs.shape[1]):
+                if used[c, j] + needs[i, j] > capacity[j]:
+                    fits = False
+                    break
+            if fits:
+                return i, n_cores
+        for j in range(needs.shape[1]):
+            used[n_cores, j] += needs[i, j]
+        homes[i] = n_cores
+        n_cores += 1
+    return needs.shape[0], n_cores

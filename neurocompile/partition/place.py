@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import NeurocompileError
 from ..ir.graph import Network
 from ..targets import Target
-from .counting import pour
+from .counting import open_cores_until_one_fits, pour
 from .fanout import FaninCache, Messages, fan_out_and_messages, reaches_host, slices_reached
 from .leads import LeadPattern
 from .processors import place_host_ops, processors_modelled, units
@@ -300,26 +300,42 @@ def _pack(net: Network, target: Target, patterns: dict, slices, fan_out_bound: n
         bounds = [b * n // stripes for b in range(stripes + 1)]
         work += [(segment, b, order[name], lo, (name, lo, hi)) for b, (lo, hi) in enumerate(zip(bounds, bounds[1:])) if hi > lo]
     work.sort(key=lambda item: item[:4])
+    window = PACK_WINDOW if strategy == "packed" else 0
+    batch: list[tuple] = []  # consecutive slices, packed together
     for *_, what in work:
         if len(what) == 3:
+            _pack_slices(cores, patterns, batch, window)
+            batch = []
             streams[what[0]].pour(*what[1:])
         else:
-            _pack_slice(cores, patterns, *what, strategy)
+            batch.append(what)
+    _pack_slices(cores, patterns, batch, window)
     return cores.table(), cores.core_of
 
 
-def _pack_slice(cores: _Cores, patterns: dict, name: str, start: int, stop: int, cost: Cost, fan_out: int, strategy: str) -> None:
-    """One slice onto a core: a recent one with room, holding most of its inputs, else a new one."""
-    need = np.array([cost.neurons, cost.synapse_bits, cost.fan_in_axons, fan_out], np.int64)
-    home = None
-    if strategy == "packed":
-        fits = cores.fitting(range(max(0, len(cores) - PACK_WINDOW), len(cores)), need)
-        if fits:
-            score = _affinity(patterns[name], start, stop, cores.core_of, len(cores))
-            home = max(fits, key=lambda k: (score[k], -k))
-    if home is None:
-        home = cores.open()
-    cores.add(home, name, start, stop, need)
+def _pack_slices(cores: _Cores, patterns: dict, batch: list[tuple], window: int) -> None:
+    """Slices (name, start, stop, cost, fan-out bound) onto cores in turn: each joins a recent
+    core with room, the one holding most of its inputs, else a new one. Most open a new core:
+    a compiled loop places those until one fits a recent core, which is chosen here."""
+    if not batch:
+        return
+    needs = np.array([[cost.neurons, cost.synapse_bits, cost.fan_in_axons, fan_out] for _, _, _, cost, fan_out in batch], np.int64)
+    homes = np.full(len(batch), -1, np.int64)
+    cores.reserve(len(batch))
+    i = 0
+    while i < len(batch):
+        fitting_at, open_cores = open_cores_until_one_fits(needs, i, cores.used, len(cores), cores.capacity, window, homes)
+        while len(cores) < open_cores:
+            cores.open()
+        for k in range(i, fitting_at):  # where later slices look for their inputs
+            cores.record(int(homes[k]), *batch[k][:3])
+        if fitting_at == len(batch):
+            return
+        name, start, stop, _, _ = batch[fitting_at]
+        fits = cores.fitting(range(max(0, len(cores) - window), len(cores)), needs[fitting_at])
+        score = _affinity(patterns[name], start, stop, cores.core_of, len(cores))
+        cores.add(max(fits, key=lambda k: (score[k], -k)), name, start, stop, needs[fitting_at])
+        i = fitting_at + 1
 
 
 MAX_RESLICES = 32
