@@ -204,3 +204,19 @@ def open_cores_until_one_fits(needs: np.ndarray, first: int, used: np.ndarray, n
         homes[i] = n_cores
         n_cores += 1
     return needs.shape[0], n_cores
+
+
+@numba.njit(cache=True, nogil=True)
+def lead_channels_cost(prefix: np.ndarray, offset: int, a: int, b: int, sources: np.ndarray, per_block: int, synapse_bits: int,
+                       header_bits: int, word_bits: int) -> tuple[int, int]:
+    """Synapse bits and axons of the inputs of one lead (sources >= 0) into its channels a..b-1,
+    from the prefix sums of the kernel's rows (resources.axon_bits_each, per axon)."""
+    bits = axons = 0
+    for i in range(sources.size):
+        if sources[i] >= 0:
+            n = prefix[offset + b, i] - prefix[offset + a, i]
+            if n > 0:
+                axons += 1
+                raw = n * synapse_bits + -(-n // per_block) * header_bits
+                bits += -(-raw // word_bits) * word_bits
+    return bits, axons

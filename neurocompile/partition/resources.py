@@ -87,10 +87,15 @@ def _axon_bits_table(block: int, synapse_bits: int, header_bits: int, word_bits:
     return _axon_bits(np.arange(size, dtype=np.int64), block, synapse_bits, header_bits, word_bits)
 
 
+def axon_layout(core: dict, weight_bits: int) -> tuple[int, int, int, int]:
+    """Synapses per axon block, bits per synapse, header bits per block, bits per word."""
+    return core["synapses_per_axon_block"], weight_bits + core["synapse_index_bits"], core["synapse_header_bits"], core["synapse_word_bits"]
+
+
 def axon_bits_each(synapses_per_axon: np.ndarray, core: dict, weight_bits: int) -> np.ndarray:
     """Synapse memory of each axon (0 for an axon without synapses). Slicing prices many small
     arrays of counts below a core's neurons: those are looked up in a table."""
-    shape = (core["synapses_per_axon_block"], weight_bits + core["synapse_index_bits"], core["synapse_header_bits"], core["synapse_word_bits"])
+    shape = axon_layout(core, weight_bits)
     table = _axon_bits_table(*shape, core["neurons"] + 1)
     n = np.asarray(synapses_per_axon)
     if not n.size or (n.min() >= 0 and n.max() < table.size):

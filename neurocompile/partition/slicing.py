@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .counting import lead_channels_cost
 from .leads import LeadPattern, unique_rows
-from .resources import Cost, axon_bits_each
+from .resources import Cost, axon_bits_each, axon_layout
 
 
 def _share_gap(patterns: list[LeadPattern]) -> int:
@@ -39,6 +40,7 @@ class TokenwiseSlicer:
         self.core, self.wbits, self.n = core, weight_bits, n
         self.w = patterns[0].width
         self.bits_one = int(axon_bits_each(np.ones(1, np.int64), core, weight_bits)[0])  # an axon with one synapse
+        self.axon_layout = axon_layout(core, weight_bits)
         self.parts = [part for p in patterns for part in p.parts]
         self.gap = _share_gap(patterns)
         keys = []
@@ -94,11 +96,9 @@ class TokenwiseSlicer:
                     bits += n * self.bits_one
                     axons += n
                     continue
-                valid = part.sources[lead] >= 0
-                off = int(part.offset[lead])
-                c = (part.prefix[off + b] - part.prefix[off + a])[valid].astype(np.int64)
-                bits += int(axon_bits_each(c, self.core, self.wbits).sum())
-                axons += int(np.count_nonzero(c))
+                more_bits, more_axons = lead_channels_cost(part.prefix, int(part.offset[lead]), a, b, part.sources[lead], *self.axon_layout)
+                bits += more_bits
+                axons += more_axons
             self.within[key] = (bits, axons)
         return self.within[key]
 
