@@ -180,3 +180,27 @@ def test_inspect_recomputes_what_the_placement_claims(tmp_path):
         load_artifact(path, recompute_placement=True)
     proc = subprocess.run([sys.executable, "-m", "neurocompile.cli", "inspect", str(path)], capture_output=True, text=True)
     assert proc.returncode == 2 and "recomputed" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_while_an_archive_is_written_takes_effect_once_it_is_written():
+    """An interrupt inside zipfile's opening of a member would surface as an internal error
+    (its close raises over the KeyboardInterrupt): archives are written with Ctrl-C deferred.
+    The signal arrives in the middle of writing an array, in a process of its own (whose main
+    thread takes it): the array is written, then the interrupt is raised."""
+    code = (
+        "import os, signal\n"
+        "import numpy as np\n"
+        "from neurocompile.compiler import artifact\n"
+        "write_array = np.lib.format.write_array\n"
+        "def interrupted_write(*args, **kw):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    write_array(*args, **kw)\n"
+        "    print('array written', flush=True)\n"
+        "np.lib.format.write_array = interrupted_write\n"
+        "try:\n"
+        "    artifact.npz_bytes({'a': np.arange(3)})\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines() == ["array written", "interrupted"], (done.stdout, done.stderr)

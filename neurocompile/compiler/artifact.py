@@ -16,11 +16,14 @@ import io
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
@@ -80,11 +83,35 @@ def write_file_atomic(path: str | Path, data: bytes) -> None:
         raise
 
 
+@contextmanager
+def signals_deferred(signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """Ctrl-C (or SIGTERM) during the block takes effect as soon as it ends. An interrupt inside
+    zipfile's opening of a member leaves the archive unclosable, and its close would replace the
+    KeyboardInterrupt with a ValueError: the user would see an internal error, not
+    "interrupted". Signal handlers can only be set from the main thread; elsewhere the block
+    runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {s: signal.getsignal(s) for s in signums}
+    previous = {s: h for s, h in previous.items() if h is not None}  # None: a handler not set from Python, left alone
+    for s in previous:
+        signal.signal(s, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(pending):
+            signal.raise_signal(s)
+
+
 def write_npz(f: BinaryIO, arrays: dict[str, np.ndarray]) -> None:
     """Writes an .npz that np.load reads to the file f, with fixed timestamps and order so equal
     arrays give equal bytes. Each array streams into the file: no copy of it, or of the whole
     archive, is made in memory (a Swin-T's parameters and index maps are 1.6 GB)."""
-    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+    with signals_deferred(), zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
         for key in sorted(arrays):
             arr = np.ascontiguousarray(arrays[key])
             if arr.dtype == object:
