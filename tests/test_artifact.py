@@ -189,6 +189,7 @@ def test_ctrl_c_while_an_archive_is_written_takes_effect_once_it_is_written():
     thread takes it): the array is written, then the interrupt is raised."""
     code = (
         "import os, signal\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal's Ctrl-C finds it, even if started in the background\n"
         "import numpy as np\n"
         "from neurocompile.compiler import artifact\n"
         "write_array = np.lib.format.write_array\n"
