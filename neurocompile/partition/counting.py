@@ -1,26 +1,24 @@
-"""Compiled loops of the placement: (neuron, unit) pairs, their distinct ones counted without
-sorting, and the pouring of freely cut populations.
+"""Compiled loops of the placement, where Python steps or numpy temporaries per item cost the
+most of a Swin-T build.
 
-Placement asks, for every source population and target, how many slices of the target each
-source neuron reaches (its fan-out bound): the distinct (neuron, slice) pairs of the synapses.
-A target's slices are consecutive neurons, and the pairs of a matrix pattern (row by row) or of
-a lead pattern made of one block (run by run) come in target order, so their slices come in
-nondecreasing order. A neuron's pairs then arrive with nondecreasing units, and a repeat of
-(neuron, unit) always follows that same unit: one pass that remembers each neuron's last unit
-counts the distinct pairs exactly, without sorting them. A lead pattern of several blocks lists
-each block's runs in turn, so its units start again at each block: those pairs are sorted
-(fanout.distinct_units_per_neuron chooses).
+Distinct (neuron, unit) pairs without sorting them. A source neuron's fan-out bound counts the
+slices of each target its synapses reach. A target's slices are consecutive neurons, and the
+pairs of a matrix pattern (row by row) or of a lead pattern made of one block (run by run) come
+in target order, so a neuron's units arrive nondecreasing and a repeat of (neuron, unit) always
+follows that same unit: one pass that remembers each neuron's last unit counts them
+(`count_in_order`). Pairs in any other order (a lead pattern of several blocks, every target of
+a sender after packing) are grouped by neuron in two linear passes, a counting sort
+(`count_per_neuron`, `place_by_neuron`), and each neuron's repeats dropped with one mark per unit
+(`count_distinct`; `count_messages` also sorts each distinct pair into local, inter-core and
+inter-chip messages). fanout.py chooses.
 
-After packing, the messages of each sender's neurons come from the distinct (neuron, core)
-pairs of all its targets together, which arrive in no useful order. They are grouped by neuron
-in two linear passes (a counting sort: count, then place) and each neuron's repeats dropped with
-one mark per unit, where sorting every pair's key cost the most of a Swin-T placement.
-
-The pairs of a lead pattern themselves (`lead_runs`, for leads.LeadPattern.runs) are written
-by one compiled loop over runs and inputs, counted first so that no [runs, inputs] array of
-masks and gathered sources is built. And the residual stream is poured into the room other
-slices leave (`pour`, for place._Stream) piece by piece in one compiled loop, each piece priced
-by binary searches in its running totals.
+A lead pattern's pairs themselves (`lead_runs`, for leads.LeadPattern.runs) are written by one
+loop over runs and inputs, counted first so that no [runs, inputs] array of masks and gathered
+sources is built; a lead's channels a..b-1 are priced in one pass over its inputs
+(`lead_channels_cost`, for slicing.TokenwiseSlicer). Packing pours the residual stream into the
+room other slices leave piece by piece (`pour`, for place._Stream), and opens a core for each
+slice in turn until one fits a recent core, whose choice stays in Python
+(`open_cores_until_one_fits`, for place._pack_slices).
 """
 
 from __future__ import annotations
