@@ -342,7 +342,7 @@ def test_a_tokens_layers_share_a_chip(tmp_path, monkeypatch):
     net, _, _ = compile_network(path, load_target("loihi2"), BuildOptions())
     target = target_with(tmp_path, cores=16, chips=64, synapse_memory_bits=100000)
     striped = place(net, target)
-    monkeypatch.setattr(place_module, "SEGMENT_CHIPS", 1 / 16)  # segments of one core: a population each, layer after layer
+    monkeypatch.setattr(place_module, "STRIPES_PER_CHIP", 1e-9)  # one stripe: layer after layer
     layered = place(net, target)
     for placement in (striped, layered):
         assert placement_problems(net, target, placement) == []

@@ -22,7 +22,8 @@ from ..ir.graph import Network
 from ..targets import Target
 from .counting import open_cores_until_one_fits, pour
 from .fanout import FaninCache, Messages, fan_out_and_messages, reaches_host, slices_reached
-from .leads import LeadPattern
+from .leads import LeadPattern, run_starts
+from .positions import neuron_positions
 from .processors import place_host_ops, processors_modelled, units
 from .resources import Cost, axon_bits_each, axons_of, neuron_patterns, slice_cost
 from .slicing import TokenwiseSlicer
@@ -101,33 +102,18 @@ def _slices(net: Network, target: Target, patterns: dict, caps: dict[str, int], 
     return [sl for name, pats in patterns.items() for sl in _slice_population(net, target, name, pats, caps.get(name, net.node(name).size), fast)]
 
 
-# The packing goes in segments of consecutive layers worth about SEGMENT_CHIPS chips, each in
-# rounds (stripes) of about a STRIPES_PER_CHIP-th of a chip (see _pack).
+# The packing goes in stripes of about a STRIPES_PER_CHIP-th of a chip (see _pack).
 STRIPES_PER_CHIP = 4
-SEGMENT_CHIPS = 128
 
 
-def _stripes(net: Network, patterns: dict, slices, stripe_cores: int, segment_cores: int):
-    """Populations (in topological order) grouped into segments of about `segment_cores` cores
-    (counted as their slices), each cut into stripes of about `stripe_cores`. Returns
-    stripe_of(population, neuron) -> (segment, stripe of that neuron), or with neuron None
-    (segment, stripes in it). Zero sizes: one segment, one stripe."""
-    count = {name: 0 for name in patterns}
-    for name, *_ in slices:
-        count[name] += 1
-    segment_of, cores_in = {}, [0]
-    for name in patterns:
-        if segment_cores and cores_in[-1] and cores_in[-1] + count[name] > segment_cores:
-            cores_in.append(0)
-        segment_of[name] = len(cores_in) - 1
-        cores_in[-1] += count[name]
-    stripes = [max(1, -(-c // stripe_cores)) if stripe_cores else 1 for c in cores_in]
+def _stripe_of(slices, stripe_cores: int, positions: dict[str, np.ndarray], span: int):
+    """stripe_of(population, neurons) -> the stripe of each neuron: the network's slices make
+    about len(slices) / stripe_cores stripes, stripe b holding the neurons whose position
+    (positions.py) lies in the b-th fraction of the input's. Zero size: one stripe."""
+    stripes = max(1, -(-len(slices) // stripe_cores)) if stripe_cores else 1
 
-    def stripe_of(name: str, neuron: int | None) -> tuple[int, int]:
-        seg = segment_of[name]
-        if neuron is None:
-            return seg, stripes[seg]
-        return seg, min(stripes[seg] - 1, neuron * stripes[seg] // net.node(name).size)
+    def stripe_of(name: str, neurons):
+        return positions[name][neurons] * stripes // span
 
     return stripe_of
 
@@ -275,31 +261,32 @@ class _Stream:
 
 
 def _pack(net: Network, target: Target, patterns: dict, slices, fan_out_bound: np.ndarray, neuron_bound: dict[str, np.ndarray], strategy: str,
-          free: frozenset = frozenset(), stripe_cores: int = 0, segment_cores: int = 0):
+          free: frozenset = frozenset(), stripe_cores: int = 0, positions: dict[str, np.ndarray] | None = None, span: int = 1):
     """Slices onto cores. `naive`: one slice per core, in topological order. `packed`: a slice
     joins, among the last PACK_WINDOW cores with room for it under every limit, the one that
     holds most of its input neurons (else the first); the populations in `free`
-    (`_splits_freely`) are poured into the room left (`_Stream`). The order: segments of
-    consecutive populations worth about `segment_cores` cores, each in stripes of about
-    `stripe_cores`; stripe b of a segment takes, in topological order, the slices around the
-    b-th fraction of each of its populations. Token-wise layers keep their tokens in order, so
-    a token's layers land on neighbouring cores and their spikes stay on one chip, rather than
-    crossing a whole layer's cores to reach the next layer. Costs add up, which can only over-estimate: synapses of one
-    source into two slices of a core are counted twice, and a slice's fan-out bound counts
-    destination slices, not cores."""
+    (`_splits_freely`) are poured into the room left (`_Stream`). The order: stripes of about
+    `stripe_cores` cores, stripe b taking, in topological order, the slices whose middle neuron
+    lies in the b-th fraction of the input (`positions`, over 0..span - 1; positions.py), and
+    the runs of poured neurons that do. So a region's layers, and a window's attention, land on
+    neighbouring cores and their spikes stay on one chip, rather than crossing a whole layer's
+    cores to reach the next layer. Costs add up, which can only
+    over-estimate: synapses of one source into two slices of a core are counted twice, and a
+    slice's fan-out bound counts destination slices, not cores."""
+    if positions is None:
+        positions = {name: np.zeros(net.node(name).size, np.int64) for name in patterns}
     cores = _Cores(net, target, patterns)
     streams = {name: _Stream(cores, name, patterns[name], net.node(name).size, neuron_bound[name]) for name in free}
-    stripe_of = _stripes(net, patterns, slices, stripe_cores, segment_cores)
-    work = []  # (segment, stripe, topological index, first neuron, what to place)
+    stripe_of = _stripe_of(slices, stripe_cores, positions, span)
+    work = []  # (stripe, topological index, first neuron, what to place)
     order = {name: k for k, name in enumerate(patterns)}
     for (name, start, stop, cost), axons_out in zip(slices, fan_out_bound):
-        work.append((*stripe_of(name, (start + stop) // 2), order[name], start, (name, start, stop, cost, int(axons_out))))
-    for name in free:
-        n = net.node(name).size
-        segment, stripes = stripe_of(name, None)
-        bounds = [b * n // stripes for b in range(stripes + 1)]
-        work += [(segment, b, order[name], lo, (name, lo, hi)) for b, (lo, hi) in enumerate(zip(bounds, bounds[1:])) if hi > lo]
-    work.sort(key=lambda item: item[:4])
+        work.append((int(stripe_of(name, (start + stop) // 2)), order[name], start, (name, start, stop, cost, int(axons_out))))
+    for name in free:  # poured in runs of neurons of one stripe
+        stripe = stripe_of(name, slice(None))
+        bounds = np.append(run_starts(stripe), stripe.size).tolist()
+        work += [(int(stripe[lo]), order[name], lo, (name, lo, hi)) for lo, hi in zip(bounds, bounds[1:])]
+    work.sort(key=lambda item: item[:3])
     window = PACK_WINDOW if strategy == "packed" else 0
     batch: list[tuple] = []  # consecutive slices, packed together
     for *_, what in work:
@@ -405,7 +392,7 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
     per_chip = target.spec["chip"]["cores"]
     striped = strategy == "packed" and lower_bound(unsplit, core) > per_chip  # on one chip, stripes would only cost cores
     cores, core_of = _pack(net, target, patterns, slices, bound, neuron_bound, strategy, free,
-                           *((per_chip // STRIPES_PER_CHIP, per_chip * SEGMENT_CHIPS) if striped else (0, 0)))
+                           *((per_chip // STRIPES_PER_CHIP, *neuron_positions(net, fanin)) if striped else ()))
     chip_of_core = np.arange(len(cores)) // per_chip
     host_chips, host_ops, processors = place_host_ops(net, target, core_of, chip_of_core, fanin)
     axons, sent = fan_out_and_messages(net, *units(core_of, chip_of_core, host_chips), fanin)
