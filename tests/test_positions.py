@@ -61,4 +61,4 @@ def test_a_products_lead_and_the_operands_it_reads_share_one_position(digits_mst
             valid = index >= 0
             assert (pos[name][index[valid]] == np.broadcast_to(lead_pos[:, None], index.shape)[valid]).all(), (prod.name, name)
     windows = {int(np.unique(pos[prod.name]).size) for prod in products}
-    assert windows == {4, 1}  # stage 1's four windows, stage 2's one
+    assert windows == {4, 1}  # the first stage's four windows, the second's one

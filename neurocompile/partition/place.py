@@ -270,9 +270,9 @@ def _pack(net: Network, target: Target, patterns: dict, slices, fan_out_bound: n
     lies in the b-th fraction of the input (`positions`, over 0..span - 1; positions.py), and
     the runs of poured neurons that do. So a region's layers, and a window's attention, land on
     neighbouring cores and their spikes stay on one chip, rather than crossing a whole layer's
-    cores to reach the next layer. Costs add up, which can only
-    over-estimate: synapses of one source into two slices of a core are counted twice, and a
-    slice's fan-out bound counts destination slices, not cores."""
+    cores to reach the next layer. Costs add up, which can only over-estimate: synapses of one
+    source into two slices of a core are counted twice, and a slice's fan-out bound counts
+    destination slices, not cores."""
     if positions is None:
         positions = {name: np.zeros(net.node(name).size, np.int64) for name in patterns}
     cores = _Cores(net, target, patterns)

@@ -63,11 +63,11 @@ def _first_inputs(pattern, n: int) -> np.ndarray:
             pick = part.sources[np.arange(first.size), np.argmax(valid, axis=1)]
             first = np.where((first < 0) & valid.any(axis=1), pick, first)
         return np.repeat(first, pattern.width)
-    m = pattern.tocsr()
-    m.sort_indices()
+    m = pattern.tocsr()  # the cached pattern itself: read, not sorted in place
     first = np.full(n, -1, np.int64)
     has = np.diff(m.indptr) > 0
-    first[has] = m.indices[m.indptr[:-1][has]]
+    if has.any():
+        first[has] = np.minimum.reduceat(m.indices, m.indptr[:-1][has])
     return first
 
 
