@@ -148,6 +148,28 @@ def test_token_wise_fan_in_costs_what_its_explicit_matrix_costs(model):
     assert checked >= 2
 
 
+def test_a_patch_convolution_is_read_token_wise_pixel_by_pixel():
+    """The digits MST's patch embedding (2x2 patches, token-major) is a lead pattern, and every
+    slice's axons carry the synapses its explicit matrix gives each pixel. One tap is zeroed in
+    every filter so that a pixel mistaken for another in its patch would show."""
+    from neurocompile.partition.leads import LeadPattern, lead_pattern
+    from neurocompile.partition.resources import _matrix_pattern, axons_of
+
+    net, _, _ = compile_network(GRAPHS / "digits_mst.onnx", load_target("loihi2"), BuildOptions())
+    (block,) = net.incoming("patch_embed.act")
+    block.w_mant[:, :, 0, 1] = 0
+    block.w_mant[::2, :, 1, 0] = 0
+    pattern, matrix = lead_pattern(net, "patch_embed.act", "image"), _matrix_pattern(net, "patch_embed.act", "image")
+    assert isinstance(pattern, LeadPattern) and pattern.width == block.kernel.weight.shape[0]
+    size = net.node("patch_embed.act").size
+    rng = np.random.default_rng(2)
+    for start, stop in [(0, size), (0, 1), (size - 1, size)] + [tuple(sorted(rng.choice(size + 1, 2, replace=False))) for _ in range(20)]:
+        got, expected = axons_of(pattern, start, stop), axons_of(matrix, start, stop)
+        order = np.argsort(got[0])
+        np.testing.assert_array_equal(got[0][order], expected[0])
+        np.testing.assert_array_equal(got[1][order], expected[1])
+
+
 def test_token_wise_destinations_equal_those_of_the_explicit_matrices():
     from neurocompile.partition.fanout import FaninCache, destinations
     from neurocompile.partition.resources import _matrix_pattern

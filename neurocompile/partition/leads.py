@@ -9,8 +9,8 @@ column counts of the channel range it covers: prefix sums over the matrix's rows
 billions of synapses of a Swin-T.
 
 `lead_pattern` builds that description for all blocks from one source into one target, or
-returns None when a block does not have this form (convolutions, general sparse kernels, index
-maps that split tokens) or when a source neuron reaches one lead twice: those keep the explicit
+returns None when a block does not have this form (convolutions whose windows overlap, general
+sparse kernels, index maps that split tokens) or when a source neuron reaches one lead twice: those keep the explicit
 matrix. A source neuron may feed several leads (a token's channels feed every head's lead).
 Costs equal those of the explicit matrix exactly (tests/test_placement.py).
 """
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir.graph import Network
-from ..ir.kernels import Dense, Elementwise
+from ..ir.kernels import Conv2d, Dense, Elementwise
 from .counting import lead_runs
 
 
@@ -142,6 +142,38 @@ def _dense_part(block, kernel: Dense, n_source: int, leads: int, width: int) -> 
     return Part(rows, offset, prefix)
 
 
+def _patch_part(block, kernel: Conv2d, n_source: int, leads: int, width: int) -> Part | None:
+    """A convolution that cuts its input into patches (stride = kernel size, no padding, no
+    dilation, one group) laid out token-major: each output pixel is a dense layer over its own
+    patch, so a lead is a pixel's channels and its inputs are the patch's (channel, ky, kx)."""
+    n_out, c, kh, kw = kernel.weight.shape
+    if kernel.group != 1 or kernel.strides != (kh, kw) or any(kernel.pads) or kernel.dilations != (1, 1) or block.out_index is None:
+        return None
+    view = tuple(block.view_shape)
+    n, _, h, w = view
+    _, _, ho, wo = kernel.out_shape(view)
+    outputs = block.out_index.reshape(leads, width).astype(np.int64)  # kernel output (n, o, ho, wo) of each target
+    first = outputs[:, 0]
+    present = first >= 0
+    channel_step = ho * wo  # a pixel's channels are this far apart among the kernel's outputs
+    if not np.where(present[:, None], outputs == first[:, None] + np.arange(width) * channel_step, outputs == -1).all():
+        return None
+    image, rest = np.divmod(np.where(present, first, 0), n_out * channel_step)
+    offset, pixel = np.divmod(rest, channel_step)
+    if (offset + width > n_out).any():
+        return None  # a lead would span two pixels
+    y, x = np.divmod(pixel, wo)
+    ci, ky, kx = (a.ravel() for a in np.meshgrid(np.arange(c), np.arange(kh), np.arange(kw), indexing="ij"))
+    at = ((image[:, None] * c + ci) * h + y[:, None] * kh + ky) * w + x[:, None] * kw + kx  # [leads, c*kh*kw] view positions
+    vin = np.arange(n_source) if block.in_index is None else block.in_index.ravel()
+    rows = np.full(at.shape, -1, _index_dtype(n_source))
+    rows[present] = vin[at[present]]
+    dtype = _count_dtype(n_out)
+    prefix = np.zeros((n_out + 1, at.shape[1]), dtype)
+    np.cumsum(block.w_mant.reshape(n_out, -1) != 0, axis=0, dtype=dtype, out=prefix[1:])
+    return Part(rows, offset, prefix)
+
+
 def _elementwise_part(block, n_source: int, leads: int, width: int) -> Part | None:
     if block.out_index is not None or int(np.prod(block.view_shape)) != leads * width:
         return None
@@ -181,6 +213,8 @@ def lead_pattern(net: Network, target: str, source: str) -> LeadPattern | None:
             part = _dense_part(block, block.kernel, src.size, leads, width)
         elif isinstance(block.kernel, Elementwise):
             part = _elementwise_part(block, src.size, leads, width)
+        elif isinstance(block.kernel, Conv2d):
+            part = _patch_part(block, block.kernel, src.size, leads, width)
         else:
             part = None
         if part is None:
