@@ -1,5 +1,5 @@
-"""Host nodes (softmax, layer norm, spike products) on the embedded processors of the chip that
-holds most of their operands: rows checked one by one against a count over the explicit
+"""Host nodes (softmax, layer norm, spike products) on the embedded processors of the chip where
+most of their messages stay: rows checked one by one against a count over the explicit
 matrices and index maps, the work per chip, the traffic they cause, and the target option that
 keeps them on the system's host."""
 
@@ -36,10 +36,11 @@ def _majority(chips: list[int]) -> int:
     return int(values[np.flatnonzero(counts == counts.max())[0]])
 
 
-def _reads_by_row(net, pop) -> list[list[tuple[str, int]]]:
+def _reads_by_row(net, pop, b_once: bool = False) -> list[list[tuple[str, int]]]:
     """Per row, the (source, neuron) pairs it reads, counted from the explicit matrices and index
     maps: a host op's row (its last axis) reads each source neuron with a synapse into it once;
-    a product's output row reads its row of A and its lead's B."""
+    a product's output row reads its row of A and its lead's B (`b_once`: only the lead's first
+    row lists B, as a B neuron sends one message to its lead)."""
     if isinstance(pop, Product):
         a, b = net.operands(pop.name)
         lead = tuple(pop.shape[:-2])
@@ -47,7 +48,7 @@ def _reads_by_row(net, pop) -> list[list[tuple[str, int]]]:
         n = pop.b_shape[-1]
         ai = np.broadcast_to(pop.a_index if pop.a_index is not None else np.arange(a.size).reshape(pop.a_shape), lead + (m, k)).reshape(-1, m, k)
         bi = np.broadcast_to(pop.b_index if pop.b_index is not None else np.arange(b.size).reshape(pop.b_shape), lead + (k, n)).reshape(-1, k * n)
-        return [[(a.name, int(i)) for i in ai[r // m, r % m] if i >= 0] + [(b.name, int(i)) for i in bi[r // m] if i >= 0]
+        return [[(a.name, int(i)) for i in ai[r // m, r % m] if i >= 0] + [(b.name, int(i)) for i in bi[r // m] if i >= 0 and not (b_once and r % m)]
                 for r in range(ai.shape[0] * m)]
     w = pop.shape[-1]
     matrices: dict[str, object] = {}
@@ -58,9 +59,25 @@ def _reads_by_row(net, pop) -> list[list[tuple[str, int]]]:
     return [[(src, int(c)) for src, m in matrices.items() for c in np.unique(m[r * w:(r + 1) * w].tocoo().col)] for r in range(pop.size // w)]
 
 
-def _expected_rows(net, pop, chip_of: dict[str, np.ndarray], on_cores: set) -> list[int]:
+def _sent_by_row(net, pop, core_of: dict[str, np.ndarray]) -> list[list[int]]:
+    """Per row of a host node, the core of each message out of it: each element goes once to
+    every core holding neurons on the cores that read it (explicit matrices)."""
+    pairs = set()
+    for block in net.outgoing(pop.name):
+        tgt = net.target_of(block).name
+        if tgt in core_of:
+            m = block_matrix(block, pop.size, (block.w_mant != 0).astype(np.float64)).tocoo()
+            pairs |= {(int(e), int(core_of[tgt][t])) for t, e in zip(m.row, m.col)}
+    out: list[list[int]] = [[] for _ in range(pop.size // pop.shape[-1])]
+    for e, core in sorted(pairs):
+        out[e // pop.shape[-1]].append(core)
+    return out
+
+
+def _expected_rows(net, pop, chip_of: dict[str, np.ndarray], core_of: dict[str, np.ndarray], chip_of_core: np.ndarray) -> list[int]:
     """The chip of each row: rows that read a common neuron on the cores share one (union-find),
-    the chip most of the group's reads are on."""
+    the chip where most of the group's messages, in and out, stay."""
+    on_cores = set(core_of)
     reads = _reads_by_row(net, pop)
     parent = list(range(len(reads)))
 
@@ -76,12 +93,12 @@ def _expected_rows(net, pop, chip_of: dict[str, np.ndarray], on_cores: set) -> l
             if key[0] in on_cores:
                 parent[root(r)] = root(first_reader.setdefault(key, r))
     chips: dict[int, list[int]] = {}
-    for r, row in enumerate(reads):
-        chips.setdefault(root(r), []).extend(int(chip_of[src][i]) for src, i in row)
+    for r, (row, sent) in enumerate(zip(_reads_by_row(net, pop, b_once=True), _sent_by_row(net, pop, core_of))):
+        chips.setdefault(root(r), []).extend([int(chip_of[src][i]) for src, i in row] + [int(chip_of_core[c]) for c in sent])
     return [_majority(chips[root(r)]) for r in range(len(reads))]
 
 
-def test_each_row_runs_on_the_chip_that_holds_most_of_its_operands(on_five_chips):
+def test_each_row_runs_on_the_chip_where_most_of_its_messages_stay(on_five_chips):
     net, target, placement = on_five_chips.net, on_five_chips.target, on_five_chips.placement
     core_of, chip_of_core = core_owner(net, placement)
     assert len(set(chip_of_core)) > 1  # operands spread over several chips
@@ -103,7 +120,7 @@ def test_each_row_runs_on_the_chip_that_holds_most_of_its_operands(on_five_chips
             chip_of[pop.name] = host_chips[pop.name]
             continue
         assert entry["runs_on"] == "chip processors" and "embedded processors" in entry["why"]
-        rows = _expected_rows(net, pop, chip_of, set(core_of))
+        rows = _expected_rows(net, pop, chip_of, core_of, chip_of_core)
         width = pop.shape[-1]
         np.testing.assert_array_equal(host_chips[pop.name], np.repeat(rows, width), err_msg=pop.name)
         chip_of[pop.name] = host_chips[pop.name]  # later host nodes read this one where its rows run
@@ -185,7 +202,7 @@ def test_inspect_says_where_each_host_node_runs_and_why(on_five_chips):
     on_chips = [h for h in art.placement["host_ops"] if h["runs_on"] == "chip processors"]
     assert len(on_chips) == len(art.placement["host_ops"]) - 1 and runs_on.count("host") == 1
     assert sum(r.startswith("processors (") for r in runs_on) == len(on_chips)
-    assert why.count("in groups that share operands, run on the embedded processors of the chip that holds most of them") == len(on_chips)
+    assert why.count("in groups that share operands, run on the embedded processors of the chip where most of their messages stay") == len(on_chips)
     assert "injected by the host" in why
     from neurocompile.cli.views import _host_ops
 

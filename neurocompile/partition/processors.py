@@ -1,13 +1,15 @@
-"""Where host ops run: on the embedded processors of the chip that holds most of their operands,
+"""Where host ops run: on the embedded processors of the chip where most of their messages stay,
 or on the system's host.
 
 A Loihi chip has a few small processors beside its neurocores (`chip.embedded_cpus`). Softmax
 and layer norm work along a tensor's last axis and a spike product along the rows of its output,
 so a host op splits into rows that need nothing from each other. Rows that read a common
 neuron on the cores (a window's rows of Q K^T share its keys) form a group, and each group runs
-on the processors of the chip that holds most of the neurons its rows read (ties: the lowest
-chip; a row fed by another host node reads that node's rows where they run). So each neuron on
-the cores sends to one processor per host node it feeds: one fan-out axon, as placement counts.
+on the processors of the chip where most of its messages would stay: those from the neurons its
+rows read (a product's B operand sends once per lead, however many rows read it; a row fed by
+another host node reads that node's rows where they run) and those to the cores that read its
+rows (one per element and core). Ties: the lowest chip. So each neuron on the cores sends to one
+processor per host node it feeds: one fan-out axon, as placement counts.
 In a transformer a row is one token's or one window's work, and a token's layers share a chip
 (placement's stripes), so most operands reach their processors without leaving their chip. A
 target without processor figures, or with `system.host_ops = "host"`, runs every host op on the
@@ -84,7 +86,7 @@ def place_host_ops(net: Network, target: Target, core_of: dict[str, np.ndarray],
         n_rows = pop.size // row_width(pop)
         reads = list(_reads(net, pop, fanin))
         group = _row_groups(n_rows, reads, core_of)
-        triples = list(_operand_chips_by_group(reads, chip_of, group))
+        triples = list(_operand_chips_by_group(reads, chip_of, group)) + list(_reader_chips_by_group(net, pop, fanin, core_of, chip_of_core, group))
         if triples:
             groups, chips, weight = (np.concatenate(parts) for parts in zip(*triples))
             row_chip = _busiest_chip(groups, chips, weight, int(group.max()) + 1, n_chips)[group]
@@ -169,10 +171,30 @@ def _operand_chips_by_group(reads: list, chip_of: dict[str, np.ndarray], group: 
         if not m:
             yield group[rows], chips, np.ones(rows.size)
             continue
-        # B: what a lead reads, counted once per lead and then given to each of its m rows
+        # B: what a lead reads, counted once per lead and shared among its m rows: each B
+        # neuron sends one message to the lead's chip, not one per row
         first_row, chip, count = unique_pairs(rows, chips + 1, return_counts=True)  # the host is -1
         every = (first_row[:, None] + np.arange(m)).ravel()
-        yield group[every], np.repeat(chip - 1, m), np.repeat(count.astype(np.float64), m)
+        yield group[every], np.repeat(chip - 1, m), np.repeat(count / m, m)
+
+
+def _reader_chips_by_group(net: Network, pop, fanin: FaninCache, core_of: dict[str, np.ndarray], chip_of_core: np.ndarray, group: np.ndarray):
+    """(group, chip, 1) per message out of a host node's rows: each element of a row goes once to
+    every core holding neurons that read it (host nodes that read it run where they are placed
+    after this one)."""
+    elements, cores = [], []
+    for tgt in sorted({net.target_of(b).name for b in net.outgoing(pop.name)} & set(core_of)):
+        pattern = fanin.get_pattern(tgt, pop.name)
+        if isinstance(pattern, LeadPattern):
+            e, c = pattern.runs(core_of[tgt])
+        else:
+            m = pattern.tocoo()
+            e, c = m.col, core_of[tgt][m.row]
+        elements.append(e)
+        cores.append(c)
+    if elements:
+        e, c = distinct_pairs(np.concatenate(elements), np.concatenate(cores), pop.size)
+        yield group[e // row_width(pop)], chip_of_core[c], np.ones(e.size)
 
 
 def _host_reason(net: Network, pop, on_chips: bool) -> str:
@@ -189,4 +211,4 @@ def _host_reason(net: Network, pop, on_chips: bool) -> str:
         what = f"{pop.op} has no neuron form"
     if not on_chips:
         return f"{what}; it runs on the host"
-    return f"{what}; its rows, in groups that share operands, run on the embedded processors of the chip that holds most of them"
+    return f"{what}; its rows, in groups that share operands, run on the embedded processors of the chip where most of their messages stay"
