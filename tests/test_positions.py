@@ -8,7 +8,7 @@ import pytest
 from neurocompile.compiler import BuildOptions, compile_network
 from neurocompile.ir.nodes import Product
 from neurocompile.partition.fanout import FaninCache, product_operands
-from neurocompile.partition.positions import hilbert_rank, neuron_positions
+from neurocompile.partition.positions import _first_inputs, hilbert_rank, neuron_positions
 from neurocompile.targets import load_target
 
 GRAPHS = Path(__file__).resolve().parent.parent / "graphs"
@@ -46,19 +46,27 @@ def test_a_patch_takes_the_position_of_its_first_pixel(digits_mst):
     assert (pos[patches.name].reshape(patches.shape) == expected[None, :, :, None]).all()
 
 
-def test_a_products_lead_and_the_operands_it_reads_share_one_position(digits_mst):
+def test_a_products_rows_take_their_leads_position_and_its_operands_keep_their_own(digits_mst):
     net, pos, _ = digits_mst
+    fanin = FaninCache(net)
     products = [p for p in net.populations() if isinstance(p, Product)]
     assert len(products) == 8
+    spread = 0
     for prod in products:
         m = prod.a_shape[-2]
         rows = pos[prod.name].reshape(-1, prod.shape[-1])
         assert (rows == rows[:, :1]).all()
-        lead_pos = rows[::m, 0]
-        assert (rows[:, 0].reshape(-1, m) == lead_pos[:, None]).all()
-        (a, a_rows, _), (b, b_rows, _) = product_operands(net, prod)
-        for name, index in ((a, a_rows.reshape(lead_pos.size, -1)), (b, b_rows)):
-            valid = index >= 0
-            assert (pos[name][index[valid]] == np.broadcast_to(lead_pos[:, None], index.shape)[valid]).all(), (prod.name, name)
+        (a, a_rows, _), (b, _, _) = product_operands(net, prod)
+        first_a = a_rows[np.arange(a_rows.shape[0]), np.argmax(a_rows >= 0, axis=1)]
+        lead_pos = pos[a][first_a].reshape(-1, m).min(axis=1)
+        assert (rows[:, 0].reshape(-1, m) == lead_pos[:, None]).all(), prod.name
+        for name in (a, b):  # on the cores, an operand neuron is where its first input is
+            if net.node(name).on_host:
+                continue
+            (src,) = fanin.sources(name)
+            first = _first_inputs(fanin.get_pattern(name, src), net.node(name).size)
+            np.testing.assert_array_equal(pos[name], pos[src][first], err_msg=name)
+            spread += np.unique(pos[name]).size > np.unique(lead_pos).size  # a window's tokens apart
+    assert spread
     windows = {int(np.unique(pos[prod.name]).size) for prod in products}
     assert windows == {4, 1}  # the first stage's four windows, the second's one

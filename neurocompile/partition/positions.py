@@ -10,9 +10,12 @@ one), back to the input: for an image [N, C, H, W], the rank of its pixel along 
 over H x W, which keeps a square region in a few short runs; for any other input, its index.
 
 A spike product works on its leads (a window's head) on one chip's processors, and its graded
-output goes to the cores every step. So a product's rows, and the neurons of its operands that
-a lead reads (Q, K and V of the window), take the lead's position: the first position among its
-rows. The window's attention then lands in one stripe, beside its processors.
+output goes to the cores every step. So a product's rows take their lead's position (the first
+among its rows), and so do the populations that read them (the attention scores, the softmax):
+a window's graded attention traffic stays in one stripe. The operands keep their own positions:
+every neuron of a token's layer feeds every one of the token's Q, K and V neurons, a dense
+fan-out that costs many more messages off the token's chip than the one message each operand
+neuron sends to its lead's processor.
 """
 
 from __future__ import annotations
@@ -72,18 +75,14 @@ def _first_inputs(pattern, n: int) -> np.ndarray:
 
 
 def _lead_positions(net: Network, prod: Product, pos: dict[str, np.ndarray]) -> np.ndarray:
-    """Per row of a product, its lead's position; the neurons of both operands that a lead
-    reads take it too."""
-    (a_name, a_rows, _), (b_name, b_rows, _) = product_operands(net, prod)
+    """Per row of a product, its lead's position: the first among the positions of its rows'
+    first A neurons."""
+    (a_name, a_rows, _), _ = product_operands(net, prod)
     valid = a_rows >= 0
     first = a_rows[np.arange(a_rows.shape[0]), np.argmax(valid, axis=1)]
     row_pos = np.where(valid.any(axis=1), pos[a_name][np.maximum(first, 0)], NONE)
     m = prod.a_shape[-2]
-    lead_pos = row_pos.reshape(-1, m).min(axis=1)
-    for name, index in ((a_name, a_rows.reshape(lead_pos.size, -1)), (b_name, b_rows)):
-        take = (index >= 0) & (lead_pos[:, None] != NONE)
-        pos[name][index[take]] = np.broadcast_to(lead_pos[:, None], index.shape)[take]
-    return np.repeat(lead_pos, m)
+    return np.repeat(row_pos.reshape(-1, m).min(axis=1), m)
 
 
 def neuron_positions(net: Network, fanin: FaninCache) -> tuple[dict[str, np.ndarray], int]:
