@@ -46,7 +46,7 @@ def test_a_patch_takes_the_position_of_its_first_pixel(digits_mst):
     assert (pos[patches.name].reshape(patches.shape) == expected[None, :, :, None]).all()
 
 
-def test_a_products_rows_take_their_leads_position_and_its_operands_keep_their_own(digits_mst):
+def test_a_products_rows_take_their_heads_position_and_its_operands_keep_their_own(digits_mst):
     net, pos, _ = digits_mst
     fanin = FaninCache(net)
     products = [p for p in net.populations() if isinstance(p, Product)]
@@ -54,19 +54,37 @@ def test_a_products_rows_take_their_leads_position_and_its_operands_keep_their_o
     spread = 0
     for prod in products:
         m = prod.a_shape[-2]
-        rows = pos[prod.name].reshape(-1, prod.shape[-1])
-        assert (rows == rows[:, :1]).all()
+        windows, heads = (int(d) for d in prod.shape[-4:-2])
+        rows = pos[prod.name].reshape(windows, heads, m, prod.shape[-1])
+        assert (rows == rows[..., :1]).all() and (rows == rows[:, :, :1]).all()  # one position per head
         (a, a_rows, _), (b, _, _) = product_operands(net, prod)
         first_a = a_rows[np.arange(a_rows.shape[0]), np.argmax(a_rows >= 0, axis=1)]
-        lead_pos = pos[a][first_a].reshape(-1, m).min(axis=1)
-        assert (rows[:, 0].reshape(-1, m) == lead_pos[:, None]).all(), prod.name
+        row_pos = pos[a][first_a].reshape(windows, heads, m)
+        for h in range(heads):  # head h: its row h * m / heads
+            np.testing.assert_array_equal(rows[:, h, 0, 0], row_pos[:, h, h * m // heads], err_msg=prod.name)
+        if heads > 1:
+            assert (rows[:, 0, 0, 0] != rows[:, 1, 0, 0]).all()  # a window's heads apart
         for name in (a, b):  # on the cores, an operand neuron is where its first input is
             if net.node(name).on_host:
                 continue
             (src,) = fanin.sources(name)
             first = _first_inputs(fanin.get_pattern(name, src), net.node(name).size)
             np.testing.assert_array_equal(pos[name], pos[src][first], err_msg=name)
-            spread += np.unique(pos[name]).size > np.unique(lead_pos).size  # a window's tokens apart
+            spread += np.unique(pos[name]).size > windows * heads  # a window's tokens apart
     assert spread
-    windows = {int(np.unique(pos[prod.name]).size) for prod in products}
-    assert windows == {4, 1}  # the first stage's four windows, the second's one
+
+
+def test_a_heads_output_back_in_token_order_stays_beside_its_head(digits_mst):
+    """The A V product's output, read elementwise into token-major order: each channel takes its
+    own head's position, not the first head's."""
+    net, pos, _ = digits_mst
+    fanin = FaninCache(net)
+    checked = 0
+    for prod in (p for p in net.populations() if isinstance(p, Product)):
+        for reader in sorted({net.target_of(b).name for b in net.outgoing(prod.name)}):
+            pattern = fanin.get_pattern(reader, prod.name)
+            first = _first_inputs(pattern, net.node(reader).size)
+            np.testing.assert_array_equal(pos[reader], pos[prod.name][first], err_msg=reader)
+            if np.unique(pos[reader].reshape(-1, pattern.width), axis=1).shape[1] > 1:
+                checked += 1  # a token's channels on several heads' positions
+    assert checked

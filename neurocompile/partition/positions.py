@@ -10,9 +10,15 @@ one), back to the input: for an image [N, C, H, W], the rank of its pixel along 
 over H x W, which keeps a square region in a few short runs; for any other input, its index.
 
 A spike product works on its leads (a window's head) on one chip's processors, and its graded
-output goes to the cores every step. So a product's rows take their lead's position (the first
-among its rows), and so do the populations that read them (the attention scores, the softmax):
-a window's graded attention traffic stays in one stripe. The operands keep their own positions:
+output goes to the cores every step. So a product's rows take their lead's position, and so do
+the populations that read them (the attention scores, the softmax): a head's graded attention
+traffic stays in one stripe. A window's heads take the positions of different tokens of the
+window (head h of H that of its row h * m / H): on one position, the last stages' few windows
+would put all their heads on one chip's processors, whose work sets the step time. A population
+fed elementwise by a host node (the heads' outputs, back in token-major order) takes each
+channel's own input's position, so each head's output lands beside it; fed from the cores, a
+token's channels share its first input's (a patch merging's channels come from four tokens, and
+whoever reads the merged token reads it whole). The operands keep their own positions:
 every neuron of a token's layer feeds every one of the token's Q, K and V neurons, a dense
 fan-out that costs many more messages off the token's chip than the one message each operand
 neuron sends to its lead's processor.
@@ -57,15 +63,21 @@ def _input_positions(pop: InputPopulation) -> tuple[np.ndarray, int]:
     return np.broadcast_to(hilbert_rank(h, w), shape).ravel().astype(np.int64), h * w
 
 
-def _first_inputs(pattern, n: int) -> np.ndarray:
-    """Per target neuron, its first source neuron in one fan-in pattern (-1: none)."""
+def _first_inputs(pattern, n: int, by_channel: bool = True) -> np.ndarray:
+    """Per target neuron, its first source neuron in one fan-in pattern (-1: none). A lead's
+    channels share the lead's first input, except, with `by_channel`, where each channel has an
+    input of its own (elementwise)."""
     if isinstance(pattern, LeadPattern):
-        first = np.full(n // pattern.width, -1, np.int64)
+        first = np.full((n // pattern.width, pattern.width), -1, np.int64)
         for part in pattern.parts:
-            valid = part.sources >= 0
-            pick = part.sources[np.arange(first.size), np.argmax(valid, axis=1)]
-            first = np.where((first < 0) & valid.any(axis=1), pick, first)
-        return np.repeat(first, pattern.width)
+            if part.one_to_one and by_channel:  # channel k's own input
+                pick = part.sources.astype(np.int64)
+            else:  # a dense lead: every channel reads the lead's inputs
+                valid = part.sources >= 0
+                lead_first = np.where(valid.any(axis=1), part.sources[np.arange(first.shape[0]), np.argmax(valid, axis=1)], -1)
+                pick = np.broadcast_to(lead_first[:, None], first.shape)
+            first = np.where(first < 0, pick, first)
+        return first.ravel()
     m = pattern.tocsr()  # the cached pattern itself: read, not sorted in place
     first = np.full(n, -1, np.int64)
     has = np.diff(m.indptr) > 0
@@ -75,14 +87,19 @@ def _first_inputs(pattern, n: int) -> np.ndarray:
 
 
 def _lead_positions(net: Network, prod: Product, pos: dict[str, np.ndarray]) -> np.ndarray:
-    """Per row of a product, its lead's position: the first among the positions of its rows'
-    first A neurons."""
+    """Per row of a product, its lead's position. Head h of a window's H heads (the product's
+    third axis from the end) takes the position of its row h * m / H (a row's position: that of
+    its first A neuron), so that a window's heads spread over the window's tokens."""
     (a_name, a_rows, _), _ = product_operands(net, prod)
     valid = a_rows >= 0
     first = a_rows[np.arange(a_rows.shape[0]), np.argmax(valid, axis=1)]
-    row_pos = np.where(valid.any(axis=1), pos[a_name][np.maximum(first, 0)], NONE)
     m = prod.a_shape[-2]
-    return np.repeat(row_pos.reshape(-1, m).min(axis=1), m)
+    row_pos = np.where(valid.any(axis=1), pos[a_name][np.maximum(first, 0)], NONE).reshape(-1, m)
+    heads = int(prod.shape[-3]) if len(prod.shape) >= 3 else 1
+    leads = np.arange(row_pos.shape[0])
+    lead_pos = row_pos[leads, (leads % heads) * m // heads]
+    lead_pos = np.where(lead_pos == NONE, row_pos.min(axis=1), lead_pos)  # that row is padding: the lead's first
+    return np.repeat(lead_pos, m)
 
 
 def neuron_positions(net: Network, fanin: FaninCache) -> tuple[dict[str, np.ndarray], int]:
@@ -103,7 +120,7 @@ def neuron_positions(net: Network, fanin: FaninCache) -> tuple[dict[str, np.ndar
             for src in fanin.sources(pop.name):
                 if (here != NONE).all():
                     break
-                first = _first_inputs(fanin.get_pattern(pop.name, src), pop.size)
+                first = _first_inputs(fanin.get_pattern(pop.name, src), pop.size, by_channel=net.node(src).on_host)
                 here = np.where((here == NONE) & (first >= 0), pos[src][np.maximum(first, 0)], here)
         pos[pop.name] = np.where(here == NONE, 0, here)  # no input at all: the start
     return pos, span
