@@ -285,6 +285,11 @@ def test_a_write_that_fails_midway_is_exit_2_and_leaves_nothing_half_written(mlp
 
     assert_bad_input(run("build", MLP, "-o", tmp_path / "m.ncx"), "File too large")  # params.npz alone is larger
     assert list(tmp_path.iterdir()) == []
+    # The simulator's compiled loops are cached beside the package on first use; a first use
+    # under the limit would fail on that cache (no file named), not on the result.
+    warm = tmp_path / "warm.npz"
+    assert cli("run", mlp_artifact, "--input", X, "--steps", 4, "--out", warm).returncode == 0
+    warm.unlink()
     many = tmp_path / "x.npy"
     np.save(many, np.tile(np.load(X), (2, 1, 1, 1)))  # 720 samples: the result outgrows 64 KiB
     assert_bad_input(run("run", mlp_artifact, "--input", many, "--steps", 4, "--batch-size", 240, "--out", tmp_path / "r.npz"), "File too large", "r.npz")

@@ -10,9 +10,10 @@ billions of synapses of a Swin-T.
 
 `lead_pattern` builds that description for all blocks from one source into one target, or
 returns None when a block does not have this form (convolutions whose windows overlap, general
-sparse kernels, index maps that split tokens) or when a source neuron reaches one lead twice: those keep the explicit
-matrix. A source neuron may feed several leads (a token's channels feed every head's lead).
-Costs equal those of the explicit matrix exactly (tests/test_placement.py).
+sparse kernels, index maps that split tokens) or when a source neuron reaches one lead twice:
+those keep the explicit matrix. A convolution that cuts its input into patches is a dense layer
+per output pixel. A source neuron may feed several leads (a token's channels feed every head's
+lead). Costs equal those of the explicit matrix exactly (tests/test_placement.py).
 """
 
 from __future__ import annotations
