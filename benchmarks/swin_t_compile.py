@@ -6,7 +6,7 @@ timed at each of its stages; then the validator re-checks every core, and the sp
 between chips is counted with host ops on the chips' processors (the target's choice) and, on
 the same cores, on the system's host, side by side with the figures printed before.
 
-    .venv/bin/python benchmarks/swin_t_compile.py [--target loihi2-halapoint] [--calibrate N] [--relay-sums N]
+    .venv/bin/python benchmarks/swin_t_compile.py [--target loihi2-halapoint] [--calibrate N] [--relay-sums N] [--stripe-cuts]
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def main() -> None:
                     help="calibrate on N random images (seeded) and weight the traffic by the ANN's rates too")
     ap.add_argument("--relay-sums", type=int, default=None, metavar="N",
                     help="build with --relay-sums N: the residual stream as relay neurons, read once by each block")
+    ap.add_argument("--stripe-cuts", action="store_true", help="build with --stripe-cuts: no core slice spans two stripes of the input")
     args = ap.parse_args()
     target = load_target(args.target)
     rows: list[tuple[str, float, float]] = []
@@ -73,7 +74,7 @@ def main() -> None:
 
         refused = None
         try:
-            options = BuildOptions(calibrate=str(calib_path) if calib is not None else None, relay_sums=args.relay_sums)
+            options = BuildOptions(calibrate=str(calib_path) if calib is not None else None, relay_sums=args.relay_sums, stripe_cuts=args.stripe_cuts)
             net, placement, report = compile_network(path, target, options, step=step)
         except NeurocompileError as err:  # the model does not fit: report how far the build got
             refused = str(err)

@@ -404,3 +404,28 @@ def test_pouring_fills_the_room_left_and_names_a_neuron_no_core_takes():
     assert cores.tolist() == [0, 1, 2] and stops.tolist() == [2, 6, 7] and open_cores == 3 and stuck == 7
     np.testing.assert_array_equal(used[:4, 0], [4, 4, 1, 0])
     assert (used <= capacity).all()
+
+
+def test_stripe_cuts_keep_every_slice_in_one_stripe(tmp_path):
+    """`build --stripe-cuts`: no core slice holds neurons of two stripes (a window's Q, K and V
+    rows then sit with the tokens that feed them); without it some do. Both pass the validator."""
+    import importlib
+
+    from neurocompile.partition.fanout import FaninCache
+    from neurocompile.partition.positions import neuron_positions
+
+    place_module = importlib.import_module("neurocompile.partition.place")
+    target = target_with(tmp_path, cores=16)
+    net, cut, _ = compile_network(GRAPHS / "digits_mst.onnx", target, BuildOptions(stripe_cuts=True))
+    default = place(net, target)
+    pos, span = neuron_positions(net, FaninCache(net))
+    stripes = -(-cut["lower_bound_cores"] // (16 // place_module.STRIPES_PER_CHIP))  # the count the cuts use
+
+    def spanning(placement) -> int:
+        stripe = [pos[s["population"]][s["start"]:s["stop"]] * stripes // span for c in placement["cores"] for s in c["slices"]]
+        return sum(int(st.min() != st.max()) for st in stripe)
+
+    assert cut["totals"]["chips"] > 1
+    assert spanning(cut) == 0 and spanning(default) > 0
+    for placement in (cut, default):
+        assert placement_problems(net, target, placement) == []

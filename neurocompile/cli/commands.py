@@ -86,6 +86,9 @@ def build(
                                             "of latency each; docs/semantics.md), or auto: where they take the smaller share of a chip "
                                             "(its cores, or its processors' time over a step). `inspect` lists each product's place, "
                                             "why and costs."),
+    stripe_cuts: bool = typer.Option(False, "--stripe-cuts", help="On more than one chip, cut core slices where the input region "
+                                     "changes, so that no slice holds neurons of two stripes: far fewer spike messages between chips "
+                                     "(a window's Q, K and V beside the tokens that feed them), for a few percent more cores."),
 ) -> None:
     """Compile MODEL.onnx into an artifact directory for the target."""
     from ..compiler import BuildOptions, build as build_artifact
@@ -93,7 +96,7 @@ def build(
     options = BuildOptions(target=target, seed=seed, encoding=encoding.value, input_range=input_range,
                            calibrate=str(calibrate) if calibrate else None, percentile=percentile, v_init=v_init,
                            product_form=product.value, mask_ratio=mask_ratio, failure_mode=failure_mode.value,
-                           start=start.value, relay_sums=relay_sums, products_on=products_on.value)
+                           start=start.value, relay_sums=relay_sums, products_on=products_on.value, stripe_cuts=stripe_cuts)
     with err.status("building") as status:
         path, report = build_artifact(model, output, options, step=lambda name: status.update(f"building: {name}"))
     for line in report["warnings"]:

@@ -53,6 +53,7 @@ class BuildOptions:
     start: str = "aligned"  # the step each population takes input from: STARTS (passes/schedule.py)
     relay_sums: int | None = None  # a sum of at least this many populations becomes relay neurons (frontend)
     products_on: str = "auto"  # where spike products with a coincidence form run: passes/products.py SITES
+    stripe_cuts: bool = False  # no core slice spans two stripes of the input (partition/place.py)
 
     def check(self) -> None:
         if self.relay_sums is not None and self.relay_sums < 2:
@@ -174,7 +175,7 @@ def _products(build: Build) -> PassResult:
 
 def _place(build: Build) -> PassResult:
     build.fanin = FaninCache(build.net)
-    build.placement = place(build.net, build.target, fanin=build.fanin, messages=build.messages)
+    build.placement = place(build.net, build.target, fanin=build.fanin, messages=build.messages, stripe_cuts=build.options.stripe_cuts)
     return PassResult(False, build.placement["totals"])
 
 

@@ -81,17 +81,21 @@ def _longest_fit(patterns, start: int, n: int, core: dict, wbits: int, pop: str,
     return lo, best
 
 
-def _slice_population(net: Network, target: Target, name: str, pats: list, cap: int, fast: bool = True) -> list[tuple[str, int, int, Cost]]:
-    """A population cut into the longest slices that fit one core (at most `cap` neurons)."""
+def _slice_population(net: Network, target: Target, name: str, pats: list, cap: int, fast: bool = True,
+                      cuts: np.ndarray | None = None) -> list[tuple[str, int, int, Cost]]:
+    """A population cut into the longest slices that fit one core (at most `cap` neurons), and
+    that stop at each of `cuts` (neuron indices, sorted) they reach."""
     core, wbits = target.core, target.numerics.weight_mantissa_bits
     n = net.node(name).size
     tokenwise = fast and pats and all(isinstance(m, LeadPattern) for _, m in pats)
     slicer = TokenwiseSlicer([m for _, m in pats], n, core, wbits) if tokenwise else None
+    cuts = np.append(cuts if cuts is not None else np.zeros(0, np.int64), n)
     out = []
     start, length = 0, 1
     while start < n:
-        found = slicer.longest(start, cap) if slicer else None
-        stop, cost = found if found else _longest_fit(pats, start, n, core, wbits, name, cap, length)
+        most = min(cap, int(cuts[np.searchsorted(cuts, start, side="right")]) - start)
+        found = slicer.longest(start, most) if slicer else None
+        stop, cost = found if found else _longest_fit(pats, start, n, core, wbits, name, most, length)
         out.append((name, start, stop, cost))
         start, length = stop, stop - start
     return out
@@ -106,11 +110,12 @@ def _slices(net: Network, target: Target, patterns: dict, caps: dict[str, int], 
 STRIPES_PER_CHIP = 4
 
 
-def _stripe_of(slices, stripe_cores: int, positions: dict[str, np.ndarray], span: int):
+def _stripe_of(slices, stripe_cores: int, positions: dict[str, np.ndarray], span: int, stripes: int | None = None):
     """stripe_of(population, neurons) -> the stripe of each neuron: the network's slices make
-    about len(slices) / stripe_cores stripes, stripe b holding the neurons whose position
-    (positions.py) lies in the b-th fraction of the input's. Zero size: one stripe."""
-    stripes = max(1, -(-len(slices) // stripe_cores)) if stripe_cores else 1
+    about len(slices) / stripe_cores stripes (or `stripes`), stripe b holding the neurons whose
+    position (positions.py) lies in the b-th fraction of the input's. Zero size: one stripe."""
+    if stripes is None:
+        stripes = max(1, -(-len(slices) // stripe_cores)) if stripe_cores else 1
 
     def stripe_of(name: str, neurons):
         return positions[name][neurons] * stripes // span
@@ -261,7 +266,8 @@ class _Stream:
 
 
 def _pack(net: Network, target: Target, patterns: dict, slices, fan_out_bound: np.ndarray, neuron_bound: dict[str, np.ndarray], strategy: str,
-          free: frozenset = frozenset(), stripe_cores: int = 0, positions: dict[str, np.ndarray] | None = None, span: int = 1):
+          free: frozenset = frozenset(), stripe_cores: int = 0, positions: dict[str, np.ndarray] | None = None, span: int = 1,
+          stripes: int | None = None):
     """Slices onto cores. `naive`: one slice per core, in topological order. `packed`: a slice
     joins, among the last PACK_WINDOW cores with room for it under every limit, the one that
     holds most of its input neurons (else the first); the populations in `free`
@@ -277,7 +283,7 @@ def _pack(net: Network, target: Target, patterns: dict, slices, fan_out_bound: n
         positions = {name: np.zeros(net.node(name).size, np.int64) for name in patterns}
     cores = _Cores(net, target, patterns)
     streams = {name: _Stream(cores, name, patterns[name], net.node(name).size, neuron_bound[name]) for name in free}
-    stripe_of = _stripe_of(slices, stripe_cores, positions, span)
+    stripe_of = _stripe_of(slices, stripe_cores, positions, span, stripes)
     work = []  # (stripe, topological index, first neuron, what to place)
     order = {name: k for k, name in enumerate(patterns)}
     for (name, start, stop, cost), axons_out in zip(slices, fan_out_bound):
@@ -328,7 +334,8 @@ def _pack_slices(cores: _Cores, patterns: dict, batch: list[tuple], window: int)
 MAX_RESLICES = 32
 
 
-def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: FaninCache, free: frozenset = frozenset()):
+def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: FaninCache, free: frozenset = frozenset(),
+                          cuts: dict[str, np.ndarray] | None = None):
     """Slices whose fan-out bound fits a core: a slice sending to too many destination slices is
     cut smaller, and the bounds recounted. A neuron's bound is, per target population, the
     slices of it that its synapses reach, plus one axon to the host; only the populations
@@ -347,7 +354,7 @@ def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: F
     dirty = set(patterns) - set(free)
     for _ in range(MAX_RESLICES):
         for name in dirty:
-            sliced[name] = _slice_population(net, target, name, patterns[name], caps.get(name, net.node(name).size))
+            sliced[name] = _slice_population(net, target, name, patterns[name], caps.get(name, net.node(name).size), cuts=(cuts or {}).get(name))
             local[name] = np.repeat(np.arange(len(sliced[name])), [stop - start for _, start, stop, _ in sliced[name]])
         for name in patterns:
             for tgt in targets[name]:
@@ -373,9 +380,10 @@ def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: F
 
 
 def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCache | None = None,
-          messages: dict[str, Messages] | None = None) -> dict[str, Any]:
+          messages: dict[str, Messages] | None = None, stripe_cuts: bool = False) -> dict[str, Any]:
     """`fanin`: a cache of fan-in patterns to fill, for what later reads them (traffic);
-    `messages`: a dict to fill with what each neuron's spike sends (traffic.spike_traffic)."""
+    `messages`: a dict to fill with what each neuron's spike sends (traffic.spike_traffic);
+    `stripe_cuts`: no slice spans two stripes (`_stripe_cuts`)."""
     if strategy not in STRATEGIES:
         raise NeurocompileError(f"placement strategy '{strategy}' is not one of {', '.join(STRATEGIES)}")
     core = target.core
@@ -388,11 +396,15 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
         whole = slice_cost(pats, 0, net.node(name).size, core, wbits)
         unsplit = Cost(unsplit.neurons + whole.neurons, unsplit.synapse_bits + whole.synapse_bits, unsplit.fan_in_axons + whole.fan_in_axons)
     free = frozenset(name for name, pats in patterns.items() if strategy == "packed" and _splits_freely(pats))
-    slices, bound, neuron_bound = _slice_within_fan_out(net, target, patterns, fanin, free)
     per_chip = target.spec["chip"]["cores"]
     striped = strategy == "packed" and lower_bound(unsplit, core) > per_chip  # on one chip, stripes would only cost cores
+    stripe_cores = per_chip // STRIPES_PER_CHIP
+    positions, span = neuron_positions(net, fanin) if striped else (None, 1)
+    stripes = -(-lower_bound(unsplit, core) // stripe_cores) if striped and stripe_cuts else None
+    cuts = _stripe_cuts(patterns, free, positions, span, stripes) if stripes else None
+    slices, bound, neuron_bound = _slice_within_fan_out(net, target, patterns, fanin, free, cuts)
     cores, core_of = _pack(net, target, patterns, slices, bound, neuron_bound, strategy, free,
-                           *((per_chip // STRIPES_PER_CHIP, *neuron_positions(net, fanin)) if striped else ()))
+                           *((stripe_cores, positions, span, stripes) if striped else ()))
     chip_of_core = np.arange(len(cores)) // per_chip
     host_chips, host_ops, processors = place_host_ops(net, target, core_of, chip_of_core, fanin)
     axons, sent = fan_out_and_messages(net, *units(core_of, chip_of_core, host_chips), fanin)
@@ -410,6 +422,21 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
     totals = {key: int(sum(c[key] for c in cores)) for key in ("neurons", "synapse_bits", "fan_in_axons", "fan_out_axons")}
     totals.update(cores=len(cores), chips=len({c["chip"] for c in ordered}))
     return {"cores": ordered, "totals": totals, "lower_bound_cores": lower_bound(unsplit, core), "host_ops": host_ops, "processors": processors}
+
+
+def _stripe_cuts(patterns: dict, free: frozenset, positions: dict[str, np.ndarray], span: int, stripes: int) -> dict[str, np.ndarray]:
+    """Per population cut into slices, the neurons where its stripe changes: slices that stop
+    there lie in one stripe each. A window-major layer (Q, K, V: a window's tokens in raster
+    order) otherwise puts the rows of tokens from several stripes in one slice, and the token
+    layers feeding them densely send across chips. Costs cores: the pieces are shorter than a
+    core. The stripe count is fixed here, from the lower bound, as the slices' count is not known
+    yet; packing uses the same."""
+    cuts = {}
+    for name in patterns:
+        if name not in free:
+            stripe = positions[name] * stripes // span
+            cuts[name] = np.flatnonzero(stripe[1:] != stripe[:-1]) + 1
+    return cuts
 
 
 def lower_bound(unsplit: Cost, core: dict) -> int:
