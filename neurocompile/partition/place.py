@@ -351,10 +351,11 @@ def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: F
     host = {name: reaches_host(net, name, patterns, fanin, processors_modelled(target)) for name in patterns}
     for name in free:
         sliced[name], local[name] = [], np.zeros(net.node(name).size, np.int64)
+    cuts = cuts or {}
     dirty = set(patterns) - set(free)
     for _ in range(MAX_RESLICES):
         for name in dirty:
-            sliced[name] = _slice_population(net, target, name, patterns[name], caps.get(name, net.node(name).size), cuts=(cuts or {}).get(name))
+            sliced[name] = _slice_population(net, target, name, patterns[name], caps.get(name, net.node(name).size), cuts=cuts.get(name))
             local[name] = np.repeat(np.arange(len(sliced[name])), [stop - start for _, start, stop, _ in sliced[name]])
         for name in patterns:
             for tgt in targets[name]:
@@ -397,11 +398,12 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
         unsplit = Cost(unsplit.neurons + whole.neurons, unsplit.synapse_bits + whole.synapse_bits, unsplit.fan_in_axons + whole.fan_in_axons)
     free = frozenset(name for name, pats in patterns.items() if strategy == "packed" and _splits_freely(pats))
     per_chip = target.spec["chip"]["cores"]
-    striped = strategy == "packed" and lower_bound(unsplit, core) > per_chip  # on one chip, stripes would only cost cores
+    bound_cores = lower_bound(unsplit, core)
+    striped = strategy == "packed" and bound_cores > per_chip  # on one chip, stripes would only cost cores
     stripe_cores = per_chip // STRIPES_PER_CHIP
     positions, span = neuron_positions(net, fanin) if striped else (None, 1)
-    stripes = -(-lower_bound(unsplit, core) // stripe_cores) if striped and stripe_cuts else None
-    cuts = _stripe_cuts(patterns, free, positions, span, stripes) if stripes else None
+    stripes = -(-bound_cores // stripe_cores) if striped and stripe_cuts else None
+    cuts = _stripe_cuts(patterns, free, _stripe_of(slices=(), stripe_cores=0, positions=positions, span=span, stripes=stripes)) if stripes else None
     slices, bound, neuron_bound = _slice_within_fan_out(net, target, patterns, fanin, free, cuts)
     cores, core_of = _pack(net, target, patterns, slices, bound, neuron_bound, strategy, free,
                            *((stripe_cores, positions, span, stripes) if striped else ()))
@@ -421,22 +423,17 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
     ordered = [{key: c[key] for key in ("chip", "core", "slices", "neurons", "synapse_bits", "fan_in_axons", "fan_out_axons")} for c in cores]
     totals = {key: int(sum(c[key] for c in cores)) for key in ("neurons", "synapse_bits", "fan_in_axons", "fan_out_axons")}
     totals.update(cores=len(cores), chips=len({c["chip"] for c in ordered}))
-    return {"cores": ordered, "totals": totals, "lower_bound_cores": lower_bound(unsplit, core), "host_ops": host_ops, "processors": processors}
+    return {"cores": ordered, "totals": totals, "lower_bound_cores": bound_cores, "host_ops": host_ops, "processors": processors}
 
 
-def _stripe_cuts(patterns: dict, free: frozenset, positions: dict[str, np.ndarray], span: int, stripes: int) -> dict[str, np.ndarray]:
-    """Per population cut into slices, the neurons where its stripe changes: slices that stop
-    there lie in one stripe each. A window-major layer (Q, K, V: a window's tokens in raster
-    order) otherwise puts the rows of tokens from several stripes in one slice, and the token
-    layers feeding them densely send across chips. Costs cores: the pieces are shorter than a
-    core. The stripe count is fixed here, from the lower bound, as the slices' count is not known
-    yet; packing uses the same."""
-    cuts = {}
-    for name in patterns:
-        if name not in free:
-            stripe = positions[name] * stripes // span
-            cuts[name] = np.flatnonzero(stripe[1:] != stripe[:-1]) + 1
-    return cuts
+def _stripe_cuts(patterns: dict, free: frozenset, stripe_of) -> dict[str, np.ndarray]:
+    """Per population cut into slices, the neurons where its stripe (`stripe_of`, `_stripe_of`)
+    changes: slices that stop there lie in one stripe each. A window-major layer (Q, K, V: a
+    window's tokens in raster order) otherwise puts the rows of tokens from several stripes in
+    one slice, and the token layers feeding them densely send across chips. Costs cores: the
+    pieces are shorter than a core. The stripe count is fixed beforehand, from the lower bound,
+    as the slices' count is not known yet; packing uses the same."""
+    return {name: run_starts(stripe_of(name, slice(None)))[1:] for name in patterns if name not in free}
 
 
 def lower_bound(unsplit: Cost, core: dict) -> int:

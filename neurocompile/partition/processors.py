@@ -31,7 +31,7 @@ from ..ir.graph import Network
 from ..ir.nodes import InputPopulation, Product
 from ..passes.products import no_coincidence_form
 from ..targets import Target
-from .fanout import HOST, FaninCache, distinct_pairs, product_operands, row_width
+from .fanout import HOST, FaninCache, destination_pieces, distinct_pairs, product_operands, row_width
 from .leads import LeadPattern, run_starts, unique_pairs
 
 # Integer operations per element of a row, an estimate from semantics/hostops.py's integer
@@ -182,18 +182,10 @@ def _reader_chips_by_group(net: Network, pop, fanin: FaninCache, core_of: dict[s
     """(group, chip, 1) per message out of a host node's rows: each element of a row goes once to
     every core holding neurons that read it (host nodes that read it run where they are placed
     after this one)."""
-    elements, cores = [], []
-    for tgt in sorted({net.target_of(b).name for b in net.outgoing(pop.name)} & set(core_of)):
-        pattern = fanin.get_pattern(tgt, pop.name)
-        if isinstance(pattern, LeadPattern):
-            e, c = pattern.runs(core_of[tgt])
-        else:
-            m = pattern.tocoo()
-            e, c = m.col, core_of[tgt][m.row]
-        elements.append(e)
-        cores.append(c)
-    if elements:
-        e, c = distinct_pairs(np.concatenate(elements), np.concatenate(cores), pop.size)
+    pieces = destination_pieces(net, pop.name, core_of, fanin)  # HOST: a host node or none; no core
+    if pieces:
+        e, c = np.concatenate([e for e, _ in pieces]), np.concatenate([c for _, c in pieces])
+        e, c = distinct_pairs(e[c != HOST], c[c != HOST], pop.size)
         yield group[e // row_width(pop)], chip_of_core[c], np.ones(e.size)
 
 
