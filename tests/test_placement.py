@@ -398,12 +398,38 @@ def test_pouring_fills_the_room_left_and_names_a_neuron_no_core_takes():
     capacity = np.array([4, 1000, 1000, 50], np.int64)
     used = np.zeros((16, 4), np.int64)
     used[0, 0] = 2  # core 0 has room for 2 neurons, and holds the inputs of every neuron
-    cores, stops, open_cores, stuck = pour(totals, np.zeros((1, n), np.int64), 0, n, used, 1, capacity, 16, 2)
+    cores, stops, open_cores, stuck = pour(totals, np.zeros((1, n), np.int64), 0, n, used, 1, capacity, 16, 64, 2)
     # 0..1 fill core 0; 2..5 a new core (4 neurons); 6 a third, as neuron 7's fan-out would pass
     # a core's; 7 fits no core
     assert cores.tolist() == [0, 1, 2] and stops.tolist() == [2, 6, 7] and open_cores == 3 and stuck == 7
     np.testing.assert_array_equal(used[:4, 0], [4, 4, 1, 0])
     assert (used <= capacity).all()
+
+
+def test_slices_and_pieces_join_no_core_of_an_earlier_chip():
+    """Chips of 4 cores, 5 open: core 3 (chip 0) has room, core 4 (chip 1) has none. A slice
+    that fits core 3 opens a new core instead, and so does a poured piece, unless core 3 holds
+    its inputs; with chips of 8 cores both join core 3."""
+    from neurocompile.partition.counting import open_cores_until_one_fits, pour
+
+    capacity = np.array([10, 10, 10, 10], np.int64)
+
+    def used_now():
+        used = np.zeros((8, 4), np.int64)
+        used[:5] = 10
+        used[3] = 0
+        return used
+
+    for chip_cores, joins in ((4, False), (8, True)):
+        used, homes = used_now(), np.full(1, -1, np.int64)
+        fitting_at, open_cores = open_cores_until_one_fits(np.full((1, 4), 5, np.int64), 0, used, 5, capacity, 16, chip_cores, homes)
+        assert (fitting_at, open_cores) == ((0, 5) if joins else (1, 6))
+        n = 3
+        totals = np.tile(np.arange(n + 1), (4, 1)).astype(np.int64)
+        for home, to in ((-1, 3 if joins else 5), (3, 3)):
+            used = used_now()
+            cores, stops, _, _ = pour(totals, np.full((1, n), home, np.int64), 0, n, used, 5, capacity, 16, chip_cores, 1)
+            assert cores.tolist() == [to] and stops.tolist() == [n]
 
 
 def test_stripe_cuts_keep_every_slice_in_one_stripe(tmp_path):

@@ -128,6 +128,14 @@ def lead_runs(sources: np.ndarray, offset: np.ndarray, prefix: np.ndarray, lead:
 
 
 @numba.njit(cache=True, nogil=True)
+def first_recent(n_cores: int, window: int, chip_cores: int) -> int:
+    """The first of the last `window` cores opened that lie on the newest core's chip (chips are
+    runs of `chip_cores` cores). A slice joins no core of an earlier chip: the layers placed now
+    read and feed the newest chip's, so it would send and receive across chips."""
+    return max(0, n_cores - window, (n_cores - 1) // chip_cores * chip_cores)
+
+
+@numba.njit(cache=True, nogil=True)
 def _furthest(totals: np.ndarray, start: int, hi: int, room: np.ndarray) -> int:
     """The furthest stop, at most hi, whose running totals from start fit `room` (per limit)."""
     stop = hi
@@ -139,11 +147,11 @@ def _furthest(totals: np.ndarray, start: int, hi: int, room: np.ndarray) -> int:
 
 @numba.njit(cache=True, nogil=True)
 def pour(totals: np.ndarray, homes: np.ndarray, lo: int, hi: int, used: np.ndarray, n_cores: int, capacity: np.ndarray,
-         window: int, min_piece: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+         window: int, chip_cores: int, min_piece: int) -> tuple[np.ndarray, np.ndarray, int, int]:
     """place._Stream.pour's loop: neurons lo..hi-1 of a freely cut population, whose running
     totals per limit are totals[j] ([4, n + 1]), as pieces. Each piece goes where it is longest
     among the cores holding its first neuron's inputs (homes[:, i], -1: none) and the last
-    `window` opened (ties: the lowest core), or on a new core where none takes min_piece
+    `window` opened on the newest chip (`first_recent`; ties: the lowest core), or on a new core where none takes min_piece
     neurons and a new one takes more. `used` ([cores, 4], rows for every core that may open)
     is updated. Returns each piece's core and stop, the cores then open, and the neuron that
     fits no core alone (-1: none)."""
@@ -157,7 +165,7 @@ def pour(totals: np.ndarray, homes: np.ndarray, lo: int, hi: int, used: np.ndarr
             if homes[h, start - lo] >= 0:
                 near[k] = homes[h, start - lo]
                 k += 1
-        for c in range(max(0, n_cores - window), n_cores):
+        for c in range(first_recent(n_cores, window, chip_cores), n_cores):
             near[k] = c
             k += 1
         candidates = np.unique(near[:k])  # sorted
@@ -183,13 +191,13 @@ def pour(totals: np.ndarray, homes: np.ndarray, lo: int, hi: int, used: np.ndarr
 
 @numba.njit(cache=True, nogil=True)
 def open_cores_until_one_fits(needs: np.ndarray, first: int, used: np.ndarray, n_cores: int, capacity: np.ndarray,
-                              window: int, homes: np.ndarray) -> tuple[int, int]:
+                              window: int, chip_cores: int, homes: np.ndarray) -> tuple[int, int]:
     """place._pack's slices needs[first:] in turn, each onto a new core (homes[i], `used`
-    updated) until one fits one of the last `window` cores: returns its index (needs.shape[0]:
+    updated) until one fits one of the last `window` cores on the newest chip (`first_recent`): returns its index (needs.shape[0]:
     none did) and the cores then open. Which of those cores it joins (the one holding most of
     its inputs) is the caller's choice."""
     for i in range(first, needs.shape[0]):
-        for c in range(max(0, n_cores - window), n_cores):
+        for c in range(first_recent(n_cores, window, chip_cores), n_cores):
             fits = True
             for j in range(needs.shape[1]):
                 if used[c, j] + needs[i, j] > capacity[j]:
