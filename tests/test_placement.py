@@ -264,6 +264,30 @@ def test_synapses_per_source_neuron_are_counted_without_the_matrix(model):
         np.testing.assert_array_equal(source_fanout(block, n), np.bincount(whole.indices, minlength=n))
 
 
+def test_convolution_fan_out_counted_per_tap_equals_the_matrix_columns():
+    """Conv2d.fanout counts each input's synapses per kernel tap; strides, pads, dilations,
+    groups and zero weights drawn at random, against the explicit matrix's column counts (each
+    output counted as often as targets take it)."""
+    from neurocompile.ir.kernels import Conv2d
+
+    rng = np.random.default_rng(5)
+    checked = 0
+    while checked < 60:
+        group, cg, og, kh, kw = (int(v) for v in rng.integers(1, [4, 4, 4, 5, 5]))
+        weight = rng.normal(size=(og * group, cg, kh, kw)) * (rng.random((og * group, cg, kh, kw)) < 0.6)
+        kernel = Conv2d(weight=weight, strides=tuple(rng.integers(1, 4, 2)), pads=tuple(rng.integers(0, 3, 4)),
+                        dilations=tuple(rng.integers(1, 3, 2)), group=group)
+        view = (int(rng.integers(1, 3)), cg * group, int(rng.integers(2 * kh, 12)), int(rng.integers(2 * kw, 12)))
+        if min(kernel.out_shape(view)[2:]) <= 0:
+            continue
+        matrix = kernel.connectivity(view)
+        np.testing.assert_array_equal(kernel.fanout(view), np.bincount(matrix.indices, minlength=int(np.prod(view))))
+        outputs = int(np.prod(kernel.out_shape(view)))
+        for uses in (np.full(outputs, 2), rng.integers(0, 3, outputs)):  # every output taken twice; unevenly
+            np.testing.assert_array_equal(kernel.fanout(view, uses), np.rint(matrix.T @ uses.astype(np.float64)).astype(np.int64))
+        checked += 1
+
+
 def test_distinct_pairs_equal_those_of_numpy_unique():
     from neurocompile.partition.fanout import HOST, distinct_pairs
 

@@ -220,6 +220,25 @@ class Conv2d(Kernel):
     def to_sparse(self, view_shape, w=None):
         return self.rows(view_shape, None, w)
 
+    def fanout(self, view_shape, uses=None):
+        """Counted per kernel tap, not from the matrix (a Swin-T's patch embedding has 14 M
+        synapses): input (c, y, x) feeds, through tap (ky, kx), every output channel of its
+        group whose weight there is nonzero, if an output position puts that tap on (y, x).
+        Outputs taken unevenly (`uses`) are counted from the matrix."""
+        if uses is not None and uses.size and uses.min() != uses.max():
+            return super().fanout(view_shape, uses)
+        times = int(uses[0]) if uses is not None and uses.size else 1
+        n, c, h, wd = view_shape
+        _, _, ho, wo = self.out_shape(view_shape)
+        o, cg, kh, kw = self.weight.shape
+        nonzero = (self.weight != 0).reshape(self.group, o // self.group, cg, kh, kw).sum(axis=1).reshape(c, kh, kw)
+        (sh, sw), (dh, dw) = self.strides, self.dilations
+        t, l = self.pads[0], self.pads[1]
+        rows = _tap_lands(h, kh, sh, dh, t, ho)  # [kh, h]: tap row ky lands on input row y
+        cols = _tap_lands(wd, kw, sw, dw, l, wo)
+        per_image = np.einsum("cab,ay,bx->cyx", nonzero.astype(np.int64), rows, cols)
+        return np.tile(per_image.ravel(), n) * times
+
     def entries(self, view_shape):
         return int(np.prod(self.out_shape(view_shape), dtype=np.int64)) * int(np.prod(self.weight.shape[1:]))
 
@@ -315,3 +334,10 @@ def kernel_from_parts(kind: str, scalars: dict[str, Any], arrays: dict[str, np.n
     if kind not in KERNELS:
         raise NeurocompileError(f"unknown kernel kind '{kind}' (known: {', '.join(sorted(KERNELS))})")
     return KERNELS[kind].from_parts(scalars, arrays)
+
+
+def _tap_lands(size: int, taps: int, stride: int, dilation: int, pad: int, outputs: int) -> np.ndarray:
+    """[taps, size]: 1 where some output position i (0 <= i < outputs) puts tap k on input
+    position i * stride - pad + k * dilation."""
+    i = np.arange(size)[None, :] + pad - np.arange(taps)[:, None] * dilation  # i * stride
+    return ((i % stride == 0) & (i >= 0) & (i // stride < outputs)).astype(np.int64)

@@ -169,22 +169,20 @@ def _inputs_per_neuron(patterns: list, n: int) -> np.ndarray:
     return count
 
 
-def _first_input(patterns: list, placed: dict[str, np.ndarray], lo: int, hi: int) -> list[np.ndarray]:
-    """Per source on the cores: the core of the first input from it of each neuron lo..hi-1
-    (-1: none, or not placed yet)."""
+def _first_inputs(patterns: list) -> list[tuple[str, np.ndarray]]:
+    """Per source: the first input from it of each neuron (-1: none)."""
     out = []
     for src, m in patterns:
-        if src not in placed:
-            continue
-        first = np.full(hi - lo, -1, np.int64)
         if isinstance(m, LeadPattern):
+            first = np.full(m.parts[0].sources.size, -1, np.int64)
             for part in m.parts:
-                s = part.sources.ravel()[lo:hi]
+                s = part.sources.ravel()
                 first = np.where((first < 0) & (s >= 0), s, first)
         else:
-            has = np.diff(m.indptr[lo : hi + 1]) > 0
-            first[has] = m.indices[m.indptr[lo:hi][has]]
-        out.append(np.where(first >= 0, placed[src][np.maximum(first, 0)], -1))
+            first = np.full(m.shape[0], -1, np.int64)
+            has = np.diff(m.indptr) > 0
+            first[has] = m.indices[m.indptr[:-1][has]]
+        out.append((src, first))
     return out
 
 
@@ -249,6 +247,7 @@ class _Stream:
 
     def __init__(self, cores: _Cores, name: str, patterns: list, n: int, neuron_bound: np.ndarray):
         self.cores, self.name, self.patterns, self.neuron_bound = cores, name, patterns, neuron_bound
+        self.first = [(src, first) for src, first in _first_inputs(patterns) if src in cores.core_of]  # sources on the cores
         inputs = _inputs_per_neuron(patterns, n)
         bits_one = int(axon_bits_each(np.ones(1, np.int64), cores.limit, cores.wbits)[0])
         # running totals of neurons, synapse bits, fan-in axons and fan-out bound, [4, n + 1]
@@ -258,7 +257,11 @@ class _Stream:
     def pour(self, lo: int, hi: int) -> None:
         """Neurons lo..hi-1 onto cores, in pieces chosen by a compiled loop (counting.pour)."""
         cores = self.cores
-        homes = np.array(_first_input(self.patterns, cores.core_of, lo, hi), np.int64).reshape(-1, hi - lo)
+        # per source, the core of each neuron's first input from it (-1: none, or not placed yet)
+        homes = np.empty((len(self.first), hi - lo), np.int64)
+        for row, (src, first) in zip(homes, self.first):
+            f = first[lo:hi]
+            np.copyto(row, np.where(f >= 0, cores.core_of[src][np.maximum(f, 0)], -1))
         cores.reserve(hi - lo)
         ks, stops, _, stuck = pour(self.totals, homes, lo, hi, cores.used, len(cores), cores.capacity, PACK_WINDOW, cores.chip_cores, MIN_PIECE)
         start = lo
