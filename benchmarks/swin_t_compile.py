@@ -6,7 +6,7 @@ timed at each of its stages; then the validator re-checks every core, and the sp
 between chips is counted with host ops on the chips' processors (the target's choice) and, on
 the same cores, on the system's host, side by side with the figures printed before.
 
-    .venv/bin/python benchmarks/swin_t_compile.py [--target loihi2-halapoint] [--calibrate N] [--relay-sums N] [--stripe-cuts]
+    .venv/bin/python benchmarks/swin_t_compile.py [--target loihi2-halapoint] [--calibrate N] [--relay-sums N] [--stripe-cuts none|small|all]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from rich.table import Table
 from neurocompile.compiler import BuildOptions, compile_network
 from neurocompile.errors import NeurocompileError
 from neurocompile.ir.interpret import evaluate
+from neurocompile.partition.place import STRIPE_CUTS
 from neurocompile.partition.traffic import message_rates, spike_traffic
 from neurocompile.partition.validate import placement_problems
 from neurocompile.targets import load_target
@@ -51,7 +52,7 @@ def main() -> None:
                     help="calibrate on N random images (seeded) and weight the traffic by the ANN's rates too")
     ap.add_argument("--relay-sums", type=int, default=None, metavar="N",
                     help="build with --relay-sums N: the residual stream as relay neurons, read once by each block")
-    ap.add_argument("--stripe-cuts", action="store_true", help="build with --stripe-cuts: no core slice spans two stripes of the input")
+    ap.add_argument("--stripe-cuts", choices=STRIPE_CUTS, default="small", help="build with --stripe-cuts: which core slices stop where the input's stripe changes")
     args = ap.parse_args()
     target = load_target(args.target)
     rows: list[tuple[str, float, float]] = []

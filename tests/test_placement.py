@@ -456,26 +456,43 @@ def test_slices_and_pieces_join_no_core_of_an_earlier_chip():
             assert cores.tolist() == [to] and stops.tolist() == [n]
 
 
-def test_stripe_cuts_keep_every_slice_in_one_stripe(tmp_path):
-    """`build --stripe-cuts`: no core slice holds neurons of two stripes (a window's Q, K and V
-    rows then sit with the tokens that feed them); without it some do. Both pass the validator."""
+def test_stripe_cuts_keep_slices_in_one_stripe_where_asked(tmp_path):
+    """`build --stripe-cuts all`: no core slice holds neurons of two stripes (a window's Q, K
+    and V rows then sit with the tokens that feed them); `none`: some do; `small`, the default:
+    none of a population whose piece between stripe changes (the median one) takes at most
+    SMALL_PIECE of a core, while a population of larger pieces still spans. All pass the
+    validator."""
     import importlib
 
     from neurocompile.partition.fanout import FaninCache
     from neurocompile.partition.positions import neuron_positions
+    from neurocompile.partition.resources import fanin_patterns, slice_cost
 
     place_module = importlib.import_module("neurocompile.partition.place")
     target = target_with(tmp_path, cores=16)
-    net, cut, _ = compile_network(GRAPHS / "digits_mst.onnx", target, BuildOptions(stripe_cuts=True))
-    default = place(net, target)
+    core, wbits = target.core, target.numerics.weight_mantissa_bits
+    net, cut, _ = compile_network(GRAPHS / "digits_mst.onnx", target, BuildOptions(stripe_cuts="all"))
+    uncut, small = place(net, target, stripe_cuts="none"), place(net, target)
     pos, span = neuron_positions(net, FaninCache(net))
     stripes = -(-cut["lower_bound_cores"] // (16 // place_module.STRIPES_PER_CHIP))  # the count the cuts use
 
-    def spanning(placement) -> int:
-        stripe = [pos[s["population"]][s["start"]:s["stop"]] * stripes // span for c in placement["cores"] for s in c["slices"]]
-        return sum(int(st.min() != st.max()) for st in stripe)
+    def stripe_of(name):
+        return pos[name] * stripes // span
+
+    def spanning(placement) -> set[str]:
+        return {s["population"] for c in placement["cores"] for s in c["slices"] if np.ptp(stripe_of(s["population"])[s["start"]:s["stop"]]) > 0}
+
+    def piece_share(name) -> float:
+        stripe = stripe_of(name)
+        bounds = np.concatenate([[0], np.flatnonzero(np.diff(stripe)) + 1, [stripe.size]])
+        k = int(np.argsort(np.diff(bounds), kind="stable")[(bounds.size - 1) // 2])
+        cost = slice_cost(fanin_patterns(net, name), int(bounds[k]), int(bounds[k + 1]), core, wbits)
+        return max(cost.neurons / core["neurons"], cost.synapse_bits / core["synapse_memory_bits"], cost.fan_in_axons / core["fan_in_axons"])
 
     assert cut["totals"]["chips"] > 1
-    assert spanning(cut) == 0 and spanning(default) > 0
-    for placement in (cut, default):
+    assert not spanning(cut) and spanning(uncut)
+    large = spanning(small)
+    assert large and all(piece_share(name) > place_module.SMALL_PIECE for name in large)
+    assert any(piece_share(name) <= place_module.SMALL_PIECE for name in spanning(uncut))  # small cuts some that span uncut
+    for placement in (cut, uncut, small):
         assert placement_problems(net, target, placement) == []

@@ -20,6 +20,7 @@ from rich.text import Text
 from .. import __version__
 from ..errors import NeurocompileError
 from ..ir.nodes import ENCODINGS, FAILURE_MODES, PRODUCT_FORMS, STARTS, IFPopulation
+from ..partition.place import STRIPE_CUTS
 from ..passes.products import SITES
 from ..backends import DEVICES
 from .hil import STANDINS
@@ -40,6 +41,7 @@ def _choices(name: str, values) -> type[Enum]:
 Encoding = _choices("Encoding", ENCODINGS)
 ProductForm = _choices("ProductForm", PRODUCT_FORMS)
 ProductSite = _choices("ProductSite", SITES)
+StripeCuts = _choices("StripeCuts", STRIPE_CUTS)
 Start = _choices("Start", STARTS)
 FailureMode = _choices("FailureMode", FAILURE_MODES)
 Backend = _choices("Backend", BACKENDS)
@@ -86,9 +88,10 @@ def build(
                                             "of latency each; docs/semantics.md), or auto: where they take the smaller share of a chip "
                                             "(its cores, or its processors' time over a step). `inspect` lists each product's place, "
                                             "why and costs."),
-    stripe_cuts: bool = typer.Option(False, "--stripe-cuts", help="On more than one chip, cut core slices where the input region "
-                                     "changes, so that no slice holds neurons of two stripes: far fewer spike messages between chips "
-                                     "(a window's Q, K and V beside the tokens that feed them), for a few percent more cores."),
+    stripe_cuts: StripeCuts = typer.Option("small", "--stripe-cuts", help="On more than one chip, which core slices stop where the "
+                                           "input region (stripe) changes: none, those of populations whose pieces between changes take at "
+                                           "most a fifth of a core (small), or all: fewer spike messages between chips (a window's Q, K and "
+                                           "V beside the tokens that feed them), for more cores where the pieces are large."),
 ) -> None:
     """Compile MODEL.onnx into an artifact directory for the target."""
     from ..compiler import BuildOptions, build as build_artifact
@@ -96,7 +99,7 @@ def build(
     options = BuildOptions(target=target, seed=seed, encoding=encoding.value, input_range=input_range,
                            calibrate=str(calibrate) if calibrate else None, percentile=percentile, v_init=v_init,
                            product_form=product.value, mask_ratio=mask_ratio, failure_mode=failure_mode.value,
-                           start=start.value, relay_sums=relay_sums, products_on=products_on.value, stripe_cuts=stripe_cuts)
+                           start=start.value, relay_sums=relay_sums, products_on=products_on.value, stripe_cuts=stripe_cuts.value)
     with err.status("building") as status:
         path, report = build_artifact(model, output, options, step=lambda name: status.update(f"building: {name}"))
     for line in report["warnings"]:

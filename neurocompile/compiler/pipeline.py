@@ -23,6 +23,7 @@ from ..ir.nodes import ENCODINGS, PRODUCT_FORMS, STARTS, IFPopulation, Product
 from ..partition import place
 from ..partition.energy import expected_activity, run_energy
 from ..partition.fanout import FaninCache, Messages
+from ..partition.place import STRIPE_CUTS
 from ..partition.traffic import message_rates, spike_traffic
 from ..passes.calibrate import calibrate_thresholds, needs_calibration
 from ..passes.dce import eliminate_dead_code
@@ -53,11 +54,13 @@ class BuildOptions:
     start: str = "aligned"  # the step each population takes input from: STARTS (passes/schedule.py)
     relay_sums: int | None = None  # a sum of at least this many populations becomes relay neurons (frontend)
     products_on: str = "auto"  # where spike products with a coincidence form run: passes/products.py SITES
-    stripe_cuts: bool = False  # no core slice spans two stripes of the input (partition/place.py)
+    stripe_cuts: str = "small"  # which core slices stop where the input's stripe changes: STRIPE_CUTS (partition/place.py)
 
     def check(self) -> None:
         if self.relay_sums is not None and self.relay_sums < 2:
             raise NeurocompileError(f"--relay-sums {self.relay_sums}: a sum has at least 2 terms")
+        if self.stripe_cuts not in STRIPE_CUTS:
+            raise NeurocompileError(f"stripe cuts '{self.stripe_cuts}' is not one of {', '.join(STRIPE_CUTS)}")
         if self.products_on not in SITES:
             raise NeurocompileError(f"products on '{self.products_on}' is not one of {', '.join(SITES)}")
         if self.start not in STARTS:

@@ -213,6 +213,23 @@ def open_cores_until_one_fits(needs: np.ndarray, first: int, used: np.ndarray, n
 
 
 @numba.njit(cache=True, nogil=True)
+def cores_with_room(used: np.ndarray, first: int, stop: int, need: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """The cores first..stop-1 that `need` fits under every limit."""
+    out = np.empty(stop - first, np.int64)
+    k = 0
+    for c in range(first, stop):
+        fits = True
+        for j in range(need.size):
+            if used[c, j] + need[j] > capacity[j]:
+                fits = False
+                break
+        if fits:
+            out[k] = c
+            k += 1
+    return out[:k]
+
+
+@numba.njit(cache=True, nogil=True)
 def lead_channels_cost(prefix: np.ndarray, offset: int, a: int, b: int, sources: np.ndarray, per_block: int, synapse_bits: int,
                        header_bits: int, word_bits: int) -> tuple[int, int]:
     """Synapse bits and axons of the inputs of one lead (sources >= 0) into its channels a..b-1,

@@ -145,7 +145,7 @@ def distinct_units_per_neuron(neurons: np.ndarray, units: np.ndarray, n: int) ->
     if not units.size:
         return np.zeros(n, np.int64)
     if np.all(units[1:] >= units[:-1]):
-        return count_in_order(neurons.astype(np.int64, copy=False), units.astype(np.int64, copy=False), n)
+        return count_in_order(neurons, units, n)  # compiled for their own integer types: no 64-bit copies
     first, by_neuron = grouped_by_neuron([(neurons, units)], n)
     return count_distinct(first, by_neuron, int(units.max()) + 1)
 

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import NeurocompileError
 from ..ir.graph import Network
 from ..targets import Target
-from .counting import first_recent, open_cores_until_one_fits, pour
+from .counting import cores_with_room, first_recent, open_cores_until_one_fits, pour
 from .fanout import FaninCache, Messages, fan_out_and_messages, reaches_host, slices_reached
 from .leads import LeadPattern, run_starts
 from .positions import neuron_positions
@@ -132,16 +132,16 @@ PACK_WINDOW = 16
 STRATEGIES = ("packed", "naive")
 
 
-def _affinity(patterns: list, start: int, stop: int, core_of: dict[str, np.ndarray], cores: int) -> np.ndarray:
-    """Per core: how many distinct source neurons placed there reach this slice. Putting the
-    slice on that core turns those spikes' inter-core messages into local ones."""
-    score = np.zeros(cores + 1, np.int64)
+def _affinity(patterns: list, start: int, stop: int, core_of: dict[str, np.ndarray], ks: range) -> np.ndarray:
+    """Per core of `ks`: how many distinct source neurons placed there reach this slice. Putting
+    the slice on that core turns those spikes' inter-core messages into local ones."""
+    score = np.zeros(len(ks), np.int64)
     for src, m in patterns:
         if src not in core_of:
             continue  # the host (the input) or not placed yet
-        cols = axons_of(m, start, stop)[0]
-        score += np.bincount(core_of[src][cols] + 1, minlength=cores + 1)[: cores + 1]
-    return score[1:]
+        at = core_of[src][axons_of(m, start, stop)[0]] - ks.start
+        score += np.bincount(at[(at >= 0) & (at < len(ks))], minlength=len(ks))
+    return score
 
 
 def _splits_freely(patterns: list) -> bool:
@@ -219,7 +219,7 @@ class _Cores:
         return range(first_recent(len(self), window, self.chip_cores), len(self))
 
     def fitting(self, ks: range, need: np.ndarray) -> list[int]:
-        return [ks[i] for i in np.flatnonzero((self.used[ks.start: ks.stop] + need <= self.capacity).all(axis=1))]
+        return cores_with_room(self.used, ks.start, ks.stop, need, self.capacity).tolist()
 
     def reserve(self, more: int) -> None:
         """Rows of `used` for `more` cores beyond those open (a compiled loop may open them)."""
@@ -336,9 +336,12 @@ def _pack_slices(cores: _Cores, patterns: dict, batch: list[tuple], window: int)
         if fitting_at == len(batch):
             return
         name, start, stop, _, _ = batch[fitting_at]
-        fits = cores.fitting(cores.recent(window), needs[fitting_at])
-        score = _affinity(patterns[name], start, stop, cores.core_of, len(cores))
-        cores.add(max(fits, key=lambda k: (score[k], -k)), name, start, stop, needs[fitting_at])
+        recent = cores.recent(window)
+        fits = cores.fitting(recent, needs[fitting_at])
+        if len(fits) > 1:  # the one holding most of its inputs
+            score = _affinity(patterns[name], start, stop, cores.core_of, recent)
+            fits = [max(fits, key=lambda k: (score[k - recent.start], -k))]
+        cores.add(fits[0], name, start, stop, needs[fitting_at])
         i = fitting_at + 1
 
 
@@ -392,12 +395,14 @@ def _slice_within_fan_out(net: Network, target: Target, patterns: dict, fanin: F
 
 
 def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCache | None = None,
-          messages: dict[str, Messages] | None = None, stripe_cuts: bool = False) -> dict[str, Any]:
+          messages: dict[str, Messages] | None = None, stripe_cuts: str = "small") -> dict[str, Any]:
     """`fanin`: a cache of fan-in patterns to fill, for what later reads them (traffic);
     `messages`: a dict to fill with what each neuron's spike sends (traffic.spike_traffic);
-    `stripe_cuts`: no slice spans two stripes (`_stripe_cuts`)."""
+    `stripe_cuts`: which slices stop where the stripe changes (STRIPE_CUTS, `_stripe_cuts`)."""
     if strategy not in STRATEGIES:
         raise NeurocompileError(f"placement strategy '{strategy}' is not one of {', '.join(STRATEGIES)}")
+    if stripe_cuts not in STRIPE_CUTS:
+        raise NeurocompileError(f"stripe cuts '{stripe_cuts}' is not one of {', '.join(STRIPE_CUTS)}")
     core = target.core
     wbits = target.numerics.weight_mantissa_bits
     check_single_neurons(net, target)
@@ -413,8 +418,9 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
     striped = strategy == "packed" and bound_cores > per_chip  # on one chip, stripes would only cost cores
     stripe_cores = per_chip // STRIPES_PER_CHIP
     positions, span = neuron_positions(net, fanin) if striped else (None, 1)
-    stripes = -(-bound_cores // stripe_cores) if striped and stripe_cuts else None
-    cuts = _stripe_cuts(patterns, free, _stripe_of(slices=(), stripe_cores=0, positions=positions, span=span, stripes=stripes)) if stripes else None
+    stripes = -(-bound_cores // stripe_cores) if striped and stripe_cuts != "none" else None
+    cuts = _stripe_cuts(patterns, free, _stripe_of(slices=(), stripe_cores=0, positions=positions, span=span, stripes=stripes), core, wbits,
+                        SMALL_PIECE if stripe_cuts == "small" else None) if stripes else None
     slices, bound, neuron_bound = _slice_within_fan_out(net, target, patterns, fanin, free, cuts)
     cores, core_of = _pack(net, target, patterns, slices, bound, neuron_bound, strategy, free,
                            *((stripe_cores, positions, span, stripes) if striped else ()))
@@ -437,14 +443,45 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
     return {"cores": ordered, "totals": totals, "lower_bound_cores": bound_cores, "host_ops": host_ops, "processors": processors}
 
 
-def _stripe_cuts(patterns: dict, free: frozenset, stripe_of) -> dict[str, np.ndarray]:
+# Where slices stop at stripe changes (`build --stripe-cuts`): nowhere, in populations whose
+# pieces between changes take at most SMALL_PIECE of a core, or everywhere. Pieces that small
+# share cores with little room left over; larger ones leave the rest of a core empty (a
+# Swin-T's stage-3 Q row of one head and token takes 0.52 of a core: two do not fit one). On
+# Swin-T (benchmarks/swin_t_compile.py --calibrate 2, at the time of the choice), "small" cut
+# the first two stages' Q, K and V and the patch embedding: 105,848 cores and 2.491e6 messages
+# leaving the chips at the ANN's rates, against 106,728 and 3.107e6 uncut and 112,108 and
+# 1.666e6 cut everywhere; a bound of 0.1 cut less for more cores, 0.3 (the third stage's Q, K
+# and V too) took 108,632 cores for 1.991e6.
+STRIPE_CUTS = ("none", "small", "all")
+SMALL_PIECE = 0.2
+
+
+def _stripe_cuts(patterns: dict, free: frozenset, stripe_of, core: dict, wbits: int, most: float | None = None) -> dict[str, np.ndarray]:
     """Per population cut into slices, the neurons where its stripe (`stripe_of`, `_stripe_of`)
     changes: slices that stop there lie in one stripe each. A window-major layer (Q, K, V: a
     window's tokens in raster order) otherwise puts the rows of tokens from several stripes in
-    one slice, and the token layers feeding them densely send across chips. Costs cores: the
-    pieces are shorter than a core. The stripe count is fixed beforehand, from the lower bound,
-    as the slices' count is not known yet; packing uses the same."""
-    return {name: run_starts(stripe_of(name, slice(None)))[1:] for name in patterns if name not in free}
+    one slice, and the token layers feeding them densely send across chips. With `most`, only
+    populations whose typical piece between changes takes at most that share of a core. The
+    stripe count is fixed beforehand, from the lower bound, as the slices' count is not known
+    yet; packing uses the same."""
+    out = {}
+    for name, pats in patterns.items():
+        if name in free:
+            continue
+        stripe = stripe_of(name, slice(None))
+        cuts = run_starts(stripe)[1:]
+        if cuts.size and most is not None and _piece_share(pats, np.concatenate([[0], cuts, [stripe.size]]), core, wbits) > most:
+            continue
+        out[name] = cuts
+    return out
+
+
+def _piece_share(patterns: list, bounds: np.ndarray, core: dict, wbits: int) -> float:
+    """The share of a core (its most used limit) that the piece of median length between
+    consecutive `bounds` takes."""
+    k = int(np.argsort(np.diff(bounds), kind="stable")[(bounds.size - 1) // 2])
+    cost = slice_cost(patterns, int(bounds[k]), int(bounds[k + 1]), core, wbits)
+    return max(cost.neurons / core["neurons"], cost.synapse_bits / core["synapse_memory_bits"], cost.fan_in_axons / core["fan_in_axons"])
 
 
 def lower_bound(unsplit: Cost, core: dict) -> int:
