@@ -146,6 +146,15 @@ def _furthest(totals: np.ndarray, start: int, hi: int, room: np.ndarray) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
+def _takes(totals: np.ndarray, start: int, stop: int, used: np.ndarray, capacity: np.ndarray) -> bool:
+    """Whether neurons start..stop-1 fit beside `used` (per limit)."""
+    for j in range(totals.shape[0]):
+        if used[j] + totals[j, stop] - totals[j, start] > capacity[j]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
 def pour(totals: np.ndarray, homes: np.ndarray, lo: int, hi: int, used: np.ndarray, n_cores: int, capacity: np.ndarray,
          window: int, chip_cores: int, min_piece: int) -> tuple[np.ndarray, np.ndarray, int, int]:
     """place._Stream.pour's loop: neurons lo..hi-1 of a freely cut population, whose running
@@ -171,6 +180,10 @@ def pour(totals: np.ndarray, homes: np.ndarray, lo: int, hi: int, used: np.ndarr
         candidates = np.unique(near[:k])  # sorted
         best_stop, home = start, -1
         for c in candidates:
+            if best_stop == hi:
+                break
+            if not _takes(totals, start, best_stop + 1, used[c], capacity):
+                continue  # holds no more than the best so far: skip its searches
             stop = _furthest(totals, start, hi, capacity - used[c])
             if stop > best_stop:
                 best_stop, home = stop, c
