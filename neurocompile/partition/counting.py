@@ -160,9 +160,9 @@ def pour(totals: np.ndarray, homes: np.ndarray, lo: int, hi: int, used: np.ndarr
     """place._Stream.pour's loop: neurons lo..hi-1 of a freely cut population, whose running
     totals per limit are totals[j] ([4, n + 1]), as pieces. Each piece goes where it is longest
     among the cores holding its first neuron's inputs (homes[:, i], -1: none) and the last
-    `window` opened on the newest chip (`first_recent`; ties: the lowest core), or on a new core where none takes min_piece
-    neurons and a new one takes more. `used` ([cores, 4], rows for every core that may open)
-    is updated. Returns each piece's core and stop, the cores then open, and the neuron that
+    `window` opened on the newest chip (`first_recent`; ties: the lowest core), or on a new
+    core where none takes min_piece neurons and a new one takes more. `used` ([cores, 4], rows
+    for every core that may open) is updated. Returns each piece's core and stop, the cores then open, and the neuron that
     fits no core alone (-1: none)."""
     cores_out = np.empty(hi - lo, np.int64)
     stops_out = np.empty(hi - lo, np.int64)
@@ -206,9 +206,9 @@ def pour(totals: np.ndarray, homes: np.ndarray, lo: int, hi: int, used: np.ndarr
 def open_cores_until_one_fits(needs: np.ndarray, first: int, used: np.ndarray, n_cores: int, capacity: np.ndarray,
                               window: int, chip_cores: int, homes: np.ndarray) -> tuple[int, int]:
     """place._pack's slices needs[first:] in turn, each onto a new core (homes[i], `used`
-    updated) until one fits one of the last `window` cores on the newest chip (`first_recent`): returns its index (needs.shape[0]:
-    none did) and the cores then open. Which of those cores it joins (the one holding most of
-    its inputs) is the caller's choice."""
+    updated) until one fits one of the last `window` cores on the newest chip (`first_recent`):
+    returns its index (needs.shape[0]: none did) and the cores then open. Which of those cores
+    it joins (the one holding most of its inputs) is the caller's choice."""
     for i in range(first, needs.shape[0]):
         for c in range(first_recent(n_cores, window, chip_cores), n_cores):
             fits = True

@@ -169,7 +169,7 @@ def _inputs_per_neuron(patterns: list, n: int) -> np.ndarray:
     return count
 
 
-def _first_inputs(patterns: list) -> list[tuple[str, np.ndarray]]:
+def _first_input_per_source(patterns: list) -> list[tuple[str, np.ndarray]]:
     """Per source: the first input from it of each neuron (-1: none)."""
     out = []
     for src, m in patterns:
@@ -250,7 +250,7 @@ class _Stream:
 
     def __init__(self, cores: _Cores, name: str, patterns: list, n: int, neuron_bound: np.ndarray):
         self.cores, self.name, self.patterns, self.neuron_bound = cores, name, patterns, neuron_bound
-        self.first = [(src, first) for src, first in _first_inputs(patterns) if src in cores.core_of]  # sources on the cores
+        self.first = [(src, first) for src, first in _first_input_per_source(patterns) if src in cores.core_of]  # sources on the cores
         inputs = _inputs_per_neuron(patterns, n)
         bits_one = int(axon_bits_each(np.ones(1, np.int64), cores.limit, cores.wbits)[0])
         # running totals of neurons, synapse bits, fan-in axons and fan-out bound, [4, n + 1]
@@ -283,9 +283,9 @@ def _pack(net: Network, target: Target, patterns: dict, slices, fan_out_bound: n
           free: frozenset = frozenset(), stripe_cores: int = 0, positions: dict[str, np.ndarray] | None = None, span: int = 1,
           stripes: int | None = None):
     """Slices onto cores. `naive`: one slice per core, in topological order. `packed`: a slice
-    joins, among the last PACK_WINDOW cores of the newest chip with room for it under every limit, the one that
-    holds most of its input neurons (else the first); the populations in `free`
-    (`_splits_freely`) are poured into the room left (`_Stream`). The order: stripes of about
+    joins, among the last PACK_WINDOW cores of the newest chip with room for it under every
+    limit, the one that holds most of its input neurons (else the first); the populations in
+    `free` (`_splits_freely`) are poured into the room left (`_Stream`). The order: stripes of about
     `stripe_cores` cores, stripe b taking, in topological order, the slices whose middle neuron
     lies in the b-th fraction of the input (`positions`, over 0..span - 1; positions.py), and
     the runs of poured neurons that do. So a region's layers, and a window's attention, land on
