@@ -203,6 +203,15 @@ def pour(totals: np.ndarray, homes: np.ndarray, lo: int, hi: int, used: np.ndarr
 
 
 @numba.njit(cache=True, nogil=True)
+def _fits_beside(used: np.ndarray, need: np.ndarray, capacity: np.ndarray) -> bool:
+    """Whether `need` fits a core that already uses `used`, under every limit."""
+    for j in range(need.size):
+        if used[j] + need[j] > capacity[j]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
 def open_cores_until_one_fits(needs: np.ndarray, first: int, used: np.ndarray, n_cores: int, capacity: np.ndarray,
                               window: int, chip_cores: int, homes: np.ndarray) -> tuple[int, int]:
     """place._pack's slices needs[first:] in turn, each onto a new core (homes[i], `used`
@@ -211,12 +220,7 @@ def open_cores_until_one_fits(needs: np.ndarray, first: int, used: np.ndarray, n
     it joins (the one holding most of its inputs) is the caller's choice."""
     for i in range(first, needs.shape[0]):
         for c in range(first_recent(n_cores, window, chip_cores), n_cores):
-            fits = True
-            for j in range(needs.shape[1]):
-                if used[c, j] + needs[i, j] > capacity[j]:
-                    fits = False
-                    break
-            if fits:
+            if _fits_beside(used[c], needs[i], capacity):
                 return i, n_cores
         for j in range(needs.shape[1]):
             used[n_cores, j] += needs[i, j]
@@ -231,12 +235,7 @@ def cores_with_room(used: np.ndarray, first: int, stop: int, need: np.ndarray, c
     out = np.empty(stop - first, np.int64)
     k = 0
     for c in range(first, stop):
-        fits = True
-        for j in range(need.size):
-            if used[c, j] + need[j] > capacity[j]:
-                fits = False
-                break
-        if fits:
+        if _fits_beside(used[c], need, capacity):
             out[k] = c
             k += 1
     return out[:k]
