@@ -14,7 +14,8 @@ inter-chip messages). fanout.py chooses.
 
 A lead pattern's pairs themselves (`lead_runs`, for leads.LeadPattern.runs) are written by one
 loop over runs and inputs, counted first so that no [runs, inputs] array of masks and gathered
-sources is built; a lead's channels a..b-1 are priced in one pass over its inputs
+sources is built, or only counted per source (`lead_run_distinct_units`, the fan-out bound of a
+lead pattern of one block); a lead's channels a..b-1 are priced in one pass over its inputs
 (`lead_channels_cost`, for slicing.TokenwiseSlicer). Packing pours the residual stream into the
 room other slices leave piece by piece (`pour`, for place._Stream), and opens a core for each
 slice in turn until one fits a recent core, whose choice stays in Python
@@ -125,6 +126,24 @@ def lead_runs(sources: np.ndarray, offset: np.ndarray, prefix: np.ndarray, lead:
                 units[k] = unit[r]
                 k += 1
     return srcs, units
+
+
+@numba.njit(cache=True, nogil=True)
+def lead_run_distinct_units(sources: np.ndarray, offset: np.ndarray, prefix: np.ndarray, lead: np.ndarray, first: np.ndarray,
+                            last: np.ndarray, unit: np.ndarray, n_source: int) -> np.ndarray:
+    """`count_in_order` of the pairs `lead_runs` would write, without writing them: the runs'
+    units must not fall."""
+    seen = np.full(n_source, -2, np.int64)
+    count = np.zeros(n_source, np.int64)
+    for r in range(lead.size):
+        row, o, u = lead[r], offset[lead[r]], unit[r]
+        for i in range(sources.shape[1]):
+            if _lead_run_reaches(sources, prefix, row, i, o + first[r], o + last[r]):
+                s = sources[row, i]
+                if seen[s] != u:
+                    seen[s] = u
+                    count[s] += 1
+    return count
 
 
 @numba.njit(cache=True, nogil=True)

@@ -191,6 +191,9 @@ def slices_reached(net: Network, source: str, tgt: str, local: np.ndarray, fanin
     of each neuron of `tgt`)."""
     pattern = fanin.get_pattern(tgt, source)
     if isinstance(pattern, LeadPattern):
+        counted = pattern.distinct_units(local, net.node(source).size)
+        if counted is not None:
+            return counted
         s, u = pattern.runs(local)
     else:
         m = pattern.tocoo()

@@ -13,6 +13,7 @@ ops with where they run and why (processors.py).
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from typing import Any
 
 import numpy as np
@@ -89,11 +90,11 @@ def _slice_population(net: Network, target: Target, name: str, pats: list, cap: 
     n = net.node(name).size
     tokenwise = fast and pats and all(isinstance(m, LeadPattern) for _, m in pats)
     slicer = TokenwiseSlicer([m for _, m in pats], n, core, wbits) if tokenwise else None
-    cuts = np.append(cuts if cuts is not None else np.zeros(0, np.int64), n)
+    cuts = np.append(cuts if cuts is not None else np.zeros(0, np.int64), n).tolist()
     out = []
     start, length = 0, 1
     while start < n:
-        most = min(cap, int(cuts[np.searchsorted(cuts, start, side="right")]) - start)
+        most = min(cap, cuts[bisect_right(cuts, start)] - start)
         found = slicer.longest(start, most) if slicer else None
         stop, cost = found if found else _longest_fit(pats, start, n, core, wbits, name, most, length)
         out.append((name, start, stop, cost))

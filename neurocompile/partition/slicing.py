@@ -15,6 +15,8 @@ source; a slice that would is left to the general search (`None`).
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 import numpy as np
 
 from .counting import lead_channels_cost
@@ -52,13 +54,17 @@ class TokenwiseSlicer:
         self.cls, self.rep = cls.ravel(), first
         # per class: cost of channels a..w-1 (head) and 0..b-1 (tail), for a, b in 0..w
         tables = [self._tables(int(r)) for r in self.rep]
-        self.head_bits = np.stack([t[0] for t in tables])
-        self.head_axons = np.stack([t[1] for t in tables])
-        self.tail_bits = np.stack([t[2] for t in tables])
-        self.tail_axons = np.stack([t[3] for t in tables])
-        full_bits, full_axons = self.tail_bits[self.cls, self.w], self.tail_axons[self.cls, self.w]
-        self.cum_bits = np.concatenate([[0], np.cumsum(full_bits)])
-        self.cum_axons = np.concatenate([[0], np.cumsum(full_axons)])
+        # `longest` runs once per slice (about 190,000 times on Swin-T): it reads these as
+        # Python lists and searches them with bisect, several times faster than numpy scalars.
+        self.head_bits = [t[0].tolist() for t in tables]
+        self.head_axons = [t[1].tolist() for t in tables]
+        self.tail_bits = [t[2].tolist() for t in tables]
+        self.tail_axons = [t[3].tolist() for t in tables]
+        full_bits = np.array([t[2][self.w] for t in tables], np.int64)[self.cls]
+        full_axons = np.array([t[3][self.w] for t in tables], np.int64)[self.cls]
+        self.cum_bits = np.concatenate([[0], np.cumsum(full_bits)]).tolist()
+        self.cum_axons = np.concatenate([[0], np.cumsum(full_axons)]).tolist()
+        self.classes = self.cls.tolist()
         self.inner: dict[tuple[int, int, int], tuple[int, int, int]] = {}
         self.within: dict[tuple[int, int, int], tuple[int, int]] = {}
 
@@ -108,11 +114,12 @@ class TokenwiseSlicer:
     def longest(self, start: int, cap: int) -> tuple[int, Cost] | None:
         """The longest slice from `start` that fits (at most `cap` neurons), as the general
         search would find it; None where leads sharing a source would meet in it."""
-        w, core = self.w, self.core
-        end = min(self.n, start + core["neurons"], start + cap)
+        w, memory, fan_in = self.w, self.core["synapse_memory_bits"], self.core["fan_in_axons"]
+        end = min(self.n, start + self.core["neurons"], start + cap)
         p0, a = divmod(start, w)
-        c0 = int(self.cls[p0])
-        if p0 * w + w > end or not self._fits(int(self.head_bits[c0, a]), int(self.head_axons[c0, a])):
+        c0 = self.classes[p0]
+        bits, axons = self.head_bits[c0][a], self.head_axons[c0][a]
+        if p0 * w + w > end or bits > memory or axons > fan_in:
             b_max = min(w, end - p0 * w)
             key = (c0, a, b_max)
             if key not in self.inner:  # largest b in (a, b_max] with channels a..b-1 fitting
@@ -130,24 +137,21 @@ class TokenwiseSlicer:
                 self.inner[key] = (lo, *best)
             b, bits, axons = self.inner[key]
             return p0 * w + b, Cost(b - a, bits, axons)
-        bits, axons = int(self.head_bits[c0, a]), int(self.head_axons[c0, a])
         # whole leads p0+1 .. p-1 while they fit
         first = p0 + 1
-        last_whole = min(end // w, len(self.cls))
-        k_bits = np.searchsorted(self.cum_bits, self.cum_bits[first] + core["synapse_memory_bits"] - bits, side="right") - 1
-        k_axons = np.searchsorted(self.cum_axons, self.cum_axons[first] + core["fan_in_axons"] - axons, side="right") - 1
-        p = int(min(k_bits, k_axons, last_whole))
-        bits += int(self.cum_bits[p] - self.cum_bits[first])
-        axons += int(self.cum_axons[p] - self.cum_axons[first])
+        cum_bits, cum_axons = self.cum_bits, self.cum_axons
+        p = min(bisect_right(cum_bits, cum_bits[first] + memory - bits) - 1, bisect_right(cum_axons, cum_axons[first] + fan_in - axons) - 1,
+                end // w, len(self.classes))
+        bits += cum_bits[p] - cum_bits[first]
+        axons += cum_axons[p] - cum_axons[first]
         stop = p * w
-        if p < len(self.cls) and stop < end:  # channels 0..b-1 of lead p
-            c = int(self.cls[p])
-            b_max = min(w, end - stop)
+        if p < len(self.classes) and stop < end:  # channels 0..b-1 of lead p
+            c = self.classes[p]
+            tail_bits, tail_axons = self.tail_bits[c], self.tail_axons[c]
             # the tables grow with b, and b = 0 costs nothing: the last b within both rooms
-            b = min(b_max, int(self.tail_bits[c].searchsorted(core["synapse_memory_bits"] - bits, side="right")) - 1,
-                    int(self.tail_axons[c].searchsorted(core["fan_in_axons"] - axons, side="right")) - 1)
-            bits += int(self.tail_bits[c, b])
-            axons += int(self.tail_axons[c, b])
+            b = min(end - stop, w, bisect_right(tail_bits, memory - bits) - 1, bisect_right(tail_axons, fan_in - axons) - 1)
+            bits += tail_bits[b]
+            axons += tail_axons[b]
             stop += b
         if (stop - 1) // w - p0 >= self.gap:
             return None
