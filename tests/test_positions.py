@@ -88,3 +88,47 @@ def test_a_heads_output_back_in_token_order_stays_beside_its_head(digits_mst):
             if np.unique(pos[reader].reshape(-1, pattern.width), axis=1).shape[1] > 1:
                 checked += 1  # a token's channels on several heads' positions
     assert checked
+
+
+def test_a_relay_read_by_a_patch_merging_takes_its_merged_tokens_position():
+    """Pulled populations take the least position of their readers on the cores: the stage's
+    last relay, read by the patch merging, moves to the merged tokens (three of the four tokens
+    each merged token reads); relays read by their own token, or only by a host node, stay."""
+    from neurocompile.partition.resources import _matrix_pattern
+
+    net, _, _ = compile_network(GRAPHS / "digits_mst.onnx", load_target("loihi2"), BuildOptions(relay_sums=3))
+    fanin = FaninCache(net)
+    relays = frozenset(p.name for p in net.populations() if p.kind == "relay")
+    own, _ = neuron_positions(net, fanin)
+    pulled, _ = neuron_positions(net, fanin, relays)
+    last, merged = "stages.0.stages.0.1.relay", "stages.1.stages.1.0.act"
+    readers = _matrix_pattern(net, merged, last).tocsc()  # [merged neurons, relay neurons]
+    expected = np.array([own[merged][readers.indices[readers.indptr[j]:readers.indptr[j + 1]]].min() for j in range(net.node(last).size)])
+    np.testing.assert_array_equal(pulled[last], expected)
+    assert (pulled[last] != own[last]).mean() == 0.75
+    for name in relays - {last}:
+        np.testing.assert_array_equal(pulled[name], own[name], err_msg=name)
+    for name in set(own) - relays:
+        np.testing.assert_array_equal(pulled[name], own[name], err_msg=name)
+
+
+def test_the_merged_relay_sends_no_more_messages_off_its_chip(tmp_path, monkeypatch):
+    """Placed with the merged tokens, the relay's graded values stay on their chip (16-core chips:
+    4 of them for the digits MST with relays)."""
+    import importlib
+
+    from conftest import target_with
+
+    from neurocompile.partition.traffic import placement_messages
+
+    place_module = importlib.import_module("neurocompile.partition.place")
+    target = target_with(tmp_path, cores=16)
+    relay = "stages.0.stages.0.1.relay"
+    crossing = {}
+    for pull in (True, False):
+        if not pull:
+            monkeypatch.setattr(place_module, "neuron_positions", lambda net, fanin, pulled=frozenset(): neuron_positions(net, fanin))
+        net, placement, _ = compile_network(GRAPHS / "digits_mst.onnx", target, BuildOptions(relay_sums=3))
+        assert placement["totals"]["chips"] > 1
+        crossing[pull] = int(placement_messages(net, target, placement)[relay].inter_chip.sum())
+    assert crossing[True] < crossing[False], crossing

@@ -421,7 +421,10 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
     bound_cores = lower_bound(unsplit, core)
     striped = strategy == "packed" and bound_cores > per_chip  # on one chip, stripes would only cost cores
     stripe_cores = per_chip // STRIPES_PER_CHIP
-    positions, span = neuron_positions(net, fanin) if striped else (None, 1)
+    # Poured populations fed from the cores sit with their readers (positions.py); one fed by a
+    # host node (a head's output) stays beside that node's processor.
+    pulled = frozenset(name for name in free if not any(net.node(src).on_host for src, _ in patterns[name]))
+    positions, span = neuron_positions(net, fanin, pulled) if striped else (None, 1)
     stripes = -(-bound_cores // stripe_cores) if striped and stripe_cuts != "none" else None
     cuts = _stripe_cuts(patterns, free, _stripe_of(slices=(), stripe_cores=0, positions=positions, span=span, stripes=stripes), core, wbits,
                         SMALL_PIECE if stripe_cuts == "small" else None) if stripes else None

@@ -22,6 +22,15 @@ whoever reads the merged token reads it whole). The operands keep their own posi
 every neuron of a token's layer feeds every one of the token's Q, K and V neurons, a dense
 fan-out that costs many more messages off the token's chip than the one message each operand
 neuron sends to its lead's processor.
+
+A population fed elementwise from the cores (the residual stream's relays, poured into the room
+other slices leave) takes instead the least position of the neurons that read it. Its inputs
+send one message each, its outputs one to every core of their readers: the last relay of a
+stage is read by the patch merging, whose merged token reads four tokens and takes the first
+one's position, so that the other three tokens' relay neurons would each send their graded
+values, nearly every step, to the cores of a token several chips away
+(benchmarks/swin_t_compile.py --relay-sums 3 --calibrate 2: 3.11e6 to 2.143e6 messages per
+step leaving the chips at the ANN's rates).
 """
 
 from __future__ import annotations
@@ -102,9 +111,27 @@ def _lead_positions(net: Network, prod: Product, pos: dict[str, np.ndarray]) -> 
     return np.repeat(lead_pos, m)
 
 
-def neuron_positions(net: Network, fanin: FaninCache) -> tuple[dict[str, np.ndarray], int]:
+def _reader_positions(net: Network, name: str, pos: dict[str, np.ndarray], fanin: FaninCache) -> np.ndarray:
+    """Per neuron of `name`, the least position of the neurons on the cores that read it (NONE:
+    none do)."""
+    least = np.full(net.node(name).size, NONE, np.int64)
+    for tgt in sorted({net.target_of(b).name for b in net.outgoing(name)}):
+        if net.node(tgt).on_host:
+            continue
+        pattern = fanin.get_pattern(tgt, name)
+        if isinstance(pattern, LeadPattern):
+            src, at = pattern.runs(pos[tgt])  # runs of equal position: (source, reader's position)
+        else:
+            m = pattern.tocoo()
+            src, at = m.col, pos[tgt][m.row]
+        np.minimum.at(least, src, at)
+    return least
+
+
+def neuron_positions(net: Network, fanin: FaninCache, pulled: frozenset = frozenset()) -> tuple[dict[str, np.ndarray], int]:
     """Per node (populations and host nodes), each neuron's position; and how many positions
-    there are (they run over 0..that - 1)."""
+    there are (they run over 0..that - 1). The populations in `pulled` (fed elementwise) take
+    instead the least position of their readers, where they have some."""
     pos: dict[str, np.ndarray] = {}
     span = 1
     for pop in net.populations():
@@ -123,4 +150,10 @@ def neuron_positions(net: Network, fanin: FaninCache) -> tuple[dict[str, np.ndar
                 first = _first_inputs(fanin.get_pattern(pop.name, src), pop.size, by_channel=net.node(src).on_host)
                 here = np.where((here == NONE) & (first >= 0), pos[src][np.maximum(first, 0)], here)
         pos[pop.name] = np.where(here == NONE, 0, here)  # no input at all: the start
+    # From the readers' own positions, not pulled ones: through a chain of relays a merged
+    # token's position would otherwise pass back to the whole stage.
+    forward = dict(pos)
+    for name in sorted(pulled):
+        readers = _reader_positions(net, name, forward, fanin)
+        pos[name] = np.where(readers == NONE, pos[name], readers)
     return pos, span
