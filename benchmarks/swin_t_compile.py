@@ -104,7 +104,7 @@ def main() -> None:
     validate_s = time.perf_counter() - t1
     p = placement
     console.print(f"latency {net.latency()} steps; {report['neurons']} neurons, {report['synapses']} synapses; {p['totals']['cores']} cores on {p['totals']['chips']} chips, "
-                  f"lower bound {p['lower_bound_cores']} (x{p['totals']['cores'] / p['lower_bound_cores']:.2f}); "
+                  f"lower bound {p['lower_bound_cores']} (x{p['totals']['cores'] / p['lower_bound_cores']:.4f}); "
                   f"validator: {len(problems)} problems in {validate_s:.1f} s")
     # The same cores with host ops on the system's host, as before they ran on the chips'
     # processors: every message into or out of a host node leaves the chips.
@@ -131,7 +131,7 @@ def main() -> None:
             figures.add_row(label, where, f"{traffic['inter_core']:.4g}", f"{traffic['inter_chip']:.4g}{ratio}", f"{traffic['inter_chip'] / traffic['inter_core']:.2f}")
     console.print(figures)
     console.print(f"before: build {BEFORE['build_s']} s at {BEFORE['peak_gib']} GiB, x{BEFORE['cores_over_bound']} the lower bound; "
-                  f"this run: {end - start:.1f} s at {peak_gib():.2f} GiB, x{p['totals']['cores'] / p['lower_bound_cores']:.2f}")
+                  f"this run: {end - start:.1f} s at {peak_gib():.2f} GiB, x{p['totals']['cores'] / p['lower_bound_cores']:.4f}")
 
 if __name__ == "__main__":
     main()
