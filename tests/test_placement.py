@@ -412,6 +412,37 @@ def test_distinct_units_per_neuron_count_each_pair_once(in_order):
     assert expected.max() > 1 and (expected == 0).any()
 
 
+def test_a_lead_patterns_distinct_units_counted_without_its_pairs_equal_those_of_its_pairs():
+    """LeadPattern.distinct_units (the fan-out bound's count, no pairs written) against the
+    distinct units of LeadPattern.runs' pairs, on random blocks: any widths, leads, padding
+    (-1 sources), channel offsets and synapses; None where units fall along the target."""
+    from neurocompile.partition.fanout import distinct_units_per_neuron
+    from neurocompile.partition.leads import LeadPattern, Part
+
+    rng = np.random.default_rng(5)
+    counted = refused = 0
+    for _ in range(300):
+        width, leads, n_in, n_source = int(rng.integers(1, 6)), int(rng.integers(0, 6)), int(rng.integers(1, 5)), 12
+        n_out = width + int(rng.integers(0, 3))
+        synapses = rng.integers(0, 2, (n_out, n_in))
+        part = Part(sources=rng.integers(-1, n_source, (leads, n_in)), offset=rng.integers(0, n_out - width + 1, leads),
+                    prefix=np.concatenate([np.zeros((1, n_in), np.int64), np.cumsum(synapses, axis=0)]), one_to_one=False)
+        pattern = LeadPattern(width=width, parts=[part])
+        own = rng.integers(-1, 4, leads * width)
+        if rng.random() < 0.7:
+            own = np.sort(own)
+        got = pattern.distinct_units(own, n_source)
+        if own.size > 1 and (np.diff(own) < 0).any():
+            assert got is None
+            refused += 1
+            continue
+        np.testing.assert_array_equal(got, distinct_units_per_neuron(*pattern.runs(own), n_source))
+        counted += got.sum() > 0
+    assert counted > 100 and refused > 30
+    two = LeadPattern(width=1, parts=[part, part])  # several blocks: left to the pairs
+    assert two.distinct_units(np.zeros(part.sources.shape[0], np.int64), n_source) is None
+
+
 def test_pouring_fills_the_room_left_and_names_a_neuron_no_core_takes():
     from neurocompile.partition.counting import pour
 

@@ -112,23 +112,35 @@ def test_a_relay_read_by_a_patch_merging_takes_its_merged_tokens_position():
         np.testing.assert_array_equal(pulled[name], own[name], err_msg=name)
 
 
-def test_the_merged_relay_sends_no_more_messages_off_its_chip(tmp_path, monkeypatch):
-    """Placed with the merged tokens, the relay's graded values stay on their chip (16-core chips:
-    4 of them for the digits MST with relays)."""
+def test_a_relay_is_pulled_where_its_readers_take_more_cores_than_it_has_inputs(tmp_path, monkeypatch):
+    """Pulled, each of a relay neuron's three inputs sends it a message from afar; left with its
+    inputs, it sends one to every core of the merged token it feeds. On loihi2 a merged token of
+    the digits MST fits one core, and the relay stays; on cores of 16 neurons it takes four, and
+    the relay moves: fewer messages leave the chips, its own and in all, at the ANN's rates."""
     import importlib
 
     from conftest import target_with
 
-    from neurocompile.partition.traffic import placement_messages
+    from neurocompile.ir.interpret import evaluate
+    from neurocompile.partition.traffic import message_rates, placement_messages, spike_traffic
 
     place_module = importlib.import_module("neurocompile.partition.place")
-    target = target_with(tmp_path, cores=16)
     relay = "stages.0.stages.0.1.relay"
-    crossing = {}
+    decided = []
+    pulled = place_module._pulled
+    monkeypatch.setattr(place_module, "_pulled", lambda *args: decided.append(pulled(*args)) or decided[-1])
+    compile_network(GRAPHS / "digits_mst.onnx", target_with(tmp_path, cores=16), BuildOptions(relay_sums=3))
+    assert relay not in decided[-1]
+
+    target = target_with(tmp_path, cores=16, neurons=16, chips=1000)
+    x = np.load(GRAPHS / "digits_mst_test_x.npy")[:32].astype(np.float64)
+    leaving = {}
     for pull in (True, False):
         if not pull:
-            monkeypatch.setattr(place_module, "neuron_positions", lambda net, fanin, pulled=frozenset(): neuron_positions(net, fanin))
+            monkeypatch.setattr(place_module, "_pulled", lambda *args: frozenset())
         net, placement, _ = compile_network(GRAPHS / "digits_mst.onnx", target, BuildOptions(relay_sums=3))
-        assert placement["totals"]["chips"] > 1
-        crossing[pull] = int(placement_messages(net, target, placement)[relay].inter_chip.sum())
-    assert crossing[True] < crossing[False], crossing
+        rates = message_rates(net, evaluate(net, x)["post"])
+        sent = placement_messages(net, target, placement)[relay].inter_chip
+        leaving[pull] = (float(rates[relay] @ sent), spike_traffic(net, target, placement, rates)["inter_chip"])
+    assert relay in decided[-1]
+    assert leaving[True][0] < leaving[False][0] and leaving[True][1] < leaving[False][1], leaving

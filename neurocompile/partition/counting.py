@@ -14,8 +14,9 @@ inter-chip messages). fanout.py chooses.
 
 A lead pattern's pairs themselves (`lead_runs`, for leads.LeadPattern.runs) are written by one
 loop over runs and inputs, counted first so that no [runs, inputs] array of masks and gathered
-sources is built, or only counted per source (`lead_run_distinct_units`, the fan-out bound of a
-lead pattern of one block); a lead's channels a..b-1 are priced in one pass over its inputs
+sources is built. Where only each source's distinct units are wanted (the fan-out bound of a
+lead pattern of one block), the same loop counts them without writing the pairs
+(`lead_run_distinct_units`). A lead's channels a..b-1 are priced in one pass over its inputs
 (`lead_channels_cost`, for slicing.TokenwiseSlicer). Packing pours the residual stream into the
 room other slices leave piece by piece (`pour`, for place._Stream), and opens a core for each
 slice in turn until one fits a recent core, whose choice stays in Python
@@ -131,8 +132,8 @@ def lead_runs(sources: np.ndarray, offset: np.ndarray, prefix: np.ndarray, lead:
 @numba.njit(cache=True, nogil=True)
 def lead_run_distinct_units(sources: np.ndarray, offset: np.ndarray, prefix: np.ndarray, lead: np.ndarray, first: np.ndarray,
                             last: np.ndarray, unit: np.ndarray, n_source: int) -> np.ndarray:
-    """`count_in_order` of the pairs `lead_runs` would write, without writing them: the runs'
-    units must not fall."""
+    """`count_in_order` of the pairs `lead_runs` would write for one block, without writing
+    them: the runs' units must not fall, so that a source's repeats of a unit are consecutive."""
     seen = np.full(n_source, -2, np.int64)
     count = np.zeros(n_source, np.int64)
     for r in range(lead.size):

@@ -145,6 +145,35 @@ def _affinity(patterns: list, start: int, stop: int, core_of: dict[str, np.ndarr
     return score
 
 
+def _pulled(net: Network, patterns: dict, free: frozenset, fanin: FaninCache, core: dict, wbits: int) -> frozenset:
+    """The poured populations that take their readers' position (positions.py): placed with its
+    readers, each of a neuron's inputs sends it one message from afar; placed with its inputs,
+    it sends one to every core of its readers that holds a neuron it feeds. So those whose
+    readers take more cores than they have inputs, and are fed from the cores: one fed by a host
+    node (a head's output) stays beside that node's processor."""
+    pulled = set()
+    for name in free:
+        if any(net.node(src).on_host for src, _ in patterns[name]):
+            continue
+        if _reader_cores(net, name, patterns, fanin, core, wbits) > len(patterns[name]):
+            pulled.add(name)
+    return frozenset(pulled)
+
+
+def _reader_cores(net: Network, name: str, patterns: dict, fanin: FaninCache, core: dict, wbits: int) -> int:
+    """The cores (or processors) one neuron's spike reaches at least: per reader, those that one
+    of its leads takes (a patch merging's merged token; one neuron where it reads elementwise)."""
+    total = 0
+    for tgt in sorted({net.target_of(b).name for b in net.outgoing(name)}):
+        if tgt not in patterns:  # a host node
+            total += 1
+            continue
+        m = fanin.get_pattern(tgt, name)
+        dense = isinstance(m, LeadPattern) and not all(part.one_to_one for part in m.parts)
+        total += lower_bound(slice_cost(patterns[tgt], 0, m.width if dense else 1, core, wbits), core)
+    return total
+
+
 def _splits_freely(patterns: list) -> bool:
     """Every axon into this population carries one synapse (elementwise inputs: the residual
     stream). Cutting it anywhere then costs its sources no fan-out axon (each of their neurons
@@ -421,10 +450,7 @@ def place(net: Network, target: Target, strategy: str = "packed", fanin: FaninCa
     bound_cores = lower_bound(unsplit, core)
     striped = strategy == "packed" and bound_cores > per_chip  # on one chip, stripes would only cost cores
     stripe_cores = per_chip // STRIPES_PER_CHIP
-    # Poured populations fed from the cores sit with their readers (positions.py); one fed by a
-    # host node (a head's output) stays beside that node's processor.
-    pulled = frozenset(name for name in free if not any(net.node(src).on_host for src, _ in patterns[name]))
-    positions, span = neuron_positions(net, fanin, pulled) if striped else (None, 1)
+    positions, span = neuron_positions(net, fanin, _pulled(net, patterns, free, fanin, core, wbits)) if striped else (None, 1)
     stripes = -(-bound_cores // stripe_cores) if striped and stripe_cuts != "none" else None
     cuts = _stripe_cuts(patterns, free, _stripe_of(slices=(), stripe_cores=0, positions=positions, span=span, stripes=stripes), core, wbits,
                         SMALL_PIECE if stripe_cuts == "small" else None) if stripes else None

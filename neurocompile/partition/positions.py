@@ -23,14 +23,13 @@ every neuron of a token's layer feeds every one of the token's Q, K and V neuron
 fan-out that costs many more messages off the token's chip than the one message each operand
 neuron sends to its lead's processor.
 
-A population fed elementwise from the cores (the residual stream's relays, poured into the room
-other slices leave) takes instead the least position of the neurons that read it. Its inputs
-send one message each, its outputs one to every core of their readers: the last relay of a
-stage is read by the patch merging, whose merged token reads four tokens and takes the first
-one's position, so that the other three tokens' relay neurons would each send their graded
-values, nearly every step, to the cores of a token several chips away
-(benchmarks/swin_t_compile.py --relay-sums 3 --calibrate 2: 3.11e6 to 2.143e6 messages per
-step leaving the chips at the ANN's rates).
+A poured population (fed elementwise: the residual stream's relays) may take instead the least
+position of the neurons on the cores that read it, where placement finds that pays
+(place._pulled): placed with its readers, each of a neuron's inputs sends it one message from
+afar; placed with its inputs, it sends one to every core of its readers. A stage's last relay
+is read by the patch merging, whose merged token reads four tokens and takes the first one's
+position: on Swin-T's last stages a merged token takes several cores, and the other three
+tokens' relay neurons sent their graded values, on most steps, to cores several chips away.
 """
 
 from __future__ import annotations
@@ -130,8 +129,8 @@ def _reader_positions(net: Network, name: str, pos: dict[str, np.ndarray], fanin
 
 def neuron_positions(net: Network, fanin: FaninCache, pulled: frozenset = frozenset()) -> tuple[dict[str, np.ndarray], int]:
     """Per node (populations and host nodes), each neuron's position; and how many positions
-    there are (they run over 0..that - 1). The populations in `pulled` (fed elementwise) take
-    instead the least position of their readers, where they have some."""
+    there are (they run over 0..that - 1). The populations in `pulled` take instead the least
+    position of their readers on the cores, where they have some."""
     pos: dict[str, np.ndarray] = {}
     span = 1
     for pop in net.populations():
