@@ -38,7 +38,7 @@ import numpy as np
 
 from ..ir.graph import Network
 from ..ir.nodes import InputPopulation, Product
-from .fanout import FaninCache, product_operands
+from .fanout import HOST, FaninCache, destination_pieces, product_operands
 from .leads import LeadPattern
 
 NONE = np.iinfo(np.int64).max  # no position found (yet)
@@ -112,18 +112,12 @@ def _lead_positions(net: Network, prod: Product, pos: dict[str, np.ndarray]) -> 
 
 def _reader_positions(net: Network, name: str, pos: dict[str, np.ndarray], fanin: FaninCache) -> np.ndarray:
     """Per neuron of `name`, the least position of the neurons on the cores that read it (NONE:
-    none do)."""
+    none do): its destinations, with each reader neuron's position as its unit."""
     least = np.full(net.node(name).size, NONE, np.int64)
-    for tgt in sorted({net.target_of(b).name for b in net.outgoing(name)}):
-        if net.node(tgt).on_host:
-            continue
-        pattern = fanin.get_pattern(tgt, name)
-        if isinstance(pattern, LeadPattern):
-            src, at = pattern.runs(pos[tgt])  # runs of equal position: (source, reader's position)
-        else:
-            m = pattern.tocoo()
-            src, at = m.col, pos[tgt][m.row]
-        np.minimum.at(least, src, at)
+    on_cores = {node: at for node, at in pos.items() if not net.node(node).on_host}
+    for src, at in destination_pieces(net, name, on_cores, fanin):
+        reader = at != HOST  # host nodes are not placed here
+        np.minimum.at(least, src[reader], at[reader])
     return least
 
 

@@ -51,20 +51,20 @@ class TokenwiseSlicer:
             _, ids = unique_rows(valid, return_inverse=True)
             keys += [part.offset, ids.ravel()]
         _, first, cls = unique_rows(np.stack(keys, axis=1), return_index=True, return_inverse=True)
-        self.cls, self.rep = cls.ravel(), first
+        cls = cls.ravel()
         # per class: cost of channels a..w-1 (head) and 0..b-1 (tail), for a, b in 0..w
-        tables = [self._tables(int(r)) for r in self.rep]
+        tables = [self._tables(int(r)) for r in first]
         # `longest` runs once per slice (about 190,000 times on Swin-T): it reads these as
         # Python lists and searches them with bisect, several times faster than numpy scalars.
         self.head_bits = [t[0].tolist() for t in tables]
         self.head_axons = [t[1].tolist() for t in tables]
         self.tail_bits = [t[2].tolist() for t in tables]
         self.tail_axons = [t[3].tolist() for t in tables]
-        full_bits = np.array([t[2][self.w] for t in tables], np.int64)[self.cls]
-        full_axons = np.array([t[3][self.w] for t in tables], np.int64)[self.cls]
+        full_bits = np.array([t[2][self.w] for t in tables], np.int64)[cls]
+        full_axons = np.array([t[3][self.w] for t in tables], np.int64)[cls]
         self.cum_bits = np.concatenate([[0], np.cumsum(full_bits)]).tolist()
         self.cum_axons = np.concatenate([[0], np.cumsum(full_axons)]).tolist()
-        self.classes = self.cls.tolist()
+        self.classes = cls.tolist()  # each lead's class
         self.inner: dict[tuple[int, int, int], tuple[int, int, int]] = {}
         self.within: dict[tuple[int, int, int], tuple[int, int]] = {}
 
@@ -93,7 +93,7 @@ class TokenwiseSlicer:
 
     def _within(self, lead: int, a: int, b: int) -> tuple[int, int]:
         """Cost of channels a..b-1 of one lead; leads of a class cost the same."""
-        key = (int(self.cls[lead]), a, b)
+        key = (self.classes[lead], a, b)
         if key not in self.within:
             bits = axons = 0
             for part in self.parts:
